@@ -1,0 +1,739 @@
+//! The evaluator: AbuseFilter's `FilterEvaluator` semantics, condition counting included.
+//!
+//! What counts as one condition, as in AbuseFilter: every comparison, every keyword operator
+//! (`in`, `contains`, `like`, `rlike`…), and every builtin call whose result is not already in
+//! the per-action result cache (AbuseFilter caches builtin results for the whole action, keyed
+//! by function and argument values, so the same `lcase(added_lines)` in ten filters costs one
+//! condition; `set`/`set_var` are never cached). Literals, variables, arithmetic and boolean
+//! operators are free.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::ast::{ArithOp, CmpOp, Expr, ExprKind, KeywordOp, LogicOp, Span};
+use crate::builtins::Builtin;
+use crate::check::Warning;
+use crate::error::{EvalError, Position};
+use crate::normalize::{self, Equivset};
+use crate::pcre::{self, RegexCache, RegexError};
+use crate::value::{ArithError, MulOp, Value};
+use crate::vars::{self, KnownVariables};
+
+/// Where the evaluator reads built-in variables from. Implementations may compute a variable
+/// only when asked (a diff, the rendered HTML…); the evaluator asks at most once per action.
+pub trait Variables {
+    /// The value of a built-in variable (canonical lower-case name), or `None` when the action
+    /// does not set it (it then reads as null, as in AbuseFilter).
+    fn get(&mut self, name: &str) -> Option<Value>;
+}
+
+impl Variables for HashMap<String, Value> {
+    fn get(&mut self, name: &str) -> Option<Value> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
+impl<V: Variables + ?Sized> Variables for &mut V {
+    fn get(&mut self, name: &str) -> Option<Value> {
+        (**self).get(name)
+    }
+}
+
+/// Shared, immutable evaluation settings and caches: one per service, used from any thread.
+pub struct Engine {
+    equivset: Arc<Equivset>,
+    regexes: RegexCache,
+    condition_limit: Option<usize>,
+    known: KnownVariables,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("condition_limit", &self.condition_limit).finish_non_exhaustive()
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// An engine with the built-in confusables table, no condition limit, and room for 4096
+    /// compiled regexes.
+    pub fn new() -> Engine {
+        Engine {
+            equivset: Arc::new(Equivset::builtin().clone()),
+            regexes: RegexCache::new(4096),
+            condition_limit: None,
+            known: KnownVariables::default(),
+        }
+    }
+
+    /// Uses `equivset` (e.g. Wikimedia's Equivset, loaded with [`Equivset::from_json`]) for
+    /// `ccnorm`, `norm` and `ccnorm_contains_*`.
+    pub fn with_equivset(mut self, equivset: Equivset) -> Engine {
+        self.equivset = Arc::new(equivset);
+        self
+    }
+
+    /// Stops an action's evaluation once it has used more than `limit` conditions, as
+    /// AbuseFilter's `$wgAbuseFilterConditionLimit` does. `None`: no limit.
+    pub fn with_condition_limit(mut self, limit: Option<usize>) -> Engine {
+        self.condition_limit = limit;
+        self
+    }
+
+    /// Accepts these variable names besides the built-ins (variables other extensions set).
+    pub fn with_known_variables(mut self, known: KnownVariables) -> Engine {
+        self.known = known;
+        self
+    }
+
+    /// The variable names the engine accepts.
+    pub fn known_variables(&self) -> &KnownVariables {
+        &self.known
+    }
+}
+
+/// Cache key for builtin results: function handler and argument values. Long strings hash by
+/// length and a few samples (equality still compares them whole), so keying a 100 KB
+/// `added_lines` costs nanoseconds, not a full pass.
+#[derive(PartialEq, Eq)]
+struct MemoKey {
+    handler: Builtin,
+    args: Vec<Value>,
+}
+
+impl Hash for MemoKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.handler.hash(h);
+        for a in &self.args {
+            hash_sampled(a, h);
+        }
+    }
+}
+
+fn hash_sampled<H: Hasher>(v: &Value, h: &mut H) {
+    match v {
+        Value::Str(s) if s.len() > 256 => {
+            let b = s.as_bytes();
+            b.len().hash(h);
+            b[..64].hash(h);
+            b[b.len() / 2..b.len() / 2 + 64].hash(h);
+            b[b.len() - 64..].hash(h);
+        }
+        Value::Array(a) => {
+            a.len().hash(h);
+            for x in a.iter().take(8) {
+                hash_sampled(x, h);
+            }
+        }
+        other => other.hash(h),
+    }
+}
+
+/// AbuseFilter empties its result cache when it passes 1000 entries.
+const MEMO_LIMIT: usize = 1000;
+
+/// The result of evaluating one rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The rule's value.
+    pub value: Value,
+    /// Whether the filter matches: the value as a boolean, undefined counting as false.
+    pub matched: bool,
+    /// Conditions this rule used (see the module docs).
+    pub conditions: usize,
+    /// Runtime warnings (a regex that matches the empty string).
+    pub warnings: Vec<Warning>,
+}
+
+/// Evaluates rules against one action. Keep one per action: it caches variable values and
+/// builtin results across the action's filters, as AbuseFilter does.
+pub struct Evaluator<'e, V> {
+    engine: &'e Engine,
+    vars: V,
+    builtin_vars: HashMap<String, Value>,
+    memo: HashMap<MemoKey, Value>,
+    conditions: usize,
+}
+
+/// Per-rule state.
+struct Run<'r> {
+    src: &'r str,
+    user: HashMap<String, Value>,
+    warnings: Vec<Warning>,
+}
+
+type R = Result<Value, EvalError>;
+
+impl<'e, V: Variables> Evaluator<'e, V> {
+    /// An evaluator for one action whose variables come from `vars`.
+    pub fn new(engine: &'e Engine, vars: V) -> Self {
+        Evaluator { engine, vars, builtin_vars: HashMap::new(), memo: HashMap::new(), conditions: 0 }
+    }
+
+    /// Conditions used so far by this action.
+    pub fn conditions(&self) -> usize {
+        self.conditions
+    }
+
+    /// Evaluates a checked program (see [`crate::Program`]).
+    pub fn eval(&mut self, program: &crate::Program) -> Result<Outcome, EvalError> {
+        self.eval_tree(program.source(), program.root())
+    }
+
+    /// Evaluates a parsed tree; `src` is its text, for error positions.
+    pub fn eval_tree(&mut self, src: &str, root: Option<&Expr>) -> Result<Outcome, EvalError> {
+        let before = self.conditions;
+        let mut run = Run { src, user: HashMap::new(), warnings: Vec::new() };
+        let value = match root {
+            Some(root) => self.node(&mut run, root)?,
+            None => Value::Null,
+        };
+        let matched = !value.is_undefined() && value.to_bool();
+        Ok(Outcome { value, matched, conditions: self.conditions - before, warnings: run.warnings })
+    }
+
+    fn err(run: &Run<'_>, span: Span, code: &'static str, message: impl Into<String>) -> EvalError {
+        EvalError { code, message: message.into(), position: Position::locate(run.src, span.start) }
+    }
+
+    fn arith_err(run: &Run<'_>, span: Span, e: ArithError, lhs: Option<&Value>) -> EvalError {
+        match e {
+            ArithError::DivideByZero => Self::err(
+                run,
+                span,
+                "dividebyzero",
+                format!("division of {} by zero", lhs.map_or_else(|| "a value".into(), |v| v.to_php_string())),
+            ),
+            ArithError::Type => Self::err(run, span, "typeerror", "this operation cannot use the negation of an array"),
+        }
+    }
+
+    fn raise(&mut self, run: &Run<'_>, span: Span) -> Result<(), EvalError> {
+        self.conditions += 1;
+        match self.engine.condition_limit {
+            Some(limit) if self.conditions > limit => Err(Self::err(
+                run,
+                span,
+                "conditionlimit",
+                format!("the condition limit ({limit}) was reached; the remaining filters were not checked"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn var(&mut self, run: &Run<'_>, name: &str) -> Value {
+        if let Some(v) = run.user.get(name) {
+            return v.clone();
+        }
+        let name = vars::canonical(name);
+        if let Some(v) = self.builtin_vars.get(name) {
+            return v.clone();
+        }
+        if !self.engine.known.in_use(name) {
+            // A user variable assigned only in a branch that did not run.
+            return Value::Undefined;
+        }
+        let v = self.vars.get(name).unwrap_or(Value::Null);
+        self.builtin_vars.insert(name.to_string(), v.clone());
+        v
+    }
+
+    fn node(&mut self, run: &mut Run<'_>, e: &Expr) -> R {
+        use ExprKind::*;
+        Ok(match &e.kind {
+            Int(i) => Value::Int(*i),
+            Float(f) => Value::Float(*f),
+            Str(s) => Value::from(s.as_str()),
+            Bool(b) => Value::Bool(*b),
+            Null => Value::Null,
+            Var(name) => self.var(run, name),
+            Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    out.push(self.node(run, i)?);
+                }
+                Value::from(out)
+            }
+            Call(f, args) => {
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.node(run, a)?);
+                }
+                self.call(run, e.span, *f, vals)?
+            }
+            Index(base, idx) => {
+                let base = self.node(run, base)?;
+                let idx = self.node(run, idx)?;
+                if idx.is_undefined() {
+                    return Ok(Value::Undefined);
+                }
+                let i = idx.to_int().map_err(|x| Self::arith_err(run, e.span, x, None))?;
+                if base.is_undefined() {
+                    return Ok(Value::Undefined);
+                }
+                let Value::Array(items) = base else {
+                    return Err(Self::err(run, e.span, "notarray", "indexing something that is not an array"));
+                };
+                index(run, e.span, &items, i)?.clone()
+            }
+            Unary(neg, a) => {
+                let v = self.node(run, a)?;
+                if *neg {
+                    v.negate().map_err(|x| Self::arith_err(run, e.span, x, None))?
+                } else {
+                    v
+                }
+            }
+            Not(a) => {
+                let v = self.node(run, a)?;
+                if v.is_undefined() {
+                    Value::Undefined
+                } else {
+                    Value::Bool(!v.to_bool())
+                }
+            }
+            Pow(a, b) => {
+                let (x, y) = (self.node(run, a)?, self.node(run, b)?);
+                x.pow(&y).map_err(|err| Self::arith_err(run, e.span, err, None))?
+            }
+            Arith(op, a, b) => {
+                let (x, y) = (self.node(run, a)?, self.node(run, b)?);
+                let r = match op {
+                    ArithOp::Add => x.sum(&y),
+                    ArithOp::Sub => x.sub(&y),
+                    ArithOp::Mul => x.mul_rel(&y, MulOp::Mul),
+                    ArithOp::Div => x.mul_rel(&y, MulOp::Div),
+                    ArithOp::Mod => x.mul_rel(&y, MulOp::Mod),
+                };
+                let lhs = if x.is_undefined() { Value::Int(0) } else { x };
+                r.map_err(|err| Self::arith_err(run, e.span, err, Some(&lhs)))?
+            }
+            Compare(op, a, b) => {
+                let (x, y) = (self.node(run, a)?, self.node(run, b)?);
+                self.raise(run, e.span)?;
+                if x.is_undefined() || y.is_undefined() {
+                    return Ok(Value::Undefined);
+                }
+                use std::cmp::Ordering::*;
+                Value::Bool(match op {
+                    CmpOp::Eq => x.loose_equals(&y, false),
+                    CmpOp::Ne => !x.loose_equals(&y, false),
+                    CmpOp::StrictEq => x.loose_equals(&y, true),
+                    CmpOp::StrictNe => !x.loose_equals(&y, true),
+                    CmpOp::Lt => x.php_compare(&y) == Less,
+                    CmpOp::Gt => x.php_compare(&y) == Greater,
+                    CmpOp::Le => x.php_compare(&y) != Greater,
+                    CmpOp::Ge => x.php_compare(&y) != Less,
+                })
+            }
+            Logic(op, a, b) => {
+                let left = self.node(run, a)?;
+                let l = !left.is_undefined() && left.to_bool();
+                if (!l && *op == LogicOp::And) || (l && *op == LogicOp::Or) {
+                    return Ok(left);
+                }
+                let right = self.node(run, b)?;
+                let r = !right.is_undefined() && right.to_bool();
+                Value::Bool(match op {
+                    LogicOp::And => l && r,
+                    LogicOp::Or => l || r,
+                    LogicOp::Xor => l ^ r,
+                })
+            }
+            Keyword(op, a, b) => {
+                let (x, y) = (self.node(run, a)?, self.node(run, b)?);
+                self.raise(run, e.span)?;
+                let undefined = x.has_undefined() || y.has_undefined();
+                let (x, y) = if undefined { (x.undefined_to_null(), y.undefined_to_null()) } else { (x, y) };
+                let r = self.keyword(run, e.span, *op, &x, &y, undefined)?;
+                if undefined {
+                    Value::Undefined
+                } else {
+                    r
+                }
+            }
+            Cond(c, yes, no) => {
+                let c = self.node(run, c)?;
+                if !c.is_undefined() && c.to_bool() {
+                    self.node(run, yes)?
+                } else {
+                    match no {
+                        Some(no) => self.node(run, no)?,
+                        None => Value::Null,
+                    }
+                }
+            }
+            Assign(name, v) => {
+                let v = self.node(run, v)?;
+                run.user.insert(name.clone(), v.clone());
+                v
+            }
+            IndexAssign(name, idx, v) => {
+                let arr = self.var(run, name);
+                if !matches!(arr, Value::Array(_) | Value::Undefined) {
+                    return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array")));
+                }
+                let idx = self.node(run, idx)?;
+                match arr {
+                    Value::Array(mut items) => {
+                        if idx.is_undefined() {
+                            let v = self.node(run, v)?;
+                            run.user.insert(name.clone(), Value::Undefined);
+                            v
+                        } else {
+                            let i = idx.to_int().map_err(|x| Self::arith_err(run, e.span, x, None))?;
+                            index(run, e.span, &items, i)?;
+                            let v = self.node(run, v)?;
+                            let slot = Arc::make_mut(&mut items).get_mut(i as usize);
+                            if let Some(slot) = slot {
+                                *slot = v.clone();
+                            }
+                            run.user.insert(name.clone(), Value::Array(items));
+                            v
+                        }
+                    }
+                    _ => self.node(run, v)?,
+                }
+            }
+            Append(name, v) => {
+                let arr = self.var(run, name);
+                let v = self.node(run, v)?;
+                match arr {
+                    Value::Undefined => {}
+                    Value::Array(mut items) => {
+                        Arc::make_mut(&mut items).push(v.clone());
+                        run.user.insert(name.clone(), Value::Array(items));
+                    }
+                    _ => return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array"))),
+                }
+                v
+            }
+            Seq(items) => {
+                let mut last = Value::Null;
+                for s in items {
+                    last = self.node(run, s)?;
+                }
+                last
+            }
+        })
+    }
+
+    fn regex(&self, run: &Run<'_>, span: Span, pattern: &str, caseless: bool) -> Result<Arc<pcre::Regex>, EvalError> {
+        self.engine.regexes.get_or_compile(pattern, caseless).map_err(|err| regex_err(run, span, pattern, &err))
+    }
+
+    fn empty_match_warning(run: &mut Run<'_>, span: Span, re: &pcre::Regex) {
+        if re.matches_empty() {
+            run.warnings.push(Warning {
+                code: "match-empty-regex",
+                message: "the regular expression matches the empty string".into(),
+                position: Position::locate(run.src, span.start),
+            });
+        }
+    }
+
+    fn keyword(&mut self, run: &mut Run<'_>, span: Span, op: KeywordOp, x: &Value, y: &Value, undefined_pattern: bool) -> R {
+        Ok(Value::Bool(match op {
+            KeywordOp::In => contains_str(&y.as_php_str(), &x.as_php_str()),
+            KeywordOp::Contains => contains_str(&x.as_php_str(), &y.as_php_str()),
+            KeywordOp::Like => {
+                let body = pcre::like_to_pcre_body(&y.as_php_str());
+                // A pattern PHP cannot compile makes `like` false, silently, as in AbuseFilter.
+                match self.engine.regexes.get_or_compile_body(&body, false) {
+                    Ok(re) => re.is_match(&x.as_php_str()).unwrap_or(false),
+                    Err(_) => false,
+                }
+            }
+            KeywordOp::Rlike | KeywordOp::Irlike => {
+                let pattern = y.as_php_str();
+                let re = self.regex(run, span, &pattern, op == KeywordOp::Irlike)?;
+                if !undefined_pattern || !y.is_undefined() {
+                    Self::empty_match_warning(run, span, &re);
+                }
+                re.is_match(&x.as_php_str()).map_err(|err| regex_err(run, span, &pattern, &err))?
+            }
+        }))
+    }
+
+    fn call(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, args: Vec<Value>) -> R {
+        let cacheable = f.handler() != Builtin::Set;
+        let key = MemoKey { handler: f.handler(), args };
+        if cacheable {
+            if let Some(v) = self.memo.get(&key) {
+                return Ok(v.clone());
+            }
+        }
+        self.raise(run, span)?;
+        let undefined = key.args.iter().any(Value::has_undefined);
+        let result = if undefined {
+            let nulled: Vec<Value> = key.args.iter().map(Value::undefined_to_null).collect();
+            self.builtin(run, span, f, &nulled)?;
+            Value::Undefined
+        } else {
+            self.builtin(run, span, f, &key.args)?
+        };
+        if cacheable {
+            self.memo.insert(key, result.clone());
+            if self.memo.len() > MEMO_LIMIT {
+                self.memo.clear();
+            }
+        }
+        Ok(result)
+    }
+
+    fn builtin(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, a: &[Value]) -> R {
+        let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Null);
+        let s = |i: usize| a.get(i).map_or_else(String::new, Value::to_php_string);
+        let eq = &*self.engine.equivset;
+        let type_err = |x: ArithError| Self::arith_err(run, span, x, None);
+        Ok(match f {
+            Builtin::Lcase => Value::from(s(0).chars().flat_map(char::to_lowercase).collect::<String>()),
+            Builtin::Ucase => Value::from(s(0).chars().flat_map(char::to_uppercase).collect::<String>()),
+            Builtin::Length | Builtin::Strlen => match a.first() {
+                Some(Value::Array(items)) => Value::Int(items.len() as i64),
+                _ => Value::Int(s(0).chars().count() as i64),
+            },
+            Builtin::String => match arg(0) {
+                v @ (Value::Str(_) | Value::Tagged(crate::value::Type::String, _)) => v,
+                v => Value::from(v.to_php_string()),
+            },
+            Builtin::Int => match arg(0) {
+                v @ Value::Int(_) => v,
+                v => Value::Int(v.to_int().map_err(type_err)?),
+            },
+            Builtin::Float => match arg(0) {
+                v @ Value::Float(_) => v,
+                v => Value::Float(v.to_float().map_err(type_err)?),
+            },
+            Builtin::Bool => match arg(0) {
+                v @ Value::Bool(_) => v,
+                v => Value::Bool(v.to_bool()),
+            },
+            Builtin::Norm => Value::from(normalize::norm(&s(0), eq)),
+            Builtin::Ccnorm => Value::from(normalize::ccnorm(&s(0), eq)),
+            Builtin::Sanitize => Value::from(normalize::sanitize(&s(0))),
+            Builtin::Rmspecials => Value::from(normalize::rmspecials(&s(0))),
+            Builtin::Rmdoubles => Value::from(normalize::rmdoubles(&s(0))),
+            Builtin::Rmwhitespace => Value::from(normalize::rmwhitespace(&s(0))),
+            Builtin::Specialratio => Value::Float(normalize::specialratio(&s(0))),
+            Builtin::CcnormContainsAny | Builtin::CcnormContainsAll | Builtin::ContainsAny | Builtin::ContainsAll => {
+                let hay = s(0);
+                let needles: Vec<std::borrow::Cow<'_, str>> = a.iter().skip(1).map(Value::as_php_str).collect();
+                let needles: Vec<&str> = needles.iter().map(|c| c.as_ref()).collect();
+                let any = matches!(f, Builtin::CcnormContainsAny | Builtin::ContainsAny);
+                let norm = matches!(f, Builtin::CcnormContainsAny | Builtin::CcnormContainsAll);
+                Value::Bool(normalize::contains(&hay, &needles, any, norm.then_some(eq)))
+            }
+            Builtin::EqualsToAny => {
+                let first = arg(0);
+                Value::Bool(a.iter().skip(1).any(|n| first.loose_equals(n, true)))
+            }
+            Builtin::Count => {
+                if let (Some(Value::Array(items)), 1) = (a.first(), a.len()) {
+                    Value::Int(items.len() as i64)
+                } else if a.len() == 1 {
+                    Value::Int(s(0).split(',').count() as i64)
+                } else {
+                    let (needle, hay) = (s(0), s(1));
+                    Value::Int(if needle.is_empty() { 0 } else { hay.matches(needle.as_str()).count() as i64 })
+                }
+            }
+            Builtin::Rcount => {
+                if a.len() == 1 {
+                    Value::Int(s(0).split(',').count() as i64)
+                } else {
+                    let pattern = s(0);
+                    let re = self.regex(run, span, &pattern, false)?;
+                    if !a.first().is_some_and(Value::is_undefined) {
+                        Self::empty_match_warning(run, span, &re);
+                    }
+                    let n = re.count_matches(&s(1)).map_err(|err| regex_err(run, span, &pattern, &err))?;
+                    Value::Int(n as i64)
+                }
+            }
+            Builtin::GetMatches => {
+                let pattern = s(0);
+                let groups = group_count_heuristic(&pattern);
+                let re = self.regex(run, span, &pattern, false)?;
+                Self::empty_match_warning(run, span, &re);
+                let caps = re.captures(&s(1)).map_err(|err| regex_err(run, span, &pattern, &err))?;
+                let found: Vec<Value> = caps.map_or_else(Vec::new, |c| {
+                    c.groups().iter().map(|g| Value::from(g.as_deref().unwrap_or(""))).collect()
+                });
+                let n = groups.max(found.len());
+                let mut out = found;
+                out.resize(n, Value::Bool(false));
+                Value::from(out)
+            }
+            Builtin::IpInRange => {
+                let range = s(1);
+                let Some(r) = crate::ip::parse_range(&range) else {
+                    return Err(Self::err(run, span, "invalidiprange", format!("`{range}` is not an IP address or CIDR range")));
+                };
+                Value::Bool(crate::ip::in_range(&s(0), &r))
+            }
+            Builtin::IpInRanges => {
+                let ip = s(0);
+                let mut hit = false;
+                for v in a.iter().skip(1) {
+                    let range = v.to_php_string();
+                    let Some(r) = crate::ip::parse_range(&range) else {
+                        return Err(Self::err(run, span, "invalidiprange", format!("`{range}` is not an IP address or CIDR range")));
+                    };
+                    hit = hit || crate::ip::in_range(&ip, &r);
+                }
+                Value::Bool(hit)
+            }
+            Builtin::Substr => {
+                let text = s(0);
+                let offset = arg(1).to_int().map_err(type_err)?;
+                let length = match a.get(2) {
+                    Some(v) => Some(v.to_int().map_err(type_err)?),
+                    None => None,
+                };
+                Value::from(mb_substr(&text, offset, length))
+            }
+            Builtin::Strpos => {
+                let (hay, needle) = (s(0), s(1));
+                let offset = match a.get(2) {
+                    Some(v) => v.to_int().map_err(type_err)?,
+                    None => 0,
+                };
+                let len = hay.chars().count() as i64;
+                if needle.is_empty() || offset > len {
+                    Value::Int(-1)
+                } else if offset < -len {
+                    return Err(Self::err(run, span, "typeerror", "strpos: the offset lies before the start of the text"));
+                } else {
+                    let start = if offset < 0 { len + offset } else { offset } as usize;
+                    let byte = hay.char_indices().nth(start).map_or(hay.len(), |(b, _)| b);
+                    match hay[byte..].find(needle.as_str()) {
+                        Some(p) => Value::Int((start + hay[byte..byte + p].chars().count()) as i64),
+                        None => Value::Int(-1),
+                    }
+                }
+            }
+            Builtin::StrReplace => {
+                let (subject, search, replace) = (s(0), s(1), s(2));
+                if search.is_empty() {
+                    Value::from(subject)
+                } else {
+                    Value::from(subject.replace(search.as_str(), &replace))
+                }
+            }
+            Builtin::StrReplaceRegexp => {
+                let pattern = s(1);
+                let re = self.regex(run, span, &pattern, false)?;
+                let out = re.replace_all(&s(0), &s(2)).map_err(|err| regex_err(run, span, &pattern, &err))?;
+                Value::from(out)
+            }
+            Builtin::Rescape => Value::from(pcre::preg_quote(&s(0))),
+            Builtin::Set | Builtin::SetVar => {
+                let name = s(0).to_ascii_lowercase();
+                let v = arg(1);
+                run.user.insert(name, v.clone());
+                v
+            }
+        })
+    }
+}
+
+fn index<'a>(run: &Run<'_>, span: Span, items: &'a [Value], i: i64) -> Result<&'a Value, EvalError> {
+    if i < 0 {
+        return Err(EvalError {
+            code: "negativeindex",
+            message: format!("negative array index {i}: indexes start at 0"),
+            position: Position::locate(run.src, span.start),
+        });
+    }
+    items.get(i as usize).ok_or_else(|| EvalError {
+        code: "outofbounds",
+        message: format!("array index {i} is out of bounds (the array has {} items)", items.len()),
+        position: Position::locate(run.src, span.start),
+    })
+}
+
+fn regex_err(run: &Run<'_>, span: Span, pattern: &str, err: &RegexError) -> EvalError {
+    EvalError {
+        code: "regexfailure",
+        message: format!("error in regular expression \"{pattern}\": {err}"),
+        position: Position::locate(run.src, span.start),
+    }
+}
+
+/// `strpos($a, $b) !== false`, with AbuseFilter's rule that an empty side never contains.
+fn contains_str(hay: &str, needle: &str) -> bool {
+    !hay.is_empty() && !needle.is_empty() && memchr_find(hay, needle)
+}
+
+fn memchr_find(hay: &str, needle: &str) -> bool {
+    hay.contains(needle)
+}
+
+/// AbuseFilter sizes `get_matches`' answer by counting `(` in the pattern text after removing
+/// escaped parentheses, `(?` and `(*` — not by the real number of groups.
+fn group_count_heuristic(pattern: &str) -> usize {
+    // Remove `(\\\\)*\\\(`: any run of escaped backslashes followed by an escaped `(`.
+    let b = pattern.as_bytes();
+    let mut kept = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let mut j = i;
+            while j + 1 < b.len() && b[j] == b'\\' && b[j + 1] == b'\\' {
+                j += 2;
+            }
+            if j + 1 < b.len() && b[j] == b'\\' && b[j + 1] == b'(' {
+                i = j + 2;
+                continue;
+            }
+        }
+        kept.push(b[i]);
+        i += 1;
+    }
+    let s = String::from_utf8_lossy(&kept).replace("(?", "").replace("(*", "");
+    s.matches('(').count() + 1
+}
+
+/// PHP's `mb_substr` on characters, with negative offsets and lengths counting from the end.
+fn mb_substr(s: &str, offset: i64, length: Option<i64>) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len() as i64;
+    let start = if offset < 0 { (n + offset).max(0) } else { offset.min(n) };
+    let end = match length {
+        None => n,
+        Some(l) if l < 0 => (n + l).max(start),
+        Some(l) => (start.saturating_add(l)).min(n),
+    };
+    if end <= start {
+        return String::new();
+    }
+    chars[start as usize..end as usize].iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substr_like_php() {
+        assert_eq!(mb_substr("héllo", 1, Some(3)), "éll");
+        assert_eq!(mb_substr("hello", -3, None), "llo");
+        assert_eq!(mb_substr("hello", 1, Some(-1)), "ell");
+        assert_eq!(mb_substr("hello", 10, None), "");
+        assert_eq!(mb_substr("hello", -10, Some(2)), "he");
+    }
+
+    #[test]
+    fn get_matches_group_heuristic() {
+        assert_eq!(group_count_heuristic("I am a (dog|cat)"), 2);
+        assert_eq!(group_count_heuristic(r"You say (.*) \(and I say (.*)\)\."), 3);
+        assert_eq!(group_count_heuristic("(?:a)(b)"), 2);
+    }
+}

@@ -1,0 +1,112 @@
+//! IP addresses and ranges as MediaWiki's `IPUtils` reads them, for `ip_in_range(s)`.
+
+use std::net::Ipv6Addr;
+
+/// An address as a 128-bit number plus its family (IPv4 addresses are not mapped into IPv6:
+/// IPUtils never matches an IPv4 address against an IPv6 range or the reverse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Addr {
+    V4(u32),
+    V6(u128),
+}
+
+/// IPUtils' IPv4 byte: `25[0-5]|2[0-4][0-9]|1[0-9][0-9]|0?[0-9]?[0-9]` (a leading zero is allowed).
+fn parse_v4(s: &str) -> Option<u32> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() != 4 {
+        return None;
+    }
+    let mut out = 0u32;
+    for p in parts {
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let v: u32 = p.parse().ok()?;
+        if v > 255 {
+            return None;
+        }
+        out = (out << 8) | v;
+    }
+    Some(out)
+}
+
+fn parse_addr(s: &str) -> Option<Addr> {
+    let s = s.trim();
+    if let Some(v4) = parse_v4(s) {
+        return Some(Addr::V4(v4));
+    }
+    if s.contains(':') {
+        if let Ok(v6) = s.parse::<Ipv6Addr>() {
+            return Some(Addr::V6(u128::from(v6)));
+        }
+    }
+    None
+}
+
+/// A range: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    addr: Addr,
+    prefix: u32,
+}
+
+/// Parses `a.b.c.d/n`, `a:b::/n`, or a single address, as `IPUtils::isValidRange ||
+/// isIPAddress` accepts them. `None` is AbuseFilter's `invalidiprange`.
+pub fn parse_range(s: &str) -> Option<Range> {
+    match s.split_once('/') {
+        Some((a, n)) => {
+            if n.is_empty() || n.len() > 3 || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let prefix: u32 = n.parse().ok()?;
+            let addr = parse_addr(a)?;
+            let max = match addr {
+                Addr::V4(_) => 32,
+                Addr::V6(_) => 128,
+            };
+            (prefix <= max).then_some(Range { addr, prefix })
+        }
+        None => {
+            let addr = parse_addr(s)?;
+            let prefix = match addr {
+                Addr::V4(_) => 32,
+                Addr::V6(_) => 128,
+            };
+            Some(Range { addr, prefix })
+        }
+    }
+}
+
+/// Whether `ip` lies in `range`; an unparsable address is in no range.
+pub fn in_range(ip: &str, range: &Range) -> bool {
+    match (parse_addr(ip), range.addr) {
+        (Some(Addr::V4(a)), Addr::V4(r)) => {
+            let mask = if range.prefix == 0 { 0 } else { u32::MAX << (32 - range.prefix) };
+            a & mask == r & mask
+        }
+        (Some(Addr::V6(a)), Addr::V6(r)) => {
+            let mask = if range.prefix == 0 { 0 } else { u128::MAX << (128 - range.prefix) };
+            a & mask == r & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = parse_range("1.2.3.0/24");
+        assert!(r.is_some_and(|r| in_range("1.2.3.4", &r)));
+        assert!(r.is_some_and(|r| !in_range("1.2.4.4", &r)));
+        assert!(parse_range("::1").is_some_and(|r| in_range("0:0::1", &r)));
+        assert!(parse_range("2001:db8::/32").is_some_and(|r| in_range("2001:db8:1::5", &r)));
+        assert!(parse_range("2001:db8::/32").is_some_and(|r| !in_range("1.2.3.4", &r)));
+        assert_eq!(parse_range("1.2.3.0/33"), None);
+        assert_eq!(parse_range("300.1.1.1"), None);
+        assert_eq!(parse_range("nonsense"), None);
+        assert!(parse_range("0.0.0.0/0").is_some_and(|r| in_range("9.9.9.9", &r)));
+    }
+}
