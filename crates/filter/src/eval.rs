@@ -566,7 +566,8 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 let found: Vec<Value> = caps.map_or_else(Vec::new, |c| {
                     c.groups().iter().map(|g| Value::from(g.as_deref().unwrap_or(""))).collect()
                 });
-                let n = groups.max(found.len());
+                // Current AbuseFilter also counts named groups, which the `(?` rule strips.
+                let n = groups.max(re.group_count() + 1).max(found.len());
                 let mut out = found;
                 out.resize(n, Value::Bool(false));
                 Value::from(out)

@@ -43,52 +43,61 @@ fn parse_addr(s: &str) -> Option<Addr> {
     None
 }
 
-/// A range: an address and a prefix length.
+/// An inclusive range of addresses of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
-    addr: Addr,
-    prefix: u32,
+    v6: bool,
+    first: u128,
+    last: u128,
 }
 
-/// Parses `a.b.c.d/n`, `a:b::/n`, or a single address, as `IPUtils::isValidRange ||
-/// isIPAddress` accepts them. `None` is AbuseFilter's `invalidiprange`.
-pub fn parse_range(s: &str) -> Option<Range> {
-    match s.split_once('/') {
-        Some((a, n)) => {
-            if n.is_empty() || n.len() > 3 || !n.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let prefix: u32 = n.parse().ok()?;
-            let addr = parse_addr(a)?;
-            let max = match addr {
-                Addr::V4(_) => 32,
-                Addr::V6(_) => 128,
-            };
-            (prefix <= max).then_some(Range { addr, prefix })
-        }
-        None => {
-            let addr = parse_addr(s)?;
-            let prefix = match addr {
-                Addr::V4(_) => 32,
-                Addr::V6(_) => 128,
-            };
-            Some(Range { addr, prefix })
-        }
+fn split(a: Addr) -> (bool, u128, u32) {
+    match a {
+        Addr::V4(v) => (false, u128::from(v), 32),
+        Addr::V6(v) => (true, v, 128),
     }
+}
+
+/// Parses `a.b.c.d/n`, `a:b::/n`, `first - last` (spaces optional), or a single address, as
+/// `IPUtils::isValidRange || isIPAddress` accepts them. `None` is AbuseFilter's `invalidiprange`.
+pub fn parse_range(s: &str) -> Option<Range> {
+    if let Some((a, n)) = s.split_once('/') {
+        if n.is_empty() || n.len() > 3 || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let prefix: u32 = n.parse().ok()?;
+        let (v6, addr, bits) = split(parse_addr(a)?);
+        if prefix > bits {
+            return None;
+        }
+        let host_bits = bits - prefix;
+        let mask = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+        return Some(Range { v6, first: addr & !mask, last: addr | mask });
+    }
+    if let Some((a, b)) = s.split_once('-') {
+        let a = a.strip_suffix(' ').unwrap_or(a);
+        let b = b.strip_prefix(' ').unwrap_or(b);
+        let (v6a, first, _) = split(parse_addr_exact(a)?);
+        let (v6b, last, _) = split(parse_addr_exact(b)?);
+        return (v6a == v6b).then_some(Range { v6: v6a, first, last });
+    }
+    let (v6, addr, _) = split(parse_addr_exact(s)?);
+    Some(Range { v6, first: addr, last: addr })
+}
+
+/// An address with no surrounding spaces (range syntax allows none).
+fn parse_addr_exact(s: &str) -> Option<Addr> {
+    if s.trim() != s {
+        return None;
+    }
+    parse_addr(s)
 }
 
 /// Whether `ip` lies in `range`; an unparsable address is in no range.
 pub fn in_range(ip: &str, range: &Range) -> bool {
-    match (parse_addr(ip), range.addr) {
-        (Some(Addr::V4(a)), Addr::V4(r)) => {
-            let mask = if range.prefix == 0 { 0 } else { u32::MAX << (32 - range.prefix) };
-            a & mask == r & mask
-        }
-        (Some(Addr::V6(a)), Addr::V6(r)) => {
-            let mask = if range.prefix == 0 { 0 } else { u128::MAX << (128 - range.prefix) };
-            a & mask == r & mask
-        }
-        _ => false,
+    match parse_addr(ip).map(split) {
+        Some((v6, a, _)) => v6 == range.v6 && range.first <= a && a <= range.last,
+        None => false,
     }
 }
 
@@ -108,5 +117,7 @@ mod tests {
         assert_eq!(parse_range("300.1.1.1"), None);
         assert_eq!(parse_range("nonsense"), None);
         assert!(parse_range("0.0.0.0/0").is_some_and(|r| in_range("9.9.9.9", &r)));
+        assert!(parse_range("123.0.0.0 - 124.0.0.0").is_some_and(|r| in_range("123.200.1.1", &r)));
+        assert!(parse_range("123.0.0.0-124.0.0.0").is_some_and(|r| !in_range("124.0.0.1", &r)));
     }
 }

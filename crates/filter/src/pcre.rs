@@ -576,10 +576,11 @@ impl RegexCache {
 // AbuseFilter's munging and PHP's delimiter scan
 // ---------------------------------------------------------------------------------------------
 
-/// Reproduces `preg_replace('!(\\\\\\\\)*(\\\\)?/!', '$1\/', $raw)`. `$1` is the *last*
-/// repetition of the group, so any run of two or more backslashes before `/` collapses to
-/// exactly two (`a\\\\/b` becomes `a\\\/b`, one literal backslash fewer: a PHP quirk kept on
-/// purpose). Then PHP's delimiter scan: a trailing odd backslash escapes the closing `/`.
+/// AbuseFilter's `mungeRegexp` as on its current master: every `/` not already escaped gets a
+/// backslash, and all backslashes before it are kept (`a\\\\/b` becomes `a\\\\\/b`). Release
+/// 1.39 kept only the last backslash pair (`$1` of a repeated group); master fixed that and its
+/// parser tests pin the fix, so we follow master. Then PHP's delimiter scan: a trailing odd
+/// backslash escapes the closing `/`.
 fn munge(raw: &str) -> Result<String, RegexError> {
     let mut out = String::with_capacity(raw.len() + 8);
     let mut rest = raw;
@@ -587,7 +588,7 @@ fn munge(raw: &str) -> Result<String, RegexError> {
         if c == '/' || c == '\\' {
             let run = rest.bytes().take_while(|&b| b == b'\\').count();
             if rest.as_bytes().get(run) == Some(&b'/') {
-                if run >= 2 {
+                for _ in 0..run / 2 {
                     out.push_str("\\\\");
                 }
                 out.push_str("\\/");
@@ -3361,7 +3362,7 @@ mod tests {
         assert_eq!(munge(r"a\/b").ok().as_deref(), Some(r"a\/b"));
         assert_eq!(munge(r"a\\/b").ok().as_deref(), Some(r"a\\\/b"));
         assert_eq!(munge(r"a\\\/b").ok().as_deref(), Some(r"a\\\/b"));
-        assert_eq!(munge(r"a\\\\/b").ok().as_deref(), Some(r"a\\\/b"));
+        assert_eq!(munge(r"a\\\\/b").ok().as_deref(), Some(r"a\\\\\/b"));
         assert_eq!(munge(r"//").ok().as_deref(), Some(r"\/\/"));
         assert_eq!(munge(r"a\b\\c").ok().as_deref(), Some(r"a\b\\c"));
         assert!(munge("a\\").is_err());
@@ -3378,14 +3379,11 @@ mod tests {
     }
 
     #[test]
-    fn rescape_through_munging_loses_a_backslash() {
-        // PHP: preg_match('/' . munged(preg_quote('0\\\\/')) . '/u', '0\\\\/') === 0.
+    fn rescape_round_trips_through_master_munging() {
+        // 1.39's munging dropped a backslash here; master (which we follow) keeps them all.
         let re = Regex::new(&preg_quote("0\\\\/"), false);
-        assert_eq!(
-            re.as_ref().map(|r| r.is_match("0\\\\/")).ok(),
-            Some(Ok(false))
-        );
-        assert_eq!(re.as_ref().map(|r| r.is_match("0\\/")).ok(), Some(Ok(true)));
+        assert_eq!(re.as_ref().map(|r| r.is_match("0\\\\/")).ok(), Some(Ok(true)));
+        assert_eq!(re.as_ref().map(|r| r.is_match("0\\/")).ok(), Some(Ok(false)));
     }
 
     #[test]
@@ -3683,12 +3681,8 @@ mod tests {
                     prop_assert!(matches!(&caps, Ok(Some(c)) if c.get(0) == Some(s.as_str()) || ci), "{:?}", caps);
                     prop_assert_eq!(re.is_match(&hay), Ok(true));
                 }
-                // Through AbuseFilter's munging (`rlike rescape(s)`) too, except where a
-                // backslash precedes `/`: PHP's munging then drops a backslash (pinned in
-                // `rescape_through_munging_loses_a_backslash`).
-                if !s.contains("\\\\/") {
-                    prop_assert_eq!(Regex::new(&preg_quote(&s), ci).and_then(|r| r.is_match(&hay)), Ok(true));
-                }
+                // Through AbuseFilter's munging (`rlike rescape(s)`) too.
+                prop_assert_eq!(Regex::new(&preg_quote(&s), ci).and_then(|r| r.is_match(&hay)), Ok(true));
             }
         }
     }

@@ -1,1 +1,87 @@
-fn main() {}
+//! The `wikiguard` binary: parses the command line, runs the command, maps errors to exit codes.
+//! Everything it does lives in the library crates; this file only wires them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod filter_cmd;
+
+#[derive(Parser)]
+#[command(name = "wikiguard", version, about = "The safety and integrity layer for MediaWiki wikis")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with rules in the AbuseFilter language.
+    #[command(subcommand)]
+    Filter(FilterCommand),
+}
+
+#[derive(Subcommand)]
+enum FilterCommand {
+    /// Evaluate a rule and print its value as one JSON line (exit 2: syntax error, 1: evaluation error).
+    Eval {
+        /// A JSON object of variable values (a number with a `.` is a float).
+        #[arg(long)]
+        vars: Option<PathBuf>,
+        /// An Equivset JSON file for ccnorm/norm (default: the built-in confusables table).
+        #[arg(long)]
+        equivset: Option<PathBuf>,
+        /// The rule, or `-` to read it from standard input.
+        expr: String,
+    },
+    /// Print a rule's syntax errors and static-check findings, one per line with line and column.
+    Check {
+        /// The rule file (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Run an AbuseFilter parser-test folder (`*.t`, optional `*.r`); ends with `N passed, M failed`.
+    Conformance {
+        /// An Equivset JSON file for ccnorm/norm.
+        #[arg(long)]
+        equivset: Option<PathBuf>,
+        /// The folder of cases.
+        dir: PathBuf,
+    },
+    /// Time a folder of `*.af` filters on one action's variables; prints one JSON line.
+    Bench {
+        /// Folder of filters, one rule per `*.af` file.
+        #[arg(long)]
+        filters: PathBuf,
+        /// JSON object of the action's variables.
+        #[arg(long)]
+        vars: PathBuf,
+        /// How many times to evaluate all filters.
+        #[arg(long, default_value_t = 100)]
+        iterations: usize,
+        /// An Equivset JSON file for ccnorm/norm.
+        #[arg(long)]
+        equivset: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Filter(FilterCommand::Eval { vars, equivset, expr }) => {
+            filter_cmd::eval(&expr, vars.as_deref(), equivset.as_deref())
+        }
+        Command::Filter(FilterCommand::Check { file }) => filter_cmd::check(&file),
+        Command::Filter(FilterCommand::Conformance { equivset, dir }) => filter_cmd::conformance(&dir, equivset.as_deref()),
+        Command::Filter(FilterCommand::Bench { filters, vars, iterations, equivset }) => {
+            filter_cmd::bench(&filters, &vars, iterations, equivset.as_deref())
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wikiguard: {e:#}");
+            ExitCode::from(filter_cmd::EXIT_SYNTAX)
+        }
+    }
+}

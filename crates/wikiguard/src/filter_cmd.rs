@@ -1,0 +1,188 @@
+//! `wikiguard filter …`: evaluate, check, run the conformance corpus, benchmark.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use wikiguard_filter::{Engine, Equivset, Error, Evaluator, Program, Value};
+
+/// Exit code for a rule AbuseFilter would refuse (and for usage errors, as clap does).
+pub const EXIT_SYNTAX: u8 = 2;
+/// Exit code for a rule that failed while it ran.
+pub const EXIT_EVAL: u8 = 1;
+
+/// Builds the engine, with the operator's Equivset file if given.
+pub fn engine(equivset: Option<&Path>) -> Result<Engine> {
+    let engine = Engine::new();
+    Ok(match equivset {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the Equivset file {}", path.display()))?;
+            let table = Equivset::from_json(&text)
+                .with_context(|| format!("{} is not an Equivset JSON file", path.display()))?;
+            engine.with_equivset(table)
+        }
+        None => engine,
+    })
+}
+
+/// Reads `--vars`: a JSON object of variable values.
+pub fn read_vars(path: Option<&Path>) -> Result<HashMap<String, Value>> {
+    let Some(path) = path else { return Ok(HashMap::new()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let serde_json::Value::Object(map) = json else {
+        bail!("{} must hold a JSON object of variable values, e.g. {{\"user_editcount\": 5}}", path.display());
+    };
+    Ok(map.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::from_json(&v))).collect())
+}
+
+fn read_rule(expr: &str) -> Result<String> {
+    if expr == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading the rule from stdin")?;
+        Ok(s)
+    } else {
+        Ok(expr.to_string())
+    }
+}
+
+/// `wikiguard filter eval`.
+pub fn eval(expr: &str, vars: Option<&Path>, equivset: Option<&Path>) -> Result<ExitCode> {
+    let engine = engine(equivset)?;
+    let vars = read_vars(vars)?;
+    let rule = read_rule(expr)?;
+    match wikiguard_filter::evaluate(&engine, &rule, vars) {
+        Ok(outcome) => {
+            println!("{}", outcome.value.to_json_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(Error::Syntax(e)) => {
+            eprintln!("{e} [{}]", e.code);
+            Ok(ExitCode::from(EXIT_SYNTAX))
+        }
+        Err(Error::Eval(e)) => {
+            eprintln!("{e} [{}]", e.code);
+            Ok(ExitCode::from(EXIT_EVAL))
+        }
+    }
+}
+
+/// `wikiguard filter check FILE`: AbuseFilter's refusals, then our warnings, one a line.
+pub fn check(file: &Path) -> Result<ExitCode> {
+    let rule = if file == Path::new("-") {
+        read_rule("-")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let name = file.display();
+    match Program::parse(&rule) {
+        Err(e) => {
+            println!("{name}:{}:{}: error[{}]: {}", e.position.line, e.position.column, e.code, e.message);
+            Ok(ExitCode::from(EXIT_SYNTAX))
+        }
+        Ok(p) => {
+            let a = p.analysis();
+            for w in &a.warnings {
+                println!("{name}:{}:{}: warning[{}]: {}", w.position.line, w.position.column, w.code, w.message);
+            }
+            let vars: Vec<&str> = a.variables.iter().map(String::as_str).collect();
+            println!("{name}: reads [{}]; cost {}", vars.join(", "), a.cost);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `wikiguard filter conformance DIR`: every `NAME.t` must evaluate to true, or to what `NAME.r` says.
+pub fn conformance(dir: &Path, equivset: Option<&Path>) -> Result<ExitCode> {
+    let engine = engine(equivset)?;
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading the conformance folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "t"))
+        .collect();
+    cases.sort();
+    if cases.is_empty() {
+        bail!("{} holds no *.t cases", dir.display());
+    }
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for case in &cases {
+        let name = case.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let rule = std::fs::read_to_string(case).with_context(|| format!("reading {}", case.display()))?;
+        let rule = rule.trim_matches(|c: char| " \t\n\r\0\x0B".contains(c));
+        let expected = match std::fs::read_to_string(case.with_extension("r")) {
+            Ok(r) => r.trim() == "MATCH",
+            Err(_) => true,
+        };
+        let got = wikiguard_filter::evaluate(&engine, rule, HashMap::<String, Value>::new());
+        match got {
+            Ok(o) if o.matched == expected => passed += 1,
+            Ok(o) => {
+                failed += 1;
+                println!("FAIL {name}: evaluated to {} ({}), expected {expected}", o.value.to_json_text(), o.matched);
+            }
+            Err(e) => {
+                failed += 1;
+                let e = match e {
+                    Error::Syntax(e) => format!("syntax error [{}] {e}", e.code),
+                    Error::Eval(e) => format!("evaluation error [{}] {e}", e.code),
+                };
+                println!("FAIL {name}: {e}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `wikiguard filter bench`: evaluates every `*.af` filter of a folder on one action's
+/// variables, `iterations` times, each time as a new action (fresh caches), and prints one
+/// JSON line with the mean time for all filters.
+pub fn bench(filters: &Path, vars: &Path, iterations: usize, equivset: Option<&Path>) -> Result<ExitCode> {
+    let engine = engine(equivset)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(filters)
+        .with_context(|| format!("reading {}", filters.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "af"))
+        .collect();
+    files.sort();
+    let mut programs = Vec::with_capacity(files.len());
+    for f in &files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let p = Program::parse(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e} [{}]", f.display(), e.code))?;
+        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        programs.push((stem, p));
+    }
+    let mut vars = read_vars(Some(vars))?;
+    let iterations = iterations.max(1);
+    let mut matched = Vec::new();
+    let run = |vars: &mut HashMap<String, Value>, matched: &mut Vec<String>, record: bool| -> Result<()> {
+        let mut ev = Evaluator::new(&engine, vars);
+        for (stem, p) in &programs {
+            let o = ev.eval(p).map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
+            if record && o.matched {
+                matched.push(stem.clone());
+            }
+        }
+        Ok(())
+    };
+    run(&mut vars, &mut matched, true)?;
+    let start = Instant::now();
+    for _ in 0..iterations {
+        run(&mut vars, &mut matched, false)?;
+    }
+    let ms_each = start.elapsed().as_secs_f64() * 1000.0 / iterations as f64;
+    matched.sort();
+    let line = serde_json::json!({
+        "engine": "wikiguard",
+        "filters": programs.len(),
+        "iterations": iterations,
+        "ms_each": ms_each,
+        "matched": matched,
+    });
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
