@@ -141,7 +141,7 @@ pub fn conformance(dir: &Path, equivset: Option<&Path>) -> Result<ExitCode> {
 /// `wikiguard filter bench`: evaluates every `*.af` filter of a folder on one action's
 /// variables, `iterations` times, each time as a new action (fresh caches), and prints one
 /// JSON line with the mean time for all filters.
-pub fn bench(filters: &Path, vars: &Path, iterations: usize, equivset: Option<&Path>) -> Result<ExitCode> {
+pub fn bench(filters: &Path, vars: &Path, iterations: usize, profile: usize, equivset: Option<&Path>) -> Result<ExitCode> {
     let engine = engine(equivset)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(filters)
         .with_context(|| format!("reading {}", filters.display()))?
@@ -175,6 +175,22 @@ pub fn bench(filters: &Path, vars: &Path, iterations: usize, equivset: Option<&P
         run(&mut vars, &mut matched, false)?;
     }
     let ms_each = start.elapsed().as_secs_f64() * 1000.0 / iterations as f64;
+    if profile > 0 {
+        // Each filter alone on a fresh action, so cached builtin results do not hide its cost.
+        let mut times: Vec<(f64, &str)> = Vec::new();
+        for (stem, p) in &programs {
+            let t = Instant::now();
+            for _ in 0..iterations {
+                let mut ev = Evaluator::new(&engine, &mut vars);
+                ev.eval(p).map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
+            }
+            times.push((t.elapsed().as_secs_f64() * 1000.0 / iterations as f64, stem));
+        }
+        times.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (ms, stem) in times.iter().take(profile) {
+            eprintln!("{ms:9.4} ms  {stem}");
+        }
+    }
     matched.sort();
     let line = serde_json::json!({
         "engine": "wikiguard",

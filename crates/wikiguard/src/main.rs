@@ -59,6 +59,9 @@ enum FilterCommand {
         /// How many times to evaluate all filters.
         #[arg(long, default_value_t = 100)]
         iterations: usize,
+        /// Also print the N slowest filters (each timed alone) to standard error.
+        #[arg(long, default_value_t = 0)]
+        profile: usize,
         /// An Equivset JSON file for ccnorm/norm.
         #[arg(long)]
         equivset: Option<PathBuf>,
@@ -73,8 +76,8 @@ fn main() -> ExitCode {
         }
         Command::Filter(FilterCommand::Check { file }) => filter_cmd::check(&file),
         Command::Filter(FilterCommand::Conformance { equivset, dir }) => filter_cmd::conformance(&dir, equivset.as_deref()),
-        Command::Filter(FilterCommand::Bench { filters, vars, iterations, equivset }) => {
-            filter_cmd::bench(&filters, &vars, iterations, equivset.as_deref())
+        Command::Filter(FilterCommand::Bench { filters, vars, iterations, profile, equivset }) => {
+            filter_cmd::bench(&filters, &vars, iterations, profile, equivset.as_deref())
         }
     };
     match result {
