@@ -42,7 +42,8 @@ impl<V: Variables + ?Sized> Variables for &mut V {
 
 /// Shared, immutable evaluation settings and caches: one per service, used from any thread.
 pub struct Engine {
-    equivset: Arc<Equivset>,
+    /// `None`: the built-in table, built on first use (it takes a moment, and most rules never need it).
+    equivset: Option<Arc<Equivset>>,
     regexes: RegexCache,
     condition_limit: Option<usize>,
     known: KnownVariables,
@@ -65,7 +66,7 @@ impl Engine {
     /// compiled regexes.
     pub fn new() -> Engine {
         Engine {
-            equivset: Arc::new(Equivset::builtin().clone()),
+            equivset: None,
             regexes: RegexCache::new(4096),
             condition_limit: None,
             known: KnownVariables::default(),
@@ -75,7 +76,7 @@ impl Engine {
     /// Uses `equivset` (e.g. Wikimedia's Equivset, loaded with [`Equivset::from_json`]) for
     /// `ccnorm`, `norm` and `ccnorm_contains_*`.
     pub fn with_equivset(mut self, equivset: Equivset) -> Engine {
-        self.equivset = Arc::new(equivset);
+        self.equivset = Some(Arc::new(equivset));
         self
     }
 
@@ -490,7 +491,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     fn builtin(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, a: &[Value]) -> R {
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Null);
         let s = |i: usize| a.get(i).map_or_else(String::new, Value::to_php_string);
-        let eq = &*self.engine.equivset;
+        let eq = self.engine.equivset.as_deref().unwrap_or_else(Equivset::builtin);
         let type_err = |x: ArithError| Self::arith_err(run, span, x, None);
         Ok(match f {
             Builtin::Lcase => Value::from(s(0).chars().flat_map(char::to_lowercase).collect::<String>()),

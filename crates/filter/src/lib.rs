@@ -35,6 +35,7 @@
 //! Wikimedia's Equivset ([`Engine::with_equivset`]); see [`normalize`].
 
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod ast;
 pub mod builtins;
