@@ -149,6 +149,9 @@ pub enum ExprKind {
     Array(Vec<Expr>),
     /// A builtin call.
     Call(Builtin, Vec<Expr>),
+    /// A call of a function that does not exist (name as written): it parses, as in
+    /// AbuseFilter, and the checker refuses it.
+    UnknownCall(Box<str>, Vec<Expr>),
     /// `a[i]`
     Index(Box<Expr>, Box<Expr>),
     /// Unary `-` (`true`) or `+` (`false`).
@@ -187,7 +190,7 @@ impl Expr {
         use ExprKind::*;
         match &self.kind {
             Int(_) | Float(_) | Str(_) | Bool(_) | Null | Var(_) => vec![],
-            Array(items) | Call(_, items) | Seq(items) => items.iter().collect(),
+            Array(items) | Call(_, items) | UnknownCall(_, items) | Seq(items) => items.iter().collect(),
             Index(a, b) | Pow(a, b) | Arith(_, a, b) | Compare(_, a, b) | Logic(_, a, b) | Keyword(_, a, b) => {
                 vec![a, b]
             }
@@ -240,17 +243,8 @@ fn print(e: &Expr, out: &mut String) {
             }
             out.push(']');
         }
-        Call(b, args) => {
-            out.push_str(b.name());
-            out.push('(');
-            for (i, a) in args.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                print_stmt(a, out);
-            }
-            out.push(')');
-        }
+        Call(b, args) => print_call(b.name(), args, out),
+        UnknownCall(name, args) => print_call(name, args, out),
         Index(a, i) => {
             print_operand(a, out);
             out.push('[');
@@ -327,6 +321,18 @@ fn print(e: &Expr, out: &mut String) {
             out.push(')');
         }
     }
+}
+
+fn print_call(name: &str, args: &[Expr], out: &mut String) {
+    out.push_str(name);
+    out.push('(');
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        print_stmt(a, out);
+    }
+    out.push(')');
 }
 
 fn print_stmt(e: &Expr, out: &mut String) {

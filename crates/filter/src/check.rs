@@ -42,7 +42,12 @@ pub struct Analysis {
 
 /// Checks a parsed rule as AbuseFilter's conservative syntax checker does, and analyses it.
 pub fn check(src: &str, root: Option<&Expr>, known: &KnownVariables) -> Result<Analysis, SyntaxError> {
-    let mut c = Checker { src, known, analysis: Analysis::default(), assigned_at: BTreeMap::new() };
+    let mut c = Checker {
+        src,
+        known,
+        analysis: Analysis::default(),
+        assigned_at: BTreeMap::new(),
+    };
     if let Some(root) = root {
         let bound = c.walk(root, Bound::new())?;
         for (name, used) in bound {
@@ -76,7 +81,11 @@ impl Checker<'_> {
     }
 
     fn warn(&mut self, e: &Expr, code: &'static str, message: String) {
-        self.analysis.warnings.push(Warning { code, message, position: Position::locate(self.src, e.span.start) });
+        self.analysis.warnings.push(Warning {
+            code,
+            message,
+            position: Position::locate(self.src, e.span.start),
+        });
     }
 
     fn is_reserved(&self, name: &str) -> bool {
@@ -89,27 +98,49 @@ impl Checker<'_> {
             return Ok(bound);
         }
         if vars::is_disabled(name) {
-            return Err(self.err(e, "disabledvar", format!("the variable `{name}` is no longer in use: remove it from the rule")));
+            return Err(self.err(
+                e,
+                "disabledvar",
+                format!("the variable `{name}` is no longer in use: remove it from the rule"),
+            ));
         }
         if self.known.exists(name) {
             if vars::is_deprecated(name) {
-                self.warn(e, "deprecatedvar", format!("`{name}` is deprecated: use `{}`", vars::canonical(name)));
+                self.warn(
+                    e,
+                    "deprecatedvar",
+                    format!("`{name}` is deprecated: use `{}`", vars::canonical(name)),
+                );
             }
             self.analysis.variables.insert(vars::canonical(name).to_string());
             return Ok(bound);
         }
         if self.is_reserved(name) {
-            return Err(self.err(e, "usebuiltin", format!("`{name}` is a built-in name, not a variable (keywords and functions are lower-case)")));
+            return Err(self.err(
+                e,
+                "usebuiltin",
+                format!("`{name}` is a built-in name, not a variable (keywords and functions are lower-case)"),
+            ));
         }
-        Err(self.err(e, "unrecognisedvar", format!("unknown variable `{name}`: assign it first with `{name} := …`, or check the spelling")))
+        Err(self.err(
+            e,
+            "unrecognisedvar",
+            format!("unknown variable `{name}`: assign it first with `{name} := …`, or check the spelling"),
+        ))
     }
 
     fn assign(&mut self, e: &Expr, name: &str, mut bound: Bound) -> Result<Bound, SyntaxError> {
         let name = name.to_ascii_lowercase();
         if self.is_reserved(&name) {
-            return Err(self.err(e, "overridebuiltin", format!("`{name}` is a built-in name and cannot be assigned: choose another variable name")));
+            return Err(self.err(
+                e,
+                "overridebuiltin",
+                format!("`{name}` is a built-in name and cannot be assigned: choose another variable name"),
+            ));
         }
-        self.assigned_at.entry(name.clone()).or_insert_with(|| Position::locate(self.src, e.span.start));
+        self.assigned_at
+            .entry(name.clone())
+            .or_insert_with(|| Position::locate(self.src, e.span.start));
         bound.insert(name, false);
         Ok(bound)
     }
@@ -119,13 +150,39 @@ impl Checker<'_> {
         match &e.kind {
             Int(_) | Float(_) | Str(_) | Bool(_) | Null => Ok(bound),
             Var(name) => self.lookup(e, name, bound),
+            UnknownCall(name, _) => Err(crate::parser::unknown_function(self.src, e.span.start, name)),
             Call(f, args) => {
+                let (min, max) = f.arity();
+                let name = f.name();
+                if args.len() < min {
+                    let code = if min == 1 { "noparams" } else { "notenoughargs" };
+                    let plural = if min == 1 { "" } else { "s" };
+                    return Err(self.err(
+                        e,
+                        code,
+                        format!("`{name}` needs at least {min} argument{plural}, got {}", args.len()),
+                    ));
+                }
+                if args.len() > max {
+                    let plural = if max == 1 { "" } else { "s" };
+                    return Err(self.err(
+                        e,
+                        "toomanyargs",
+                        format!("`{name}` takes at most {max} argument{plural}, got {}", args.len()),
+                    ));
+                }
                 self.analysis.cost += f.cost();
                 self.lint_call(e, *f, args);
                 if matches!(f, Builtin::Set | Builtin::SetVar) {
-                    let (Some(name), Some(value)) = (args.first(), args.get(1)) else { return Ok(bound) };
+                    let (Some(name), Some(value)) = (args.first(), args.get(1)) else {
+                        return Ok(bound);
+                    };
                     let ExprKind::Str(name) = &name.kind else {
-                        return Err(self.err(e, "variablevariable", "set and set_var take the variable name as a string literal, e.g. set('x', 1)".into()));
+                        return Err(self.err(
+                            e,
+                            "variablevariable",
+                            "set and set_var take the variable name as a string literal, e.g. set('x', 1)".into(),
+                        ));
                     };
                     let bound = self.walk(value, bound)?;
                     return self.assign(e, name, bound);
@@ -208,9 +265,11 @@ impl Checker<'_> {
     fn lint_regex(&mut self, pattern: &Expr) {
         let ExprKind::Str(p) = &pattern.kind else { return };
         match pcre::Regex::new(p, false) {
-            Err(err) => {
-                self.warn(pattern, "badregex", format!("this regular expression does not compile ({err}); the filter will fail when it runs"))
-            }
+            Err(err) => self.warn(
+                pattern,
+                "badregex",
+                format!("this regular expression does not compile ({err}); the filter will fail when it runs"),
+            ),
             Ok(r) if r.matches_empty() => self.warn(
                 pattern,
                 "match-empty-regex",
@@ -225,14 +284,22 @@ impl Checker<'_> {
         if matches!(op, CmpOp::StrictEq) {
             if let (Some(x), Some(y)) = (ty(a), ty(b)) {
                 if x != y {
-                    self.warn(e, "nevertrue", format!("`===` between a {} and a {} is never true", x.name(), y.name()));
+                    self.warn(
+                        e,
+                        "nevertrue",
+                        format!("`===` between a {} and a {} is never true", x.name(), y.name()),
+                    );
                 }
             }
             // Counts and sizes are integers: comparing them strictly to a string never holds.
             for (var, lit) in [(a, b), (b, a)] {
                 if let (ExprKind::Var(name), Some(ExprKind::Str(_))) = (&var.kind, Some(&lit.kind)) {
                     if INT_VARS.contains(&vars::canonical(name)) {
-                        self.warn(e, "nevertrue", format!("`{name}` is an integer; `===` with a string is never true"));
+                        self.warn(
+                            e,
+                            "nevertrue",
+                            format!("`{name}` is an integer; `===` with a string is never true"),
+                        );
                     }
                 }
             }
@@ -248,8 +315,16 @@ impl Checker<'_> {
 }
 
 /// Variables that always hold integers when set.
-const INT_VARS: &[&str] =
-    &["user_editcount", "user_age", "page_id", "page_namespace", "page_age", "edit_delta", "new_size", "old_size"];
+const INT_VARS: &[&str] = &[
+    "user_editcount",
+    "user_age",
+    "page_id",
+    "page_namespace",
+    "page_age",
+    "edit_delta",
+    "new_size",
+    "old_size",
+];
 
 fn literal(e: &Expr) -> Option<Value> {
     Some(match &e.kind {
@@ -290,6 +365,14 @@ mod tests {
         assert_eq!(run("minor_edit").err(), Some("disabledvar"));
         assert_eq!(run("x := 'a'; set(x, 1)").err(), Some("variablevariable"));
         assert_eq!(run("x; x := 1").err(), Some("unrecognisedvar"));
+        assert_eq!(run("LCASE('a')").err(), Some("unknownfunction"));
+        assert_eq!(run("lcase()").err(), Some("noparams"));
+        assert_eq!(run("substr('a')").err(), Some("notenoughargs"));
+        assert_eq!(run("lcase('a', 'b')").err(), Some("toomanyargs"));
+        // In evaluation order, as AbuseFilter's checker walks the tree.
+        assert_eq!(run("se; t(1)").err(), Some("unrecognisedvar"));
+        assert_eq!(run("t(se)").err(), Some("unknownfunction"));
+        assert_eq!(run("lcase(x, 1)").err(), Some("toomanyargs"));
         assert!(run("set('X', 3); x").is_ok());
         assert!(run("if true then (a := 1) end; a").is_ok());
         assert!(run("false & (a := 1); a").is_ok());
@@ -297,10 +380,14 @@ mod tests {
 
     #[test]
     fn variables_and_warnings() {
-        let a = run("x := 1; article_text rlike '(' & user_editcount === '5' & length(summary) < 0").unwrap_or_default();
+        let a =
+            run("x := 1; article_text rlike '(' & user_editcount === '5' & length(summary) < 0").unwrap_or_default();
         let vars: Vec<_> = a.variables.iter().map(String::as_str).collect();
         assert_eq!(vars, ["page_title", "summary", "user_editcount"]);
         let codes: Vec<_> = a.warnings.iter().map(|w| w.code).collect();
-        assert_eq!(codes, ["unusedvar", "deprecatedvar", "badregex", "nevertrue", "nevertrue"]);
+        assert_eq!(
+            codes,
+            ["unusedvar", "deprecatedvar", "badregex", "nevertrue", "nevertrue"]
+        );
     }
 }

@@ -55,7 +55,11 @@ pub struct SyntaxError {
 
 impl SyntaxError {
     pub(crate) fn new(src: &str, offset: usize, code: &'static str, message: impl Into<String>) -> Self {
-        SyntaxError { code, message: message.into(), position: Position::locate(src, offset) }
+        SyntaxError {
+            code,
+            message: message.into(),
+            position: Position::locate(src, offset),
+        }
     }
 
     /// The error with the offending line and a caret under the position, for terminals.
@@ -71,7 +75,7 @@ impl SyntaxError {
 pub struct EvalError {
     /// Stable id, AbuseFilter's exception id where it has one (`dividebyzero`, `regexfailure`,
     /// `outofbounds`, `negativeindex`, `notarray`, `invalidiprange`), else ours
-    /// (`conditionlimit`, `typeerror`, `toodeep`).
+    /// (`conditionlimit`, `typeerror` and `undefinedvalue` where AbuseFilter crashes, `toodeep`).
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
@@ -110,13 +114,30 @@ mod tests {
     #[test]
     fn positions_are_one_based_in_characters() {
         let src = "a\nbé c";
-        assert_eq!(Position::locate(src, 0), Position { offset: 0, line: 1, column: 1 });
-        assert_eq!(Position::locate(src, 5), Position { offset: 5, line: 2, column: 3 });
+        assert_eq!(
+            Position::locate(src, 0),
+            Position {
+                offset: 0,
+                line: 1,
+                column: 1
+            }
+        );
+        assert_eq!(
+            Position::locate(src, 5),
+            Position {
+                offset: 5,
+                line: 2,
+                column: 3
+            }
+        );
     }
 
     #[test]
     fn render_points_at_the_column() {
         let e = SyntaxError::new("1 +", 3, "unexpectedtoken", "expected an operand after `+`");
-        assert_eq!(e.render("1 +"), "line 1, column 4: expected an operand after `+`\n    1 +\n       ^");
+        assert_eq!(
+            e.render("1 +"),
+            "line 1, column 4: expected an operand after `+`\n    1 +\n       ^"
+        );
     }
 }

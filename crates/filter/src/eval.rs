@@ -17,7 +17,7 @@ use crate::check::Warning;
 use crate::error::{EvalError, Position};
 use crate::normalize::{self, Equivset};
 use crate::pcre::{self, RegexCache, RegexError};
-use crate::value::{ArithError, MulOp, Value};
+use crate::value::{ArithError, MulOp, Type, Value};
 use crate::vars::{self, KnownVariables};
 
 /// Where the evaluator reads built-in variables from. Implementations may compute a variable
@@ -51,7 +51,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("condition_limit", &self.condition_limit).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("condition_limit", &self.condition_limit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -159,6 +161,9 @@ pub struct Evaluator<'e, V> {
     vars: V,
     builtin_vars: HashMap<String, Value>,
     memo: HashMap<MemoKey, Value>,
+    /// Arrays (`added_lines`…) already joined into PHP's string form, by `Arc` address; the
+    /// `Arc` is kept so the address cannot be reused while cached.
+    joined: HashMap<usize, (Arc<Vec<Value>>, Arc<str>)>,
     conditions: usize,
 }
 
@@ -174,7 +179,14 @@ type R = Result<Value, EvalError>;
 impl<'e, V: Variables> Evaluator<'e, V> {
     /// An evaluator for one action whose variables come from `vars`.
     pub fn new(engine: &'e Engine, vars: V) -> Self {
-        Evaluator { engine, vars, builtin_vars: HashMap::new(), memo: HashMap::new(), conditions: 0 }
+        Evaluator {
+            engine,
+            vars,
+            builtin_vars: HashMap::new(),
+            memo: HashMap::new(),
+            joined: HashMap::new(),
+            conditions: 0,
+        }
     }
 
     /// Conditions used so far by this action.
@@ -190,17 +202,34 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     /// Evaluates a parsed tree; `src` is its text, for error positions.
     pub fn eval_tree(&mut self, src: &str, root: Option<&Expr>) -> Result<Outcome, EvalError> {
         let before = self.conditions;
-        let mut run = Run { src, user: HashMap::new(), warnings: Vec::new() };
+        let mut run = Run {
+            src,
+            user: HashMap::new(),
+            warnings: Vec::new(),
+        };
         let value = match root {
             Some(root) => self.node(&mut run, root)?,
             None => Value::Null,
         };
-        let matched = !value.is_undefined() && value.to_bool();
-        Ok(Outcome { value, matched, conditions: self.conditions - before, warnings: run.warnings })
+        // AbuseFilter's `parse()` calls `toBool()`, which fails on a negated array.
+        let matched = !value.is_undefined()
+            && value
+                .truthy()
+                .map_err(|x| Self::arith_err(&run, root.map_or_else(Span::default, |r| r.span), x, None))?;
+        Ok(Outcome {
+            value,
+            matched,
+            conditions: self.conditions - before,
+            warnings: run.warnings,
+        })
     }
 
     fn err(run: &Run<'_>, span: Span, code: &'static str, message: impl Into<String>) -> EvalError {
-        EvalError { code, message: message.into(), position: Position::locate(run.src, span.start) }
+        EvalError {
+            code,
+            message: message.into(),
+            position: Position::locate(run.src, span.start),
+        }
     }
 
     fn arith_err(run: &Run<'_>, span: Span, e: ArithError, lhs: Option<&Value>) -> EvalError {
@@ -211,7 +240,18 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 "dividebyzero",
                 format!("division of {} by zero", lhs.map_or_else(|| "a value".into(), |v| v.to_php_string())),
             ),
-            ArithError::Type => Self::err(run, span, "typeerror", "this operation cannot use the negation of an array"),
+            ArithError::Undefined => Self::err(
+                run,
+                span,
+                "undefinedvalue",
+                "an array holding an undefined item (a variable assigned only in a branch that did not run) cannot be compared or turned into text",
+            ),
+            ArithError::Type => Self::err(
+                run,
+                span,
+                "typeerror",
+                "this value cannot be used here (the negation of an array is not a number, boolean or array; an offset must fit an integer)",
+            ),
         }
     }
 
@@ -261,6 +301,15 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
                 Value::from(out)
             }
+            UnknownCall(name, _) => {
+                // The checker refuses such a tree; only an unchecked one gets here.
+                return Err(Self::err(
+                    run,
+                    e.span,
+                    "unknownfunction",
+                    format!("`{name}` is not a function"),
+                ));
+            }
             Call(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
@@ -274,12 +323,23 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 if idx.is_undefined() {
                     return Ok(Value::Undefined);
                 }
-                let i = idx.to_int().map_err(|x| Self::arith_err(run, e.span, x, None))?;
+                let i = idx.to_offset().map_err(|x| Self::arith_err(run, e.span, x, None))?;
                 if base.is_undefined() {
                     return Ok(Value::Undefined);
                 }
-                let Value::Array(items) = base else {
-                    return Err(Self::err(run, e.span, "notarray", "indexing something that is not an array"));
+                let items = match base {
+                    Value::Array(items) => items,
+                    v @ Value::Tagged(..) if v.type_of() == crate::value::Type::Array => {
+                        return Err(Self::arith_err(run, e.span, ArithError::Type, None));
+                    }
+                    _ => {
+                        return Err(Self::err(
+                            run,
+                            e.span,
+                            "notarray",
+                            "indexing something that is not an array",
+                        ))
+                    }
                 };
                 index(run, e.span, &items, i)?.clone()
             }
@@ -296,7 +356,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 if v.is_undefined() {
                     Value::Undefined
                 } else {
-                    Value::Bool(!v.to_bool())
+                    Value::Bool(!v.truthy().map_err(|x| Self::arith_err(run, e.span, x, None))?)
                 }
             }
             Pow(a, b) => {
@@ -322,25 +382,30 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                     return Ok(Value::Undefined);
                 }
                 use std::cmp::Ordering::*;
+                let equals = |strict| {
+                    x.equals(&y, strict)
+                        .map_err(|err| Self::arith_err(run, e.span, err, None))
+                };
+                let compare = || x.compare(&y).map_err(|err| Self::arith_err(run, e.span, err, None));
                 Value::Bool(match op {
-                    CmpOp::Eq => x.loose_equals(&y, false),
-                    CmpOp::Ne => !x.loose_equals(&y, false),
-                    CmpOp::StrictEq => x.loose_equals(&y, true),
-                    CmpOp::StrictNe => !x.loose_equals(&y, true),
-                    CmpOp::Lt => x.php_compare(&y) == Less,
-                    CmpOp::Gt => x.php_compare(&y) == Greater,
-                    CmpOp::Le => x.php_compare(&y) != Greater,
-                    CmpOp::Ge => x.php_compare(&y) != Less,
+                    CmpOp::Eq => equals(false)?,
+                    CmpOp::Ne => !equals(false)?,
+                    CmpOp::StrictEq => equals(true)?,
+                    CmpOp::StrictNe => !equals(true)?,
+                    CmpOp::Lt => compare()? == Less,
+                    CmpOp::Gt => compare()? == Greater,
+                    CmpOp::Le => compare()? != Greater,
+                    CmpOp::Ge => compare()? != Less,
                 })
             }
             Logic(op, a, b) => {
                 let left = self.node(run, a)?;
-                let l = !left.is_undefined() && left.to_bool();
+                let l = !left.is_undefined() && left.truthy().map_err(|x| Self::arith_err(run, e.span, x, None))?;
                 if (!l && *op == LogicOp::And) || (l && *op == LogicOp::Or) {
                     return Ok(left);
                 }
                 let right = self.node(run, b)?;
-                let r = !right.is_undefined() && right.to_bool();
+                let r = !right.is_undefined() && right.truthy().map_err(|x| Self::arith_err(run, e.span, x, None))?;
                 Value::Bool(match op {
                     LogicOp::And => l && r,
                     LogicOp::Or => l || r,
@@ -351,7 +416,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 let (x, y) = (self.node(run, a)?, self.node(run, b)?);
                 self.raise(run, e.span)?;
                 let undefined = x.has_undefined() || y.has_undefined();
-                let (x, y) = if undefined { (x.undefined_to_null(), y.undefined_to_null()) } else { (x, y) };
+                let (x, y) = if undefined {
+                    (x.undefined_to_null(), y.undefined_to_null())
+                } else {
+                    (x, y)
+                };
                 let r = self.keyword(run, e.span, *op, &x, &y, undefined)?;
                 if undefined {
                     Value::Undefined
@@ -361,7 +430,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             }
             Cond(c, yes, no) => {
                 let c = self.node(run, c)?;
-                if !c.is_undefined() && c.to_bool() {
+                if !c.is_undefined() && c.truthy().map_err(|x| Self::arith_err(run, e.span, x, None))? {
                     self.node(run, yes)?
                 } else {
                     match no {
@@ -377,10 +446,14 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             }
             IndexAssign(name, idx, v) => {
                 let arr = self.var(run, name);
-                if !matches!(arr, Value::Array(_) | Value::Undefined) {
+                let negated_array = matches!(arr, Value::Tagged(crate::value::Type::Array, _));
+                if !matches!(arr, Value::Array(_) | Value::Undefined) && !negated_array {
                     return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array")));
                 }
                 let idx = self.node(run, idx)?;
+                if negated_array && !idx.is_undefined() {
+                    return Err(Self::arith_err(run, e.span, ArithError::Type, None));
+                }
                 match arr {
                     Value::Array(mut items) => {
                         if idx.is_undefined() {
@@ -388,7 +461,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                             run.user.insert(name.clone(), Value::Undefined);
                             v
                         } else {
-                            let i = idx.to_int().map_err(|x| Self::arith_err(run, e.span, x, None))?;
+                            let i = idx.to_offset().map_err(|x| Self::arith_err(run, e.span, x, None))?;
                             index(run, e.span, &items, i)?;
                             let v = self.node(run, v)?;
                             let slot = Arc::make_mut(&mut items).get_mut(i as usize);
@@ -398,6 +471,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                             run.user.insert(name.clone(), Value::Array(items));
                             v
                         }
+                    }
+                    Value::Tagged(..) => {
+                        let v = self.node(run, v)?;
+                        run.user.insert(name.clone(), Value::Undefined);
+                        v
                     }
                     _ => self.node(run, v)?,
                 }
@@ -410,6 +488,10 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                     Value::Array(mut items) => {
                         Arc::make_mut(&mut items).push(v.clone());
                         run.user.insert(name.clone(), Value::Array(items));
+                    }
+                    // PHP: "Cannot use a scalar value as an array".
+                    Value::Tagged(crate::value::Type::Array, _) => {
+                        return Err(Self::arith_err(run, e.span, ArithError::Type, None))
                     }
                     _ => return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array"))),
                 }
@@ -426,7 +508,10 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     }
 
     fn regex(&self, run: &Run<'_>, span: Span, pattern: &str, caseless: bool) -> Result<Arc<pcre::Regex>, EvalError> {
-        self.engine.regexes.get_or_compile(pattern, caseless).map_err(|err| regex_err(run, span, pattern, &err))
+        self.engine
+            .regexes
+            .get_or_compile(pattern, caseless)
+            .map_err(|err| regex_err(run, span, pattern, &err))
     }
 
     fn empty_match_warning(run: &mut Run<'_>, span: Span, re: &pcre::Regex) {
@@ -439,15 +524,50 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
     }
 
-    fn keyword(&mut self, run: &mut Run<'_>, span: Span, op: KeywordOp, x: &Value, y: &Value, undefined_pattern: bool) -> R {
+    /// `v.to_php_string()`, joining each array only once per action.
+    fn php_str(&mut self, v: &Value) -> Arc<str> {
+        match v {
+            Value::Str(s) => Arc::clone(s),
+            Value::Array(a) => {
+                let key = Arc::as_ptr(a) as usize;
+                match self.joined.get(&key) {
+                    Some((kept, s)) if Arc::ptr_eq(kept, a) => Arc::clone(s),
+                    _ => {
+                        let s: Arc<str> = Arc::from(v.to_php_string());
+                        if self.joined.len() >= MEMO_LIMIT {
+                            self.joined.clear();
+                        }
+                        self.joined.insert(key, (Arc::clone(a), Arc::clone(&s)));
+                        s
+                    }
+                }
+            }
+            other => Arc::from(other.to_php_string()),
+        }
+    }
+
+    fn keyword(
+        &mut self,
+        run: &mut Run<'_>,
+        span: Span,
+        op: KeywordOp,
+        x: &Value,
+        y: &Value,
+        undefined_pattern: bool,
+    ) -> R {
         Ok(Value::Bool(match op {
-            KeywordOp::In => contains_str(&y.as_php_str(), &x.as_php_str()),
-            KeywordOp::Contains => contains_str(&x.as_php_str(), &y.as_php_str()),
+            KeywordOp::In => contains_str(&self.php_str(y), &self.php_str(x)),
+            KeywordOp::Contains => contains_str(&self.php_str(x), &self.php_str(y)),
+            // AbuseFilter quotes the pattern for `#` delimiters, then its wildcard map doubles
+            // the backslash that quoted each `#`: the `#` ends the PHP pattern early, the rest
+            // is read as (unknown) modifiers and `preg_match` fails. Such a pattern never
+            // matches, in 1.39 and on master alike.
+            KeywordOp::Like if y.as_php_str().contains('#') => false,
             KeywordOp::Like => {
                 let body = pcre::like_to_pcre_body(&y.as_php_str());
                 // A pattern PHP cannot compile makes `like` false, silently, as in AbuseFilter.
                 match self.engine.regexes.get_or_compile_body(&body, false) {
-                    Ok(re) => re.is_match(&x.as_php_str()).unwrap_or(false),
+                    Ok(re) => re.is_match(&self.php_str(x)).unwrap_or(false),
                     Err(_) => false,
                 }
             }
@@ -457,14 +577,18 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 if !undefined_pattern || !y.is_undefined() {
                     Self::empty_match_warning(run, span, &re);
                 }
-                re.is_match(&x.as_php_str()).map_err(|err| regex_err(run, span, &pattern, &err))?
+                re.is_match(&self.php_str(x))
+                    .map_err(|err| regex_err(run, span, &pattern, &err))?
             }
         }))
     }
 
     fn call(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, args: Vec<Value>) -> R {
         let cacheable = f.handler() != Builtin::Set;
-        let key = MemoKey { handler: f.handler(), args };
+        let key = MemoKey {
+            handler: f.handler(),
+            args,
+        };
         if cacheable {
             if let Some(v) = self.memo.get(&key) {
                 return Ok(v.clone());
@@ -491,30 +615,35 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     fn builtin(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, a: &[Value]) -> R {
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Null);
         let s = |i: usize| a.get(i).map_or_else(String::new, Value::to_php_string);
-        let eq = self.engine.equivset.as_deref().unwrap_or_else(Equivset::builtin);
+        let eq: &Equivset = match self.engine.equivset.as_deref() {
+            Some(e) => e,
+            None => Equivset::builtin(),
+        };
         let type_err = |x: ArithError| Self::arith_err(run, span, x, None);
         Ok(match f {
-            Builtin::Lcase => Value::from(s(0).chars().flat_map(char::to_lowercase).collect::<String>()),
-            Builtin::Ucase => Value::from(s(0).chars().flat_map(char::to_uppercase).collect::<String>()),
+            Builtin::Lcase => Value::from(normalize::change_case(&s(0), false)),
+            Builtin::Ucase => Value::from(normalize::change_case(&s(0), true)),
             Builtin::Length | Builtin::Strlen => match a.first() {
                 Some(Value::Array(items)) => Value::Int(items.len() as i64),
+                Some(Value::Tagged(Type::Array, _)) => return Err(type_err(ArithError::Type)),
                 _ => Value::Int(s(0).chars().count() as i64),
             },
+            // `castTypes` returns a value already of the target type unchanged (see `Value::Tagged`).
             Builtin::String => match arg(0) {
-                v @ (Value::Str(_) | Value::Tagged(crate::value::Type::String, _)) => v,
+                v if v.type_of() == Type::String => v,
                 v => Value::from(v.to_php_string()),
             },
             Builtin::Int => match arg(0) {
-                v @ Value::Int(_) => v,
+                v if v.type_of() == Type::Int => v,
                 v => Value::Int(v.to_int().map_err(type_err)?),
             },
             Builtin::Float => match arg(0) {
-                v @ Value::Float(_) => v,
+                v if v.type_of() == Type::Float => v,
                 v => Value::Float(v.to_float().map_err(type_err)?),
             },
             Builtin::Bool => match arg(0) {
-                v @ Value::Bool(_) => v,
-                v => Value::Bool(v.to_bool()),
+                v if v.type_of() == Type::Bool => v,
+                v => Value::Bool(v.truthy().map_err(type_err)?),
             },
             Builtin::Norm => Value::from(normalize::norm(&s(0), eq)),
             Builtin::Ccnorm => Value::from(normalize::ccnorm(&s(0), eq)),
@@ -522,7 +651,15 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Builtin::Rmspecials => Value::from(normalize::rmspecials(&s(0))),
             Builtin::Rmdoubles => Value::from(normalize::rmdoubles(&s(0))),
             Builtin::Rmwhitespace => Value::from(normalize::rmwhitespace(&s(0))),
-            Builtin::Specialratio => Value::Float(normalize::specialratio(&s(0))),
+            Builtin::Specialratio => {
+                let text = s(0);
+                if text.is_empty() {
+                    // `new AFPData( DFLOAT, 0 )`: the integer 0 typed float.
+                    Value::Tagged(Type::Float, 0.0)
+                } else {
+                    Value::Float(normalize::specialratio(&text))
+                }
+            }
             Builtin::CcnormContainsAny | Builtin::CcnormContainsAll | Builtin::ContainsAny | Builtin::ContainsAll => {
                 let hay = s(0);
                 let needles: Vec<std::borrow::Cow<'_, str>> = a.iter().skip(1).map(Value::as_php_str).collect();
@@ -533,16 +670,29 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             }
             Builtin::EqualsToAny => {
                 let first = arg(0);
-                Value::Bool(a.iter().skip(1).any(|n| first.loose_equals(n, true)))
+                let mut any = false;
+                for n in a.iter().skip(1) {
+                    if first.equals(n, true).map_err(type_err)? {
+                        any = true;
+                        break;
+                    }
+                }
+                Value::Bool(any)
             }
             Builtin::Count => {
                 if let (Some(Value::Array(items)), 1) = (a.first(), a.len()) {
                     Value::Int(items.len() as i64)
+                } else if let (Some(Value::Tagged(Type::Array, _)), 1) = (a.first(), a.len()) {
+                    return Err(type_err(ArithError::Type));
                 } else if a.len() == 1 {
                     Value::Int(s(0).split(',').count() as i64)
                 } else {
                     let (needle, hay) = (s(0), s(1));
-                    Value::Int(if needle.is_empty() { 0 } else { hay.matches(needle.as_str()).count() as i64 })
+                    Value::Int(if needle.is_empty() {
+                        0
+                    } else {
+                        hay.matches(needle.as_str()).count() as i64
+                    })
                 }
             }
             Builtin::Rcount => {
@@ -554,7 +704,9 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                     if !a.first().is_some_and(Value::is_undefined) {
                         Self::empty_match_warning(run, span, &re);
                     }
-                    let n = re.count_matches(&s(1)).map_err(|err| regex_err(run, span, &pattern, &err))?;
+                    let n = re
+                        .count_matches(&s(1))
+                        .map_err(|err| regex_err(run, span, &pattern, &err))?;
                     Value::Int(n as i64)
                 }
             }
@@ -565,7 +717,10 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 Self::empty_match_warning(run, span, &re);
                 let caps = re.captures(&s(1)).map_err(|err| regex_err(run, span, &pattern, &err))?;
                 let found: Vec<Value> = caps.map_or_else(Vec::new, |c| {
-                    c.groups().iter().map(|g| Value::from(g.as_deref().unwrap_or(""))).collect()
+                    c.groups()
+                        .iter()
+                        .map(|g| Value::from(g.as_deref().unwrap_or("")))
+                        .collect()
                 });
                 // Current AbuseFilter also counts named groups, which the `(?` rule strips.
                 let n = groups.max(re.group_count() + 1).max(found.len());
@@ -576,7 +731,12 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Builtin::IpInRange => {
                 let range = s(1);
                 let Some(r) = crate::ip::parse_range(&range) else {
-                    return Err(Self::err(run, span, "invalidiprange", format!("`{range}` is not an IP address or CIDR range")));
+                    return Err(Self::err(
+                        run,
+                        span,
+                        "invalidiprange",
+                        format!("`{range}` is not an IP address or CIDR range"),
+                    ));
                 };
                 Value::Bool(crate::ip::in_range(&s(0), &r))
             }
@@ -586,7 +746,12 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 for v in a.iter().skip(1) {
                     let range = v.to_php_string();
                     let Some(r) = crate::ip::parse_range(&range) else {
-                        return Err(Self::err(run, span, "invalidiprange", format!("`{range}` is not an IP address or CIDR range")));
+                        return Err(Self::err(
+                            run,
+                            span,
+                            "invalidiprange",
+                            format!("`{range}` is not an IP address or CIDR range"),
+                        ));
                     };
                     hit = hit || crate::ip::in_range(&ip, &r);
                 }
@@ -599,6 +764,10 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                     Some(v) => Some(v.to_int().map_err(type_err)?),
                     None => None,
                 };
+                if offset == i64::MIN || length == Some(i64::MIN) {
+                    // `mb_substr()` refuses PHP_INT_MIN with a ValueError.
+                    return Err(type_err(ArithError::Type));
+                }
                 Value::from(mb_substr(&text, offset, length))
             }
             Builtin::Strpos => {
@@ -611,7 +780,12 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 if needle.is_empty() || offset > len {
                     Value::Int(-1)
                 } else if offset < -len {
-                    return Err(Self::err(run, span, "typeerror", "strpos: the offset lies before the start of the text"));
+                    return Err(Self::err(
+                        run,
+                        span,
+                        "typeerror",
+                        "strpos: the offset lies before the start of the text",
+                    ));
                 } else {
                     let start = if offset < 0 { len + offset } else { offset } as usize;
                     let byte = hay.char_indices().nth(start).map_or(hay.len(), |(b, _)| b);
@@ -632,7 +806,9 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Builtin::StrReplaceRegexp => {
                 let pattern = s(1);
                 let re = self.regex(run, span, &pattern, false)?;
-                let out = re.replace_all(&s(0), &s(2)).map_err(|err| regex_err(run, span, &pattern, &err))?;
+                let out = re
+                    .replace_all(&s(0), &s(2))
+                    .map_err(|err| regex_err(run, span, &pattern, &err))?;
                 Value::from(out)
             }
             Builtin::Rescape => Value::from(pcre::preg_quote(&s(0))),

@@ -74,13 +74,15 @@ pub struct Token {
 
 /// Operators, longest first where one is a prefix of another (AbuseFilter's `OPERATOR_RE` order).
 const OPERATORS: &[&str] = &[
-    "!==", "!=", "!", "**", "*", "/", "+", "-", "%", "&", "|", "^", ":=", "?", ":", "<=", "<", ">=", ">",
-    "===", "==", "=",
+    "!==", "!=", "!", "**", "*", "/", "+", "-", "%", "&", "|", "^", ":=", "?", ":", "<=", "<", ">=", ">", "===", "==",
+    "=",
 ];
 
 /// The keywords, matched case-sensitively as AbuseFilter does.
-pub const KEYWORDS: &[&str] =
-    &["in", "like", "true", "false", "null", "contains", "matches", "rlike", "irlike", "regex", "if", "then", "else", "end"];
+pub const KEYWORDS: &[&str] = &[
+    "in", "like", "true", "false", "null", "contains", "matches", "rlike", "irlike", "regex", "if", "then", "else",
+    "end",
+];
 
 const WHITESPACE: &[u8] = b"\t\n\x0b\x0c\r ";
 
@@ -95,7 +97,11 @@ fn is_word(b: u8) -> bool {
 
 /// Splits a rule into tokens, ending with [`Tok::End`].
 pub fn tokenize(src: &str) -> Result<Vec<Token>, SyntaxError> {
-    let mut lx = Lexer { src, b: src.as_bytes(), pos: 0 };
+    let mut lx = Lexer {
+        src,
+        b: src.as_bytes(),
+        pos: 0,
+    };
     let mut out = Vec::new();
     loop {
         let t = lx.next_token()?;
@@ -147,7 +153,11 @@ impl Lexer<'_> {
         }
         let start = self.pos;
         let Some(c) = self.at(start) else {
-            return Ok(Token { tok: Tok::End, start, end: start });
+            return Ok(Token {
+                tok: Tok::End,
+                start,
+                end: start,
+            });
         };
         let punct = match c {
             b',' => Some(Tok::Comma),
@@ -160,18 +170,30 @@ impl Lexer<'_> {
         };
         if let Some(tok) = punct {
             self.pos += 1;
-            return Ok(Token { tok, start, end: self.pos });
+            return Ok(Token {
+                tok,
+                start,
+                end: self.pos,
+            });
         }
         if c == b'"' || c == b'\'' {
             return self.string(c);
         }
         if let Some(op) = OPERATORS.iter().find(|op| self.b[start..].starts_with(op.as_bytes())) {
             self.pos += op.len();
-            return Ok(Token { tok: Tok::Op(op), start, end: self.pos });
+            return Ok(Token {
+                tok: Tok::Op(op),
+                start,
+                end: self.pos,
+            });
         }
         if let Some((tok, len)) = self.number(start) {
             self.pos += len;
-            return Ok(Token { tok, start, end: self.pos });
+            return Ok(Token {
+                tok,
+                start,
+                end: self.pos,
+            });
         }
         let mut i = start;
         while self.at(i).is_some_and(is_word) {
@@ -210,7 +232,9 @@ impl Lexer<'_> {
         };
         for &(base, prefix) in attempts {
             let input_start = start + prefix;
-            let Some(input_end) = self.radix_input(input_start) else { continue };
+            let Some(input_end) = self.radix_input(input_start) else {
+                continue;
+            };
             let input = &self.src[input_start..input_end];
             let ok = match base {
                 2 => input.bytes().all(|c| c == b'0' || c == b'1'),
@@ -222,7 +246,11 @@ impl Lexer<'_> {
                 return None;
             }
             let tok = if input.contains('.') {
-                Tok::Float(input.parse::<f64>().unwrap_or_else(|_| crate::value::string_to_float(input)))
+                Tok::Float(
+                    input
+                        .parse::<f64>()
+                        .unwrap_or_else(|_| crate::value::string_to_float(input)),
+                )
             } else if base == 10 {
                 Tok::Int(crate::value::string_to_int(input))
             } else {
@@ -277,7 +305,11 @@ impl Lexer<'_> {
                     Ok(s) => s,
                     Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 };
-                return Ok(Token { tok: Tok::Str(s), start, end: self.pos });
+                return Ok(Token {
+                    tok: Tok::Str(s),
+                    start,
+                    end: self.pos,
+                });
             }
             if c != b'\\' {
                 buf.push(c);
@@ -315,7 +347,10 @@ impl Lexer<'_> {
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
 /// `intval(base_convert(...))`: values past `i64::MAX` saturate, as PHP's do.
@@ -336,7 +371,9 @@ mod tests {
     use super::*;
 
     fn toks(src: &str) -> Vec<Tok> {
-        tokenize(src).map(|v| v.into_iter().map(|t| t.tok).collect()).unwrap_or_default()
+        tokenize(src)
+            .map(|v| v.into_iter().map(|t| t.tok).collect())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -353,19 +390,25 @@ mod tests {
 
     #[test]
     fn strings_keep_unknown_escapes() {
-        assert_eq!(toks(r#""a\xb" 'it\'s' "\x41\n""#), vec![
-            Tok::Str("a\\xb".into()),
-            Tok::Str("it's".into()),
-            Tok::Str("A\n".into()),
-            Tok::End
-        ]);
+        assert_eq!(
+            toks(r#""a\xb" 'it\'s' "\x41\n""#),
+            vec![
+                Tok::Str("a\\xb".into()),
+                Tok::Str("it's".into()),
+                Tok::Str("A\n".into()),
+                Tok::End
+            ]
+        );
         assert_eq!(toks(r#""\xC3\xA9""#), vec![Tok::Str("é".into()), Tok::End]);
         assert_eq!(toks(r#""\d""#), vec![Tok::Str("\\d".into()), Tok::End]);
     }
 
     #[test]
     fn keywords_are_lower_case_only() {
-        assert_eq!(toks("if IF"), vec![Tok::Keyword("if"), Tok::Ident("IF".into()), Tok::End]);
+        assert_eq!(
+            toks("if IF"),
+            vec![Tok::Keyword("if"), Tok::Ident("IF".into()), Tok::End]
+        );
     }
 
     #[test]
@@ -379,14 +422,20 @@ mod tests {
 
     #[test]
     fn operators_take_the_longest_spelling() {
-        assert_eq!(toks("a!==b"), vec![Tok::Ident("a".into()), Tok::Op("!=="), Tok::Ident("b".into()), Tok::End]);
-        assert_eq!(toks("x:=2**3"), vec![
-            Tok::Ident("x".into()),
-            Tok::Op(":="),
-            Tok::Int(2),
-            Tok::Op("**"),
-            Tok::Int(3),
-            Tok::End
-        ]);
+        assert_eq!(
+            toks("a!==b"),
+            vec![Tok::Ident("a".into()), Tok::Op("!=="), Tok::Ident("b".into()), Tok::End]
+        );
+        assert_eq!(
+            toks("x:=2**3"),
+            vec![
+                Tok::Ident("x".into()),
+                Tok::Op(":="),
+                Tok::Int(2),
+                Tok::Op("**"),
+                Tok::Int(3),
+                Tok::End
+            ]
+        );
     }
 }

@@ -77,7 +77,11 @@ impl Program {
     pub fn parse_with(source: &str, known: &KnownVariables) -> Result<Program, SyntaxError> {
         let root = parser::parse(source)?;
         let analysis = check::check(source, root.as_ref(), known)?;
-        Ok(Program { source: source.to_string(), root, analysis })
+        Ok(Program {
+            source: source.to_string(),
+            root,
+            analysis,
+        })
     }
 
     /// The rule text.

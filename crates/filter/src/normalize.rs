@@ -56,7 +56,9 @@
 //! (`3` ↔ `Ʒ`, Cyrillic `г` → `Γ`, not Equivset's `R`). About 87% of Equivset's keys whose
 //! value is ASCII get the same value here (23.6% of all keys; see the `builtin_agreement` test).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use unicode_normalization::char::is_combining_mark;
@@ -99,7 +101,33 @@ pub enum EquivsetError {
 /// character. Replacements are not re-scanned, exactly like PHP's `strtr()`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Equivset {
-    map: HashMap<char, Box<str>>,
+    map: CharMap,
+    /// `map` for the 128 ASCII characters, by code (`None`: not a key); empty when not built
+    /// (lookups then use `map`).
+    ascii: Vec<Option<Box<str>>>,
+}
+
+/// Char-keyed map with a cheap multiplicative hash (SipHash costs more than the rest of a
+/// `ccnorm` per character).
+type CharMap = HashMap<char, Box<str>, BuildHasherDefault<CharHasher>>;
+
+#[derive(Default, Clone, Copy)]
+struct CharHasher(u64);
+
+impl Hasher for CharHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl Equivset {
@@ -125,7 +153,7 @@ impl Equivset {
                 found: json_type(&value),
             });
         };
-        let mut map = HashMap::with_capacity(object.len());
+        let mut map = CharMap::with_capacity_and_hasher(object.len(), Default::default());
         for (key, value) in object {
             if key == "_readme" {
                 continue;
@@ -143,7 +171,12 @@ impl Equivset {
             };
             map.insert(c, replacement.into_boxed_str());
         }
-        Ok(Equivset { map })
+        Ok(Equivset::with_ascii(map))
+    }
+
+    fn with_ascii(map: CharMap) -> Equivset {
+        let ascii = (0u8..128).map(|b| map.get(&char::from(b)).cloned()).collect();
+        Equivset { map, ascii }
     }
 
     /// Replace every character that is a key by its value (PHP `strtr($s, $table)`).
@@ -153,7 +186,11 @@ impl Equivset {
         }
         let mut out = String::with_capacity(s.len());
         for c in s.chars() {
-            match self.map.get(&c) {
+            let replacement = match self.ascii.get(c as usize) {
+                Some(r) => r.as_deref(),
+                None => self.map.get(&c).map(|r| &**r),
+            };
+            match replacement {
                 Some(replacement) => out.push_str(replacement),
                 None => out.push(c),
             }
@@ -224,10 +261,7 @@ fn ascii_representatives() -> HashMap<String, char> {
         }
     }
     let mut reps: HashMap<String, char> = HashMap::new();
-    for c in (0u8..128)
-        .map(char::from)
-        .filter(char::is_ascii_alphanumeric)
-    {
+    for c in (0u8..128).map(char::from).filter(char::is_ascii_alphanumeric) {
         let key = folded_skeleton(c.encode_utf8(&mut [0; 4]));
         let best = reps.entry(key).or_insert(c);
         if (rank(c), c) < (rank(*best), *best) {
@@ -245,11 +279,7 @@ fn represent(skeleton: &str, reps: &HashMap<String, char>) -> String {
     }
     skeleton
         .chars()
-        .map(|p| {
-            reps.get(p.encode_utf8(&mut [0; 4]) as &str)
-                .copied()
-                .unwrap_or(p)
-        })
+        .map(|p| reps.get(p.encode_utf8(&mut [0; 4]) as &str).copied().unwrap_or(p))
         .collect()
 }
 
@@ -258,9 +288,7 @@ fn builtin_value(c: char, reps: &HashMap<String, char>) -> Option<String> {
     let mut buf = [0; 4];
     let own: &str = c.encode_utf8(&mut buf);
     if c.is_ascii_alphabetic() {
-        return c
-            .is_ascii_lowercase()
-            .then(|| c.to_ascii_uppercase().to_string());
+        return c.is_ascii_lowercase().then(|| c.to_ascii_uppercase().to_string());
     }
     if c.is_ascii() {
         // Digits and punctuation only fold onto a letter (0 → O, 1 → I, | → I).
@@ -296,10 +324,8 @@ fn build_builtin() -> Equivset {
     // reads a snapshot so the result does not depend on iteration order.
     for _ in 0..8 {
         let snapshot = Equivset {
-            map: map
-                .iter()
-                .map(|(&k, v)| (k, v.clone().into_boxed_str()))
-                .collect(),
+            map: map.iter().map(|(&k, v)| (k, v.clone().into_boxed_str())).collect(),
+            ascii: Vec::new(),
         };
         let mut changed = false;
         for value in map.values_mut() {
@@ -313,18 +339,48 @@ fn build_builtin() -> Equivset {
             break;
         }
     }
-    Equivset {
-        map: map
-            .into_iter()
+    Equivset::with_ascii(
+        map.into_iter()
             .filter(|(k, v)| k.encode_utf8(&mut [0; 4]) != v)
             .map(|(k, v)| (k, v.into_boxed_str()))
             .collect(),
-    }
+    )
 }
 
 // ---------------------------------------------------------------------------------------
 // The builtins
 // ---------------------------------------------------------------------------------------
+
+/// PHP's `mb_strtolower` (`upper`: `mb_strtoupper`) as AbuseFilter's `lcase`/`ucase` use it:
+/// each character's full Unicode mapping, no context (Rust's `char::to_lowercase`); runs of
+/// ASCII are converted in place.
+pub fn change_case(s: &str, upper: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        let n = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
+        let (ascii, tail) = rest.split_at(n);
+        let from = out.len();
+        out.push_str(ascii);
+        if let Some(run) = out.get_mut(from..) {
+            if upper {
+                run.make_ascii_uppercase();
+            } else {
+                run.make_ascii_lowercase();
+            }
+        }
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
+            if upper {
+                out.extend(c.to_uppercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        }
+        rest = chars.as_str();
+    }
+    out
+}
 
 /// `ccnorm(s)`: `html_entity_decode(s, ENT_QUOTES, 'UTF-8')`, then the confusables table.
 pub fn ccnorm(s: &str, eq: &Equivset) -> String {
@@ -391,19 +447,19 @@ pub fn contains(haystack: &str, needles: &[&str], any: bool, eq: Option<&Equivse
     if haystack.is_empty() {
         return false;
     }
-    let haystack = match eq {
-        Some(eq) => eq.normalize(haystack),
-        None => haystack.to_owned(),
+    let haystack: Cow<'_, str> = match eq {
+        Some(eq) => Cow::Owned(eq.normalize(haystack)),
+        None => Cow::Borrowed(haystack),
     };
     for needle in needles {
-        let needle = match eq {
-            Some(eq) => eq.normalize(needle),
-            None => (*needle).to_owned(),
+        let needle: Cow<'_, str> = match eq {
+            Some(eq) => Cow::Owned(eq.normalize(needle)),
+            None => Cow::Borrowed(needle),
         };
         if needle.is_empty() {
             continue;
         }
-        let found = haystack.contains(needle.as_str());
+        let found = haystack.contains(&*needle);
         if found == any {
             return found;
         }
@@ -475,18 +531,13 @@ fn php_entity_at(s: &str, amp: usize) -> Result<(char, usize), usize> {
         let mut code: u64 = 0;
         while let Some(d) = digit(pos) {
             // strtol saturates on overflow; anything that large is rejected below anyway.
-            code = code
-                .saturating_mul(u64::from(radix))
-                .saturating_add(u64::from(d));
+            code = code.saturating_mul(u64::from(radix)).saturating_add(u64::from(d));
             pos += 1;
         }
         if bytes.get(pos) != Some(&b';') || !html401_code_point_allowed(code) {
             return Err(pos);
         }
-        let c = u32::try_from(code)
-            .ok()
-            .and_then(char::from_u32)
-            .ok_or(pos)?;
+        let c = u32::try_from(code).ok().and_then(char::from_u32).ok_or(pos)?;
         Ok((c, pos + 1))
     } else {
         let start = amp + 1;
@@ -556,10 +607,7 @@ fn decode_one_reference(after: &str) -> (String, usize) {
             _ => (0, 10),
         };
         let digits = number.get(digits_from..).unwrap_or_default();
-        let len = digits
-            .bytes()
-            .take_while(|b| char::from(*b).is_digit(radix))
-            .count();
+        let len = digits.bytes().take_while(|b| char::from(*b).is_digit(radix)).count();
         if len > 0 && digits.as_bytes().get(len) == Some(&b';') {
             // PHP's intval saturates and hexdec turns into a float; either way an
             // out-of-range number is simply invalid, so saturating is equivalent.
@@ -568,8 +616,7 @@ fn decode_one_reference(after: &str) -> (String, usize) {
                 .take(len)
                 .filter_map(|b| char::from(b).to_digit(radix))
                 .fold(0u64, |acc, d| {
-                    acc.saturating_mul(u64::from(radix))
-                        .saturating_add(u64::from(d))
+                    acc.saturating_mul(u64::from(radix)).saturating_add(u64::from(d))
                 });
             let c = mediawiki_valid_code_point(code).unwrap_or('\u{FFFD}');
             return (c.to_string(), 1 + digits_from + len + 1);
@@ -930,11 +977,7 @@ mod tests {
             ("&#160;", "\u{a0}", "\u{a0}"),
             ("&#x10FFFF;", "\u{10ffff}", "\u{10ffff}"),
             ("&#00000000065;", "A", "A"),
-            (
-                "&#99999999999999999999;",
-                "&#99999999999999999999;",
-                "\u{fffd}",
-            ),
+            ("&#99999999999999999999;", "&#99999999999999999999;", "\u{fffd}"),
             ("&AMP;", "&AMP;", "&"),
             ("&amp", "&amp", "&amp"),
             ("&amp;amp;", "&amp;", "&"),
@@ -976,11 +1019,7 @@ mod tests {
                 "\u{3d1}\u{3d6}\u{3d2}",
                 "\u{3d1}\u{3d6}\u{3d2}",
             ),
-            (
-                "&NotANamedEntity;",
-                "&NotANamedEntity;",
-                "&NotANamedEntity;",
-            ),
+            ("&NotANamedEntity;", "&NotANamedEntity;", "&NotANamedEntity;"),
             ("&nbsp", "&nbsp", "&nbsp"),
             ("&#x1F600;", "\u{1f600}", "\u{1f600}"),
             ("&#128512;", "\u{1f600}", "\u{1f600}"),
@@ -996,11 +1035,7 @@ mod tests {
             ("&#x+41;", "&#x+41;", "&#x+41;"),
             ("&#X;", "&#X;", "&#X;"),
             ("&rlm;", "\u{200f}", "\u{200f}"),
-            (
-                "&\u{5e8}\u{5dc}\u{5de};",
-                "&\u{5e8}\u{5dc}\u{5de};",
-                "\u{200f}",
-            ),
+            ("&\u{5e8}\u{5dc}\u{5de};", "&\u{5e8}\u{5dc}\u{5de};", "\u{200f}"),
             (
                 "&zwnj;&zwj;&lrm;",
                 "\u{200c}\u{200d}\u{200e}",
@@ -1038,11 +1073,7 @@ mod tests {
             ("&#x0000000000000000041;", "A", "A"),
         ];
         for &(input, decoded, sanitized) in cases {
-            assert_eq!(
-                html_entity_decode(input),
-                decoded,
-                "html_entity_decode({input:?})"
-            );
+            assert_eq!(html_entity_decode(input), decoded, "html_entity_decode({input:?})");
             assert_eq!(sanitize(input), sanitized, "sanitize({input:?})");
         }
     }
@@ -1131,41 +1162,11 @@ mod tests {
                 "\u{4e2d}\u{6587}\u{ff0c}\u{6807}\u{70b9}\u{3002}",
                 0.33333333333333337,
             ),
-            (
-                "a\u{ad}b",
-                "a\u{ad}b",
-                "ab",
-                "a\u{ad}b",
-                0.33333333333333337,
-            ),
-            (
-                "x\u{301}y",
-                "x\u{301}y",
-                "xy",
-                "x\u{301}y",
-                0.33333333333333337,
-            ),
-            (
-                "\u{e9}t\u{e9}",
-                "\u{e9}t\u{e9}",
-                "\u{e9}t\u{e9}",
-                "\u{e9}t\u{e9}",
-                0.0,
-            ),
-            (
-                "\u{24b6}\u{24d1}",
-                "\u{24b6}\u{24d1}",
-                "",
-                "\u{24b6}\u{24d1}",
-                1.0,
-            ),
-            (
-                "\u{2028}\u{2029}",
-                "\u{2028}\u{2029}",
-                "\u{2028}\u{2029}",
-                "",
-                0.0,
-            ),
+            ("a\u{ad}b", "a\u{ad}b", "ab", "a\u{ad}b", 0.33333333333333337),
+            ("x\u{301}y", "x\u{301}y", "xy", "x\u{301}y", 0.33333333333333337),
+            ("\u{e9}t\u{e9}", "\u{e9}t\u{e9}", "\u{e9}t\u{e9}", "\u{e9}t\u{e9}", 0.0),
+            ("\u{24b6}\u{24d1}", "\u{24b6}\u{24d1}", "", "\u{24b6}\u{24d1}", 1.0),
+            ("\u{2028}\u{2029}", "\u{2028}\u{2029}", "\u{2028}\u{2029}", "", 0.0),
             (
                 "a\u{d}\u{a}\u{d}\u{a}b",
                 "a\u{d}\u{a}\u{d}\u{a}b",
@@ -1173,13 +1174,7 @@ mod tests {
                 "ab",
                 0.0,
             ),
-            (
-                "\u{1c5}\u{1c5}",
-                "\u{1c5}",
-                "\u{1c5}\u{1c5}",
-                "\u{1c5}\u{1c5}",
-                0.0,
-            ),
+            ("\u{1c5}\u{1c5}", "\u{1c5}", "\u{1c5}\u{1c5}", "\u{1c5}\u{1c5}", 0.0),
             (
                 "\u{661}\u{662}\u{663}",
                 "\u{661}\u{662}\u{663}",
@@ -1194,13 +1189,7 @@ mod tests {
                 "\u{1f1fa}\u{1f1f8}",
                 1.0,
             ),
-            (
-                "a\u{fe0f}b",
-                "a\u{fe0f}b",
-                "ab",
-                "a\u{fe0f}b",
-                0.33333333333333337,
-            ),
+            ("a\u{fe0f}b", "a\u{fe0f}b", "ab", "a\u{fe0f}b", 0.33333333333333337),
             (
                 "\u{3131}\u{3131}",
                 "\u{3131}",
@@ -1217,21 +1206,9 @@ mod tests {
                 0.0,
             ),
             ("\u{300}a", "\u{300}a", "a", "\u{300}a", 0.5),
-            (
-                "l33t $p34k",
-                "l3t $p34k",
-                "l33t p34k",
-                "l33t$p34k",
-                0.09999999999999998,
-            ),
+            ("l33t $p34k", "l3t $p34k", "l33t p34k", "l33t$p34k", 0.09999999999999998),
             ("a\u{0}\u{0}b", "a\u{0}b", "ab", "a\u{0}\u{0}b", 0.5),
-            (
-                "x\u{180e}\u{180e}y",
-                "x\u{180e}y",
-                "x\u{180e}\u{180e}y",
-                "xy",
-                0.0,
-            ),
+            ("x\u{180e}\u{180e}y", "x\u{180e}y", "x\u{180e}\u{180e}y", "xy", 0.0),
             (
                 "Hello!!! World???",
                 "Helo! World?",
@@ -1312,8 +1289,7 @@ mod tests {
 
     #[test]
     fn from_json_parses_and_reports_errors() {
-        let eq =
-            Equivset::from_json(r#"{"_readme": ["x"], "a": "A", "é": "E", "\u200b": ""}"#).unwrap();
+        let eq = Equivset::from_json(r#"{"_readme": ["x"], "a": "A", "é": "E", "\u200b": ""}"#).unwrap();
         assert_eq!(eq.len(), 3);
         assert_eq!(eq.get('a'), Some("A"));
         assert_eq!(eq.normalize("ab\u{200b}é"), "AbE");
@@ -1323,20 +1299,12 @@ mod tests {
         assert!(matches!(&err, EquivsetError::KeyNotOneChar { key, chars: 2 } if key == "ab"));
         assert!(err.to_string().contains("\"ab\""), "{err}");
         let err = Equivset::from_json(r#"{"": "X"}"#).unwrap_err();
-        assert!(matches!(
-            &err,
-            EquivsetError::KeyNotOneChar { chars: 0, .. }
-        ));
+        assert!(matches!(&err, EquivsetError::KeyNotOneChar { chars: 0, .. }));
         let err = Equivset::from_json(r#"{"a": 1}"#).unwrap_err();
-        assert!(
-            matches!(&err, EquivsetError::ValueNotString { key, found: "a number" } if key == "a")
-        );
+        assert!(matches!(&err, EquivsetError::ValueNotString { key, found: "a number" } if key == "a"));
         assert!(err.to_string().contains("\"a\""), "{err}");
         let err = Equivset::from_json("[1]").unwrap_err();
-        assert!(matches!(
-            err,
-            EquivsetError::NotAnObject { found: "an array" }
-        ));
+        assert!(matches!(err, EquivsetError::NotAnObject { found: "an array" }));
         let err = Equivset::from_json("{\"a\": \"A\",\n").unwrap_err();
         assert!(matches!(err, EquivsetError::Json(_)));
         assert!(err.to_string().contains("line 2"), "{err}");
@@ -1363,25 +1331,55 @@ mod tests {
             ("\u{412}\u{456}\u{430}gr\u{430}", "BIAGRA"),
             ("p@$$w0rd", "PASSWORD"),
             ("l33t sp34k 5up3r 6", "LEET SPEAK SUPER G"),
-            ("\u{ff26}\u{ff55}\u{ff4c}\u{ff4c}\u{ff57}\u{ff49}d\u{ff54}\u{ff48}", "FULLWIDTH"),
-            ("\u{e9}t\u{e9} \u{c0} la cr\u{e8}me br\u{fb}l\u{e9}e", "ETE A LA CREME BRULEE"),
-            ("\u{440}\u{443}\u{441}\u{441}\u{43a}\u{438}\u{439} \u{442}\u{435}\u{43a}\u{441}\u{442}", "PYCCK\u{418}\u{439} TEKCT"),
+            (
+                "\u{ff26}\u{ff55}\u{ff4c}\u{ff4c}\u{ff57}\u{ff49}d\u{ff54}\u{ff48}",
+                "FULLWIDTH",
+            ),
+            (
+                "\u{e9}t\u{e9} \u{c0} la cr\u{e8}me br\u{fb}l\u{e9}e",
+                "ETE A LA CREME BRULEE",
+            ),
+            (
+                "\u{440}\u{443}\u{441}\u{441}\u{43a}\u{438}\u{439} \u{442}\u{435}\u{43a}\u{441}\u{442}",
+                "PYCCK\u{418}\u{439} TEKCT",
+            ),
             ("\u{3b1}\u{3b2}\u{3b3} \u{391}\u{392}\u{393}", "ABY ABR"),
             ("a\u{200b}b\u{200c}c\u{200d}d\u{200e}e\u{200f}f", "ABCDEF"),
             ("\u{1d400}\u{1d401}\u{1d402} \u{1d504}", "ABC \u{1d504}"),
             ("\u{131}stanbul \u{130}STANBUL", "ISTANBUL \u{130}STANBUL"),
             ("stra\u{df}e", "STRABE"),
-            ("\u{4e2d}\u{6587}\u{ff0c}\u{6807}\u{70b9}\u{3002}", "\u{4e2d}\u{6587}\u{ff0c}\u{5882}\u{594c}\u{3002}"),
-            ("\u{628}\u{627}\u{644}\u{639}\u{631}\u{628}\u{64a}\u{629}", "\u{628}\u{627}\u{644}E\u{631}\u{628}\u{649}\u{629}"),
+            (
+                "\u{4e2d}\u{6587}\u{ff0c}\u{6807}\u{70b9}\u{3002}",
+                "\u{4e2d}\u{6587}\u{ff0c}\u{5882}\u{594c}\u{3002}",
+            ),
+            (
+                "\u{628}\u{627}\u{644}\u{639}\u{631}\u{628}\u{64a}\u{629}",
+                "\u{628}\u{627}\u{644}E\u{631}\u{628}\u{649}\u{629}",
+            ),
             ("\u{5e9}\u{5dc}\u{5d5}\u{5dd}", "\u{5e9}\u{5dc}\u{5d5}\u{5dd}"),
-            ("\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}", "\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}"),
-            ("\u{d55c}\u{ad6d}\u{c5b4} \u{3131}\u{3134}", "\u{d55c}\u{ad6d}\u{c5b4} \u{3131}\u{3134}"),
-            ("\u{1c4}\u{1c5}\u{1c6} \u{1f1}\u{1f2}\u{1f3}", "\u{1f1}\u{1c5}\u{1f3} \u{1f1}\u{1f2}\u{1f1}"),
+            (
+                "\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}",
+                "\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}",
+            ),
+            (
+                "\u{d55c}\u{ad6d}\u{c5b4} \u{3131}\u{3134}",
+                "\u{d55c}\u{ad6d}\u{c5b4} \u{3131}\u{3134}",
+            ),
+            (
+                "\u{1c4}\u{1c5}\u{1c6} \u{1f1}\u{1f2}\u{1f3}",
+                "\u{1f1}\u{1c5}\u{1f3} \u{1f1}\u{1f2}\u{1f1}",
+            ),
             ("|_| ! 1l| 0O", "I_I ! ILI OO"),
-            ("\u{2460}\u{2461} \u{2160}\u{2161} \u{bd}", "\u{2460}\u{2461} \u{2160}\u{2161} \u{bd}"),
+            (
+                "\u{2460}\u{2461} \u{2160}\u{2161} \u{bd}",
+                "\u{2460}\u{2461} \u{2160}\u{2161} \u{bd}",
+            ),
             ("e\u{301} \u{301}", "E\u{301} \u{301}"),
             ("ABC xyz 789", "ABC XYZ 789"),
-            ("\u{c6}\u{e6}\u{152}\u{153}\u{f8}\u{142}", "\u{c6}\u{c6}\u{152}\u{152}OL"),
+            (
+                "\u{c6}\u{e6}\u{152}\u{153}\u{f8}\u{142}",
+                "\u{c6}\u{c6}\u{152}\u{152}OL",
+            ),
         ];
         for &(input, expected) in normalize_cases {
             assert_eq!(eq.normalize(input), expected, "normalize({input:?})");
@@ -1406,22 +1404,49 @@ mod tests {
             ("\u{412}\u{456}\u{430}gr\u{430}", "BIAGRA"),
             ("p@$$w0rd", "PASWORD"),
             ("l33t sp34k 5up3r 6", "LETSPEAKSUPERG"),
-            ("\u{ff26}\u{ff55}\u{ff4c}\u{ff4c}\u{ff57}\u{ff49}d\u{ff54}\u{ff48}", "FULWIDTH"),
-            ("\u{e9}t\u{e9} \u{c0} la cr\u{e8}me br\u{fb}l\u{e9}e", "ETEALACREMEBRULE"),
-            ("\u{440}\u{443}\u{441}\u{441}\u{43a}\u{438}\u{439} \u{442}\u{435}\u{43a}\u{441}\u{442}", "PYCK\u{418}\u{439}TEKCT"),
+            (
+                "\u{ff26}\u{ff55}\u{ff4c}\u{ff4c}\u{ff57}\u{ff49}d\u{ff54}\u{ff48}",
+                "FULWIDTH",
+            ),
+            (
+                "\u{e9}t\u{e9} \u{c0} la cr\u{e8}me br\u{fb}l\u{e9}e",
+                "ETEALACREMEBRULE",
+            ),
+            (
+                "\u{440}\u{443}\u{441}\u{441}\u{43a}\u{438}\u{439} \u{442}\u{435}\u{43a}\u{441}\u{442}",
+                "PYCK\u{418}\u{439}TEKCT",
+            ),
             ("\u{3b1}\u{3b2}\u{3b3} \u{391}\u{392}\u{393}", "ABYABR"),
             ("a\u{200b}b\u{200c}c\u{200d}d\u{200e}e\u{200f}f", "ABCDEF"),
             ("\u{1d400}\u{1d401}\u{1d402} \u{1d504}", "ABC\u{1d504}"),
             ("\u{131}stanbul \u{130}STANBUL", "ISTANBUL\u{130}STANBUL"),
             ("stra\u{df}e", "STRABE"),
-            ("\u{4e2d}\u{6587}\u{ff0c}\u{6807}\u{70b9}\u{3002}", "\u{4e2d}\u{6587}\u{5882}\u{594c}"),
-            ("\u{628}\u{627}\u{644}\u{639}\u{631}\u{628}\u{64a}\u{629}", "\u{628}\u{627}\u{644}E\u{631}\u{628}\u{649}\u{629}"),
+            (
+                "\u{4e2d}\u{6587}\u{ff0c}\u{6807}\u{70b9}\u{3002}",
+                "\u{4e2d}\u{6587}\u{5882}\u{594c}",
+            ),
+            (
+                "\u{628}\u{627}\u{644}\u{639}\u{631}\u{628}\u{64a}\u{629}",
+                "\u{628}\u{627}\u{644}E\u{631}\u{628}\u{649}\u{629}",
+            ),
             ("\u{5e9}\u{5dc}\u{5d5}\u{5dd}", "\u{5e9}\u{5dc}\u{5d5}\u{5dd}"),
-            ("\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}", "\u{928}\u{92e}\u{938}\u{924}"),
-            ("\u{d55c}\u{ad6d}\u{c5b4} \u{3131}\u{3134}", "\u{d55c}\u{ad6d}\u{c5b4}\u{3131}\u{3134}"),
-            ("\u{1c4}\u{1c5}\u{1c6} \u{1f1}\u{1f2}\u{1f3}", "\u{1f1}\u{1c5}\u{1f3}\u{1f1}\u{1f2}\u{1f1}"),
+            (
+                "\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}",
+                "\u{928}\u{92e}\u{938}\u{924}",
+            ),
+            (
+                "\u{d55c}\u{ad6d}\u{c5b4} \u{3131}\u{3134}",
+                "\u{d55c}\u{ad6d}\u{c5b4}\u{3131}\u{3134}",
+            ),
+            (
+                "\u{1c4}\u{1c5}\u{1c6} \u{1f1}\u{1f2}\u{1f3}",
+                "\u{1f1}\u{1c5}\u{1f3}\u{1f1}\u{1f2}\u{1f1}",
+            ),
             ("|_| ! 1l| 0O", "IIILIO"),
-            ("\u{2460}\u{2461} \u{2160}\u{2161} \u{bd}", "\u{2460}\u{2461}\u{2160}\u{2161}\u{bd}"),
+            (
+                "\u{2460}\u{2461} \u{2160}\u{2161} \u{bd}",
+                "\u{2460}\u{2461}\u{2160}\u{2161}\u{bd}",
+            ),
             ("e\u{301} \u{301}", "E"),
             ("ABC xyz 789", "ABCXYZ789"),
             ("\u{c6}\u{e6}\u{152}\u{153}\u{f8}\u{142}", "\u{c6}\u{152}OL"),
@@ -1470,10 +1495,7 @@ mod tests {
             ("V1AGRA viagra", "VIAGRA VIAGRA"),
             ("\u{412}\u{456}\u{430}gr\u{430}", "BIAGRA"),
             ("0O|l1I", "OOILII"),
-            (
-                "\u{e9}t\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e",
-                "ETE CREME BRULEE",
-            ),
+            ("\u{e9}t\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e", "ETE CREME BRULEE"),
             ("\u{ff26}\u{ff55}\u{ff4c}\u{ff4c}", "FULL"),
             ("\u{1d400}\u{1d401}\u{1d402}", "ABC"),
             ("\u{3b1}\u{3b7}\u{3c5}", "AHY"),
@@ -1484,17 +1506,10 @@ mod tests {
             ("e\u{301} \u{301}", "E\u{301} \u{301}"),
             // Leetspeak that is not a Unicode confusable stays (Equivset maps these).
             ("$@345", "$@345"),
-            (
-                "!\"#%&'()*+,-./:;<=>?[\\]^_`{}~",
-                "!\"#%&'()*+,-./:;<=>?[\\]^_`{}~",
-            ),
+            ("!\"#%&'()*+,-./:;<=>?[\\]^_`{}~", "!\"#%&'()*+,-./:;<=>?[\\]^_`{}~"),
         ];
         for &(input, expected) in cases {
-            assert_eq!(
-                eq.normalize(input),
-                expected,
-                "builtin normalize({input:?})"
-            );
+            assert_eq!(eq.normalize(input), expected, "builtin normalize({input:?})");
         }
         assert_eq!(ccnorm("&eacute;t&#233;", eq), "ETE");
     }
@@ -1503,18 +1518,9 @@ mod tests {
     fn builtin_is_idempotent_on_every_value() {
         let eq = Equivset::builtin();
         for (key, value) in &eq.map {
-            assert_eq!(
-                eq.normalize(value),
-                **value,
-                "value of {key:?} is not a fixed point"
-            );
-            let upper_cased = value
-                .chars()
-                .all(|c| c.to_uppercase().eq(std::iter::once(c)));
-            assert!(
-                upper_cased,
-                "value of {key:?} has a character with an upper case"
-            );
+            assert_eq!(eq.normalize(value), **value, "value of {key:?} is not a fixed point");
+            let upper_cased = value.chars().all(|c| c.to_uppercase().eq(std::iter::once(c)));
+            assert!(upper_cased, "value of {key:?} has a character with an upper case");
         }
     }
 

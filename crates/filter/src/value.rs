@@ -65,9 +65,21 @@ pub enum Value {
     Str(Arc<str>),
     /// An array (AbuseFilter arrays are always lists).
     Array(Arc<Vec<Value>>),
-    /// A PHP quirk kept for fidelity: AbuseFilter's unary minus on a string, bool or null keeps the
-    /// type tag but stores a float (`-"5"` is a "string" holding `-5.0`, `-null` a "null" holding
-    /// `-0.0`). It converts like the float except where the tag decides (type checks, `+`).
+    /// A PHP quirk kept for fidelity: an `AFPData` whose type tag and PHP data disagree.
+    ///
+    /// * AbuseFilter's unary minus on a string, bool, null or array keeps the type tag but stores
+    ///   a float: `-"5"` is a "string" holding `-5.0`, `-null` a "null" holding `-0.0`, `-[1, 2]`
+    ///   an "array" holding `-2.0`; negating `-9223372036854775807 - 1` gives an "int" holding
+    ///   the float `9.2233720368547758E18`.
+    /// * `specialratio("")` returns a "float" holding the *integer* 0: `Tagged(Type::Float, x)`
+    ///   always means an integer `x` typed float.
+    ///
+    /// Such a value converts like its PHP data, except where AbuseFilter keeps the value because
+    /// the tag already is the target type (`castTypes`): `-"5" == "-5"` is false (PHP compares
+    /// the float `-5.0` to the string `"-5"` with `===`), `specialratio("") + 1` is the int 1,
+    /// `bool(-true)` stays a "bool" holding `-1.0`. Using a negated array as a number, a boolean
+    /// or an array is a PHP `TypeError` in AbuseFilter and an evaluation error (`typeerror`) here;
+    /// as a string it is `""`.
     Tagged(Type, f64),
 }
 
@@ -166,6 +178,9 @@ pub(crate) enum ArithError {
     DivideByZero,
     /// PHP raised a TypeError (an operation on the tagged result of `-[…]`).
     Type,
+    /// AbuseFilter's `InternalException` "Refusing to cast DUNDEFINED": an array holding an
+    /// undefined item was converted to a string, or such items were compared with `==`.
+    Undefined,
 }
 
 impl Value {
@@ -209,7 +224,8 @@ impl Value {
         }
     }
 
-    /// PHP `(bool)`. The undefined value reads as false, as AbuseFilter's callers treat it.
+    /// PHP `(bool)`. The undefined value reads as false, as AbuseFilter's callers treat it; the
+    /// negation of an array (which AbuseFilter cannot convert) reads as its length's sign.
     pub fn to_bool(&self) -> bool {
         match self {
             Value::Undefined | Value::Null => false,
@@ -218,6 +234,15 @@ impl Value {
             Value::Float(f) | Value::Tagged(_, f) => *f != 0.0,
             Value::Str(s) => !(s.is_empty() || &**s == "0"),
             Value::Array(a) => !a.is_empty(),
+        }
+    }
+
+    /// AbuseFilter's `toBool()`: as [`Value::to_bool`], but the negation of an array is the
+    /// `TypeError` PHP raises (`count()` of a float).
+    pub(crate) fn truthy(&self) -> Result<bool, ArithError> {
+        match self {
+            Value::Tagged(Type::Array, _) => Err(ArithError::Type),
+            v => Ok(v.to_bool()),
         }
     }
 
@@ -246,6 +271,9 @@ impl Value {
             }
             Value::Float(f) => out.push_str(&php_float_to_string(*f)),
             Value::Tagged(Type::Array, _) => {}
+            Value::Tagged(Type::Float, x) => {
+                let _ = write!(out, "{}", *x as i64);
+            }
             Value::Tagged(_, f) => out.push_str(&php_float_to_string(*f)),
             Value::Str(s) => out.push_str(s),
             Value::Array(a) => {
@@ -265,10 +293,28 @@ impl Value {
             Value::Int(i) => *i,
             Value::Float(f) => float_to_int(*f),
             Value::Tagged(Type::Array, _) => return Err(ArithError::Type),
+            Value::Tagged(Type::Float, x) => *x as i64,
+            // PHP keeps the float; passing it on where an int is needed fails unless it fits.
+            Value::Tagged(Type::Int, f) => {
+                if f.is_finite() && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(f) {
+                    *f as i64
+                } else {
+                    return Err(ArithError::Type);
+                }
+            }
             Value::Tagged(_, f) => float_to_int(*f),
             Value::Str(s) => string_to_int(s),
             Value::Array(a) => a.len() as i64,
         })
+    }
+
+    /// The offset `a[i]` uses: PHP compares a negated `PHP_INT_MIN` (an "int" holding a float) with
+    /// the array's length, so it is out of bounds rather than unusable.
+    pub(crate) fn to_offset(&self) -> Result<i64, ArithError> {
+        match self {
+            Value::Tagged(Type::Int, f) => Ok(*f as i64),
+            v => v.to_int(),
+        }
     }
 
     /// PHP `floatval`.
@@ -285,41 +331,89 @@ impl Value {
         })
     }
 
-    /// AbuseFilter's `toNumber`: int, bool and null become ints; everything else a float.
+    /// AbuseFilter's `toNumber`: int, bool and null become ints; everything else a float; a
+    /// value already of the target type keeps its PHP data (see [`Value::Tagged`]).
     pub(crate) fn to_number(&self) -> Result<Num, ArithError> {
-        match self.type_of() {
-            Type::Int | Type::Bool | Type::Null => Ok(Num::Int(self.to_int()?)),
-            _ => Ok(Num::Float(self.to_float()?)),
+        match self {
+            Value::Tagged(Type::Int, f) => Ok(Num::Float(*f)),
+            Value::Tagged(Type::Float, x) => Ok(Num::Int(*x as i64)),
+            v => match v.type_of() {
+                Type::Int | Type::Bool | Type::Null => Ok(Num::Int(v.to_int()?)),
+                _ => Ok(Num::Float(v.to_float()?)),
+            },
+        }
+    }
+
+    /// What AbuseFilter's `toString()` gives for `===`: a string, or the float a negated string
+    /// holds (see [`Value::Tagged`]).
+    fn string_key(&self) -> StrKey<'_> {
+        match self {
+            Value::Tagged(Type::String, f) => StrKey::Float(*f),
+            v => StrKey::Str(v.as_php_str()),
         }
     }
 
     /// AbuseFilter's `equals` (`==` when `strict` is false, `===` when true). Neither side may
-    /// be undefined: the caller handles that.
+    /// be undefined: the caller handles that. A negated array (see [`Value::Tagged`]), on which
+    /// AbuseFilter fails, compares unequal here.
     pub fn loose_equals(&self, other: &Value, strict: bool) -> bool {
+        self.equals(other, strict).unwrap_or(false)
+    }
+
+    /// AbuseFilter's `equals`, failing where PHP does (`count()` of a negated array).
+    pub(crate) fn equals(&self, other: &Value, strict: bool) -> Result<bool, ArithError> {
+        let is_array = |v: &Value| v.type_of() == Type::Array;
         match (self, other) {
             (Value::Array(a), Value::Array(b)) => {
-                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.loose_equals(y, strict))
-            }
-            (Value::Array(a), v) | (v, Value::Array(a)) => {
-                if strict || !a.is_empty() {
-                    return false;
+                if a.len() != b.len() {
+                    return Ok(false);
                 }
-                matches!(v.type_of(), Type::Null) || (matches!(v, Value::Bool(false)))
-                    || matches!(v, Value::Tagged(Type::Bool, f) if *f == 0.0)
+                for (x, y) in a.iter().zip(b.iter()) {
+                    if x.is_undefined() || y.is_undefined() {
+                        return Err(ArithError::Undefined);
+                    }
+                    if !x.equals(y, strict)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
             }
-            _ => {
-                (!strict || self.type_of() == other.type_of())
-                    && self.as_php_str() == other.as_php_str()
+            // Both typed array, at least one a negated array: `count()` of a float.
+            (a, b) if is_array(a) && is_array(b) => Err(ArithError::Type),
+            (a, b) if is_array(a) || is_array(b) => {
+                if strict {
+                    return Ok(false);
+                }
+                let (arr, v) = if is_array(a) { (a, b) } else { (b, a) };
+                let Value::Array(items) = arr else {
+                    return Err(ArithError::Type);
+                };
+                // `toBool() === false`: only a real `false` (a negated bool holds a float).
+                Ok(items.is_empty() && (v.type_of() == Type::Null || matches!(v, Value::Bool(false))))
             }
+            _ => Ok((!strict || self.type_of() == other.type_of()) && self.string_key() == other.string_key()),
         }
     }
 
-    /// AbuseFilter's `<`, `>`, `<=`, `>=`: both sides become strings, then PHP 8 compares two
-    /// strings numerically when both are numeric and byte-wise otherwise.
+    /// AbuseFilter's `<`, `>`, `<=`, `>=`: both sides become strings (a negated string stays the
+    /// float it holds), then PHP 8 compares them: two numeric strings numerically, a float and a
+    /// numeric string numerically, anything else byte-wise.
     pub fn php_compare(&self, other: &Value) -> Ordering {
-        let a = self.as_php_str();
-        let b = other.as_php_str();
-        smart_str_compare(&a, &b)
+        self.compare(other).unwrap_or(Ordering::Equal)
+    }
+
+    /// [`Value::php_compare`], failing where AbuseFilter does: an array holding an undefined
+    /// item cannot become a string.
+    pub(crate) fn compare(&self, other: &Value) -> Result<Ordering, ArithError> {
+        if self.has_undefined() || other.has_undefined() {
+            return Err(ArithError::Undefined);
+        }
+        Ok(match (self.string_key(), other.string_key()) {
+            (StrKey::Str(a), StrKey::Str(b)) => smart_str_compare(&a, &b),
+            (StrKey::Float(a), StrKey::Float(b)) => three_way(a, b),
+            (StrKey::Float(a), StrKey::Str(b)) => compare_float_to_string(a, &b),
+            (StrKey::Str(a), StrKey::Float(b)) => compare_float_to_string(b, &a).reverse(),
+        })
     }
 
     /// AbuseFilter's `+`.
@@ -328,6 +422,9 @@ impl Value {
             return Ok(Value::Undefined);
         }
         if self.type_of() == Type::String || other.type_of() == Type::String {
+            if self.has_undefined() || other.has_undefined() {
+                return Err(ArithError::Undefined);
+            }
             let mut s = self.to_php_string();
             other.write_php_string(&mut s);
             return Ok(Value::from(s));
@@ -337,6 +434,10 @@ impl Value {
             v.extend(a.iter().cloned());
             v.extend(b.iter().cloned());
             return Ok(Value::from(v));
+        }
+        if self.type_of() == Type::Array && other.type_of() == Type::Array {
+            // `array_merge()` of a negated array's float.
+            return Err(ArithError::Type);
         }
         Ok(num_add(self.to_number()?, other.to_number()?).into_value())
     }
@@ -361,6 +462,10 @@ impl Value {
             MulOp::Mul => false,
         };
         if zero {
+            // AbuseFilter converts the left side for its message first, which can fail.
+            if !self.is_undefined() {
+                self.to_number()?;
+            }
             return Err(ArithError::DivideByZero);
         }
         if self.is_undefined() {
@@ -385,10 +490,7 @@ impl Value {
         }
         let (a, b) = (self.to_number()?, other.to_number()?);
         Ok(match (a, b) {
-            (Num::Int(x), Num::Int(y)) if y >= 0 => match int_pow(x, y) {
-                Some(r) => Value::Int(r),
-                None => Value::Float((x as f64).powf(y as f64)),
-            },
+            (Num::Int(x), Num::Int(y)) if y >= 0 => int_pow(x, y).into_value(),
             _ => Value::Float(a.as_f64().powf(b.as_f64())),
         })
     }
@@ -399,9 +501,13 @@ impl Value {
             Value::Undefined => Value::Undefined,
             Value::Int(i) => match i.checked_neg() {
                 Some(n) => Value::Int(n),
-                None => Value::Float(-(*i as f64)),
+                // PHP's `-PHP_INT_MIN` is a float, and AbuseFilter keeps the "int" type.
+                None => Value::Tagged(Type::Int, -(*i as f64)),
             },
             Value::Float(f) => Value::Float(-f),
+            Value::Tagged(Type::Array, _) => return Err(ArithError::Type),
+            // An integer typed float: PHP's `-0` is the integer 0.
+            Value::Tagged(Type::Float, x) => Value::Tagged(Type::Float, (-(*x as i64)) as f64),
             Value::Tagged(t, f) => Value::Tagged(*t, -f),
             Value::Array(a) => Value::Tagged(Type::Array, -(a.len() as f64)),
             v => Value::Tagged(v.type_of(), -v.to_float()?),
@@ -439,6 +545,10 @@ impl Value {
             Value::Array(a) => serde_json::Value::Array(a.iter().map(Value::to_json).collect()),
             Value::Tagged(Type::Null, _) | Value::Tagged(Type::Array, _) => serde_json::Value::Null,
             Value::Tagged(Type::Bool, f) => serde_json::Value::Bool(*f != 0.0),
+            Value::Tagged(Type::Float, x) => serde_json::Value::from(*x as i64),
+            Value::Tagged(Type::Int, f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
             Value::Tagged(_, f) => serde_json::Value::String(php_float_to_string(*f)),
         }
     }
@@ -517,18 +627,33 @@ fn num_div(a: Num, b: Num) -> Num {
     }
 }
 
-fn int_pow(mut base: i64, mut exp: i64) -> Option<i64> {
-    let mut acc: i64 = 1;
-    while exp > 0 {
-        if exp & 1 == 1 {
-            acc = acc.checked_mul(base)?;
-        }
-        exp >>= 1;
-        if exp > 0 {
-            base = base.checked_mul(base)?;
+/// PHP's `pow(int, int)` for a non-negative exponent (`pow_function_base`): square and
+/// multiply, and on the first overflow finish in floating point from the partial results, which
+/// is not the correctly rounded power (`10 ** 300` is `1.0000000000000005E+300`).
+fn int_pow(base: i64, exp: i64) -> Num {
+    if exp == 0 {
+        return Num::Int(1);
+    }
+    if base == 0 {
+        return Num::Int(0);
+    }
+    let (mut l1, mut l2, mut i) = (1i64, base, exp);
+    while i >= 1 {
+        if i % 2 != 0 {
+            i -= 1;
+            match l1.checked_mul(l2) {
+                Some(v) => l1 = v,
+                None => return Num::Float((l1 as f64 * l2 as f64) * (l2 as f64).powf(i as f64)),
+            }
+        } else {
+            i /= 2;
+            match l2.checked_mul(l2) {
+                Some(v) => l2 = v,
+                None => return Num::Float(l1 as f64 * (l2 as f64 * l2 as f64).powf(i as f64)),
+            }
         }
     }
-    Some(acc)
+    Num::Int(l1)
 }
 
 /// PHP's `(int)` of a float on 64-bit: NaN and infinities give 0, out-of-range values wrap
@@ -552,9 +677,10 @@ pub(crate) fn float_to_int(f: f64) -> i64 {
     m as i64
 }
 
-/// PHP's cast of a float that came from a numeric string: saturating (`zend_dval_to_lval_cap`).
+/// PHP's cast of a float that came from a numeric string: saturating (`zend_dval_to_lval_cap`),
+/// but infinities and NaN give 0.
 fn float_to_int_cap(f: f64) -> i64 {
-    if f.is_nan() {
+    if !f.is_finite() {
         return 0;
     }
     if f >= 9_223_372_036_854_775_808.0 {
@@ -575,6 +701,10 @@ pub(crate) struct NumericPrefix {
     pub value: Num,
     /// The whole string is numeric (only whitespace around the number).
     pub whole: bool,
+    /// `zend_strtod` of the prefix (keeps `-0`).
+    pub float: f64,
+    /// An integer-like prefix that overflowed: its sign (PHP's `oflow`), else 0.
+    pub oflow: i8,
 }
 
 /// Parses the leading number of a string as PHP 8 does (`_is_numeric_string_ex`): optional
@@ -595,6 +725,12 @@ pub(crate) fn numeric_prefix(s: &str) -> Option<NumericPrefix> {
         i += 1;
     }
     let mut int_digits = i - int_start;
+    // PHP counts the integer part's digits after its leading zeros and gives up on an integer
+    // at 20 of them (MAX_LENGTH_OF_LONG): that sets `oflow` even when a fraction or an
+    // exponent follows (`"1…(20 digits)E-300"` overflows although it is tiny).
+    let significant = b
+        .get(int_start..i)
+        .map_or(0, |d| d.iter().skip_while(|&&c| c == b'0').count());
     let mut is_float = false;
     if i < b.len() && b[i] == b'.' {
         let frac_start = i + 1;
@@ -631,22 +767,33 @@ pub(crate) fn numeric_prefix(s: &str) -> Option<NumericPrefix> {
         end += 1;
     }
     let whole = end == b.len();
-    let value = if is_float {
-        Num::Float(text.parse::<f64>().ok()?)
+    let float = text.parse::<f64>().ok()?;
+    let sign = if text.starts_with('-') { -1 } else { 1 };
+    let (value, oflow) = if significant >= 20 {
+        (Num::Float(float), sign)
+    } else if is_float {
+        (Num::Float(float), 0)
     } else {
         match text.parse::<i64>() {
-            Ok(v) => Num::Int(v),
-            Err(_) => Num::Float(text.parse::<f64>().ok()?),
+            Ok(v) => (Num::Int(v), 0),
+            Err(_) => (Num::Float(float), sign),
         }
     };
-    Some(NumericPrefix { value, whole })
+    Some(NumericPrefix {
+        value,
+        whole,
+        float,
+        oflow,
+    })
 }
 
 /// PHP 8 `(int)$string`.
 pub(crate) fn string_to_int(s: &str) -> i64 {
     match numeric_prefix(s) {
         Some(NumericPrefix { value: Num::Int(i), .. }) => i,
-        Some(NumericPrefix { value: Num::Float(f), .. }) => float_to_int_cap(f),
+        Some(NumericPrefix {
+            value: Num::Float(f), ..
+        }) => float_to_int_cap(f),
         None => 0,
     }
 }
@@ -654,20 +801,65 @@ pub(crate) fn string_to_int(s: &str) -> i64 {
 /// PHP 8 `(float)$string` (`zend_strtod` on the leading number).
 pub(crate) fn string_to_float(s: &str) -> f64 {
     match numeric_prefix(s) {
-        Some(NumericPrefix { value, .. }) => value.as_f64(),
+        Some(p) => p.float,
         None => 0.0,
     }
 }
 
+/// A side of AbuseFilter's `===` on `toString()` results.
+#[derive(Debug, PartialEq)]
+enum StrKey<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    /// PHP float `===` float: IEEE equality (`-0.0 === 0.0`).
+    Float(f64),
+}
+
+/// `ZEND_THREEWAY_COMPARE`: NaN compares greater.
+fn three_way(a: f64, b: f64) -> Ordering {
+    if a == b {
+        Ordering::Equal
+    } else if a < b {
+        Ordering::Less
+    } else {
+        Ordering::Greater
+    }
+}
+
+/// PHP 8 `compare_double_to_string`: numerically when the string is numeric, else the float's
+/// string (precision 14) byte-wise.
+fn compare_float_to_string(f: f64, s: &str) -> Ordering {
+    match numeric_prefix(s) {
+        Some(p) if p.whole => three_way(f, p.value.as_f64()),
+        _ => php_float_to_string(f).as_bytes().cmp(s.as_bytes()),
+    }
+}
+
 /// PHP 8 comparison of two strings (`zendi_smart_strcmp`): numerically when both are numeric
-/// strings, else byte-wise.
+/// strings, else byte-wise, with PHP's rules for integers that overflow.
 pub(crate) fn smart_str_compare(a: &str, b: &str) -> Ordering {
     if let (Some(x), Some(y)) = (numeric_prefix(a), numeric_prefix(b)) {
         if x.whole && y.whole {
-            return match (x.value, y.value) {
-                (Num::Int(i), Num::Int(j)) => i.cmp(&j),
-                (p, q) => p.as_f64().partial_cmp(&q.as_f64()).unwrap_or(Ordering::Less),
-            };
+            let (d1, d2) = (x.value.as_f64(), y.value.as_f64());
+            let same_overflow = x.oflow != 0 && x.oflow == y.oflow && d1 - d2 == 0.0;
+            if !same_overflow {
+                let sign = |o: i8| if o > 0 { Ordering::Greater } else { Ordering::Less };
+                match (x.value, y.value) {
+                    (Num::Int(i), Num::Int(j)) => return i.cmp(&j),
+                    (Num::Int(_), Num::Float(_)) if y.oflow != 0 => return sign(y.oflow).reverse(),
+                    (Num::Float(_), Num::Int(_)) if x.oflow != 0 => return sign(x.oflow),
+                    (Num::Float(_), Num::Float(_)) if d1 == d2 && !d1.is_finite() => {}
+                    _ => {
+                        let d = d1 - d2;
+                        return if d > 0.0 {
+                            Ordering::Greater
+                        } else if d < 0.0 {
+                            Ordering::Less
+                        } else {
+                            Ordering::Equal
+                        };
+                    }
+                }
+            }
         }
     }
     a.as_bytes().cmp(b.as_bytes())
@@ -782,13 +974,25 @@ mod tests {
 
     #[test]
     fn arithmetic_overflows_to_float_like_php() {
-        assert_eq!(Value::Int(i64::MAX).sum(&Value::Int(1)), Ok(Value::Float(9.223372036854776e18)));
+        assert_eq!(
+            Value::Int(i64::MAX).sum(&Value::Int(1)),
+            Ok(Value::Float(9.223372036854776e18))
+        );
         assert_eq!(Value::Int(7).mul_rel(&Value::Int(2), MulOp::Div), Ok(Value::Float(3.5)));
         assert_eq!(Value::Int(6).mul_rel(&Value::Int(3), MulOp::Div), Ok(Value::Int(2)));
-        assert_eq!(Value::Int(5).mul_rel(&Value::Float(0.5), MulOp::Mod), Err(ArithError::DivideByZero));
+        assert_eq!(
+            Value::Int(5).mul_rel(&Value::Float(0.5), MulOp::Mod),
+            Err(ArithError::DivideByZero)
+        );
         assert_eq!(Value::Int(2).pow(&Value::Int(-1)), Ok(Value::Float(0.5)));
-        assert_eq!(Value::Int(2).pow(&Value::Int(63)), Ok(Value::Float(9.223372036854776e18)));
-        assert_eq!(Value::from("5").mul_rel(&Value::from("4"), MulOp::Mul), Ok(Value::Float(20.0)));
+        assert_eq!(
+            Value::Int(2).pow(&Value::Int(63)),
+            Ok(Value::Float(9.223372036854776e18))
+        );
+        assert_eq!(
+            Value::from("5").mul_rel(&Value::from("4"), MulOp::Mul),
+            Ok(Value::Float(20.0))
+        );
     }
 
     #[test]

@@ -108,7 +108,10 @@ pub const DISABLED: &[&str] = &["old_text", "old_html", "minor_edit"];
 /// The current name for a (lower-case) variable name: deprecated aliases map to their
 /// replacement, every other name to itself.
 pub fn canonical(name: &str) -> &str {
-    DEPRECATED.iter().find(|(old, _)| *old == name).map_or(name, |(_, new)| new)
+    DEPRECATED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| new)
 }
 
 /// The set of variable names a checker accepts: the built-ins plus any the operator adds
@@ -121,7 +124,9 @@ pub struct KnownVariables {
 impl KnownVariables {
     /// The built-ins plus `extra` (lower-cased).
     pub fn with_extra<I: IntoIterator<Item = S>, S: AsRef<str>>(extra: I) -> Self {
-        KnownVariables { extra: extra.into_iter().map(|s| s.as_ref().to_ascii_lowercase()).collect() }
+        KnownVariables {
+            extra: extra.into_iter().map(|s| s.as_ref().to_ascii_lowercase()).collect(),
+        }
     }
 
     /// Whether `name` (lower-case, canonical) is a variable in use.

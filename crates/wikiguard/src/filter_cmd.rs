@@ -35,9 +35,15 @@ pub fn read_vars(path: Option<&Path>) -> Result<HashMap<String, Value>> {
     let json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
     let serde_json::Value::Object(map) = json else {
-        bail!("{} must hold a JSON object of variable values, e.g. {{\"user_editcount\": 5}}", path.display());
+        bail!(
+            "{} must hold a JSON object of variable values, e.g. {{\"user_editcount\": 5}}",
+            path.display()
+        );
     };
-    Ok(map.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::from_json(&v))).collect())
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), Value::from_json(&v)))
+        .collect())
 }
 
 fn read_rule(expr: &str) -> Result<String> {
@@ -81,13 +87,19 @@ pub fn check(file: &Path) -> Result<ExitCode> {
     let name = file.display();
     match Program::parse(&rule) {
         Err(e) => {
-            println!("{name}:{}:{}: error[{}]: {}", e.position.line, e.position.column, e.code, e.message);
+            println!(
+                "{name}:{}:{}: error[{}]: {}",
+                e.position.line, e.position.column, e.code, e.message
+            );
             Ok(ExitCode::from(EXIT_SYNTAX))
         }
         Ok(p) => {
             let a = p.analysis();
             for w in &a.warnings {
-                println!("{name}:{}:{}: warning[{}]: {}", w.position.line, w.position.column, w.code, w.message);
+                println!(
+                    "{name}:{}:{}: warning[{}]: {}",
+                    w.position.line, w.position.column, w.code, w.message
+                );
             }
             let vars: Vec<&str> = a.variables.iter().map(String::as_str).collect();
             println!("{name}: reads [{}]; cost {}", vars.join(", "), a.cost);
@@ -110,7 +122,10 @@ pub fn conformance(dir: &Path, equivset: Option<&Path>) -> Result<ExitCode> {
     }
     let (mut passed, mut failed) = (0usize, 0usize);
     for case in &cases {
-        let name = case.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = case
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let rule = std::fs::read_to_string(case).with_context(|| format!("reading {}", case.display()))?;
         let rule = rule.trim_matches(|c: char| " \t\n\r\0\x0B".contains(c));
         let expected = match std::fs::read_to_string(case.with_extension("r")) {
@@ -122,7 +137,11 @@ pub fn conformance(dir: &Path, equivset: Option<&Path>) -> Result<ExitCode> {
             Ok(o) if o.matched == expected => passed += 1,
             Ok(o) => {
                 failed += 1;
-                println!("FAIL {name}: evaluated to {} ({}), expected {expected}", o.value.to_json_text(), o.matched);
+                println!(
+                    "FAIL {name}: evaluated to {} ({}), expected {expected}",
+                    o.value.to_json_text(),
+                    o.matched
+                );
             }
             Err(e) => {
                 failed += 1;
@@ -135,13 +154,23 @@ pub fn conformance(dir: &Path, equivset: Option<&Path>) -> Result<ExitCode> {
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `wikiguard filter bench`: evaluates every `*.af` filter of a folder on one action's
 /// variables, `iterations` times, each time as a new action (fresh caches), and prints one
 /// JSON line with the mean time for all filters.
-pub fn bench(filters: &Path, vars: &Path, iterations: usize, profile: usize, equivset: Option<&Path>) -> Result<ExitCode> {
+pub fn bench(
+    filters: &Path,
+    vars: &Path,
+    iterations: usize,
+    profile: usize,
+    equivset: Option<&Path>,
+) -> Result<ExitCode> {
     let engine = engine(equivset)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(filters)
         .with_context(|| format!("reading {}", filters.display()))?
@@ -153,7 +182,10 @@ pub fn bench(filters: &Path, vars: &Path, iterations: usize, profile: usize, equ
     for f in &files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         let p = Program::parse(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e} [{}]", f.display(), e.code))?;
-        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         programs.push((stem, p));
     }
     let mut vars = read_vars(Some(vars))?;

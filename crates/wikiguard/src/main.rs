@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 mod filter_cmd;
 
 #[derive(Parser)]
-#[command(name = "wikiguard", version, about = "The safety and integrity layer for MediaWiki wikis")]
+#[command(
+    name = "wikiguard",
+    version,
+    about = "The safety and integrity layer for MediaWiki wikis"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,10 +79,16 @@ fn main() -> ExitCode {
             filter_cmd::eval(&expr, vars.as_deref(), equivset.as_deref())
         }
         Command::Filter(FilterCommand::Check { file }) => filter_cmd::check(&file),
-        Command::Filter(FilterCommand::Conformance { equivset, dir }) => filter_cmd::conformance(&dir, equivset.as_deref()),
-        Command::Filter(FilterCommand::Bench { filters, vars, iterations, profile, equivset }) => {
-            filter_cmd::bench(&filters, &vars, iterations, profile, equivset.as_deref())
+        Command::Filter(FilterCommand::Conformance { equivset, dir }) => {
+            filter_cmd::conformance(&dir, equivset.as_deref())
         }
+        Command::Filter(FilterCommand::Bench {
+            filters,
+            vars,
+            iterations,
+            profile,
+            equivset,
+        }) => filter_cmd::bench(&filters, &vars, iterations, profile, equivset.as_deref()),
     };
     match result {
         Ok(code) => code,
