@@ -1,0 +1,246 @@
+//! Persistence for wikiguard: filters with their full version history, the hit log, the
+//! bounded log of recent actions, and the counters behind throttles and warnings.
+//!
+//! [`Store`] is the interface the service uses; [`SqliteStore`] is the embedded default (one
+//! file, WAL mode, migrations applied at open, one writer thread that commits in groups, so a
+//! caller returns only once its rows are durable). A PostgreSQL implementation can follow
+//! behind the same trait without touching callers. [`Counters`] is the interface for
+//! short-lived counters; [`MemoryCounters`] keeps them in memory with bounded size.
+//!
+//! Times are Unix seconds, passed in by the caller: the store reads no clock, so tests can
+//! say what "now" is.
+
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod counters;
+mod sqlite;
+
+pub use counters::MemoryCounters;
+pub use sqlite::SqliteStore;
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong in the store. `NotFound` is apart from the rest: callers answer it with 404.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such filter (or hit).
+    #[error("{what} {id} does not exist")]
+    NotFound {
+        /// What was looked up ("filter").
+        what: &'static str,
+        /// Its id.
+        id: i64,
+    },
+    /// A write conflicted with the stored state (for example an id that is already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database failed or holds something this version cannot read.
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+/// A filter as an administrator writes it, in AbuseFilter's vocabulary. `actions` is kept as
+/// JSON here (`{"disallow": {"message": "…"}, "tag": {"tags": ["…"]}, …}`); the check crate
+/// owns its meaning and validates it before anything is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterSpec {
+    /// The public description (AbuseFilter's "name").
+    pub description: String,
+    /// The rule text.
+    pub pattern: String,
+    /// Whether the filter runs.
+    pub enabled: bool,
+    /// Deleted filters never run and are hidden from the default listing.
+    pub deleted: bool,
+    /// Private filters hide their pattern from non-admins and their hits' details.
+    pub private: bool,
+    /// AbuseFilter's filter group (`default` unless the wiki defines others).
+    pub group: String,
+    /// Notes for other administrators.
+    pub comments: String,
+    /// The consequences, as a JSON object keyed by action name.
+    pub actions: serde_json::Value,
+}
+
+/// A stored filter: its current version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    /// The filter id (AbuseFilter's number; kept on import).
+    pub id: i64,
+    /// The version number, 1 for the first, one more for every change.
+    pub version: i64,
+    /// The current text of the filter.
+    #[serde(flatten)]
+    pub spec: FilterSpec,
+    /// Who made the last change.
+    pub last_editor: String,
+    /// When (Unix seconds).
+    pub last_edit_time: i64,
+    /// How many hits the filter has (imported counts included).
+    pub hits: i64,
+}
+
+/// Why a version was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// The filter was created.
+    Create,
+    /// The filter was changed.
+    Update,
+    /// The filter was deleted (its spec then has `deleted: true, enabled: false`).
+    Delete,
+    /// The filter came from an AbuseFilter export.
+    Import,
+}
+
+/// One entry of a filter's history: the filter as it was after that change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterVersion {
+    /// The filter id.
+    pub id: i64,
+    /// The version number.
+    pub version: i64,
+    /// The filter's text at that version.
+    #[serde(flatten)]
+    pub spec: FilterSpec,
+    /// Who made the change.
+    pub editor: String,
+    /// When (Unix seconds).
+    pub time: i64,
+    /// What kind of change it was.
+    pub change: Change,
+}
+
+/// A hit to write: a filter matched an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewHit {
+    /// The filter that matched.
+    pub filter_id: i64,
+    /// The filter's version when it matched.
+    pub filter_version: i64,
+    /// When (Unix seconds).
+    pub time: i64,
+    /// The action (`edit`, `move`, `createaccount`…).
+    pub action: String,
+    /// The user's name (for an anonymous editor MediaWiki's name for them).
+    pub user_name: String,
+    /// The page's prefixed title (empty for actions without a page).
+    pub page: String,
+    /// The page's namespace number.
+    pub namespace: i64,
+    /// The verdict of the whole check (`allow`, `warn`, `disallow`, `throttle`, `block`).
+    pub verdict: String,
+    /// The consequences that this filter's hit took (`["warn"]`, `["disallow", "tag"]`…).
+    pub actions_taken: Vec<String>,
+    /// The variables the filter could read, as a JSON object (AbuseFilter's variable dump).
+    pub vars: serde_json::Value,
+}
+
+/// A stored hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// The hit's id, increasing with time.
+    pub id: i64,
+    /// What was written.
+    #[serde(flatten)]
+    pub hit: NewHit,
+}
+
+/// Which hits to list, newest first. Every field narrows; `None` does not.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HitQuery {
+    /// Only hits of this filter.
+    pub filter: Option<i64>,
+    /// Only hits by this user name (exact).
+    pub user: Option<String>,
+    /// Only hits on this prefixed title (exact).
+    pub page: Option<String>,
+    /// Only hits at or after this time.
+    pub since: Option<i64>,
+    /// Only hits at or before this time.
+    pub until: Option<i64>,
+    /// Only hits with an id below this one (the next page after a listing).
+    pub before_id: Option<i64>,
+    /// At most this many (the store caps it at 1000; 0 means 100).
+    pub limit: usize,
+}
+
+/// An action kept for "test against recent actions": the action as the wiki sent it (minus
+/// the request's IP and user agent, which are never kept here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRecentAction {
+    /// When it was checked (Unix seconds).
+    pub time: i64,
+    /// The action name.
+    pub action: String,
+    /// The user's name.
+    pub user_name: String,
+    /// The page's prefixed title.
+    pub page: String,
+    /// The action's JSON as the check API received it, without `request`.
+    pub body: serde_json::Value,
+}
+
+/// A stored recent action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentAction {
+    /// Its id, increasing with time.
+    pub id: i64,
+    /// What was written.
+    #[serde(flatten)]
+    pub action: NewRecentAction,
+}
+
+/// The service's persistent state. Every method is blocking; async callers run them on a
+/// blocking thread. A write returns only after it is committed.
+pub trait Store: Send + Sync + 'static {
+    /// Every filter, by id; deleted ones only when asked.
+    fn list_filters(&self, include_deleted: bool) -> Result<Vec<Filter>, StoreError>;
+    /// One filter, deleted or not.
+    fn get_filter(&self, id: i64) -> Result<Filter, StoreError>;
+    /// Stores a new filter under the next free id, as version 1.
+    fn create_filter(&self, spec: &FilterSpec, editor: &str, now: i64) -> Result<Filter, StoreError>;
+    /// Replaces a filter's text, as a new version (`NotFound` if there is no such filter).
+    /// Writing the same spec again still records a version: the history shows every save.
+    fn update_filter(&self, id: i64, spec: &FilterSpec, editor: &str, now: i64) -> Result<Filter, StoreError>;
+    /// Marks a filter deleted and disabled, as a new version. Its history and hits stay.
+    fn delete_filter(&self, id: i64, editor: &str, now: i64) -> Result<Filter, StoreError>;
+    /// Creates or updates the filter with this id from an AbuseFilter export, as a version
+    /// with `Change::Import`, taking the export's editor, time and hit count.
+    fn import_filter(
+        &self,
+        id: i64,
+        spec: &FilterSpec,
+        editor: &str,
+        time: i64,
+        hits: i64,
+    ) -> Result<Filter, StoreError>;
+    /// Every version of a filter, oldest first (`NotFound` if there is no such filter).
+    fn filter_history(&self, id: i64) -> Result<Vec<FilterVersion>, StoreError>;
+    /// Writes hits in one transaction, adds them to their filters' hit counts, and returns
+    /// their ids once committed.
+    fn record_hits(&self, hits: &[NewHit]) -> Result<Vec<i64>, StoreError>;
+    /// Lists hits, newest first.
+    fn hits(&self, query: &HitQuery) -> Result<Vec<Hit>, StoreError>;
+    /// Appends an action to the recent-actions log and drops the oldest beyond `keep`.
+    fn record_recent_action(&self, action: &NewRecentAction, keep: usize) -> Result<i64, StoreError>;
+    /// The newest `limit` recent actions, newest first.
+    fn recent_actions(&self, limit: usize) -> Result<Vec<RecentAction>, StoreError>;
+    /// Whether the store answers (for `/readyz`).
+    fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Short-lived counters: throttles and "already warned" flags. Implementations may forget
+/// (a restart, an eviction under memory pressure); nothing durable lives here.
+pub trait Counters: Send + Sync + 'static {
+    /// Counts one event for `key` in a window of `period` seconds that starts at the key's
+    /// first event (AbuseFilter's throttle window) and returns the count in the window,
+    /// this event included.
+    fn hit(&self, key: &str, period: u64, now: i64) -> u64;
+    /// AbuseFilter's warning flag: if `key` is set (and younger than `ttl` seconds), clears
+    /// it and returns `true` (the user was warned and resubmitted); otherwise sets it and
+    /// returns `false` (warn now).
+    fn take_or_set_flag(&self, key: &str, ttl: u64, now: i64) -> bool;
+}

@@ -1,0 +1,900 @@
+//! The SQLite store: one file in WAL mode, one writer thread, a small pool of readers.
+//!
+//! Every write is a job sent to the writer thread, which owns the only write connection. The
+//! thread takes every job waiting in its queue, runs each inside its own savepoint of one
+//! transaction, commits once (group commit: one fsync for many callers under
+//! `synchronous=FULL`), and only then answers each caller. A job that fails is rolled back to
+//! its savepoint and gets its error; the rest of the batch still commits. A caller is told
+//! "ok" only after its rows are committed.
+//!
+//! Reads run on separate connections beside the writer (WAL lets them), taken from a pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OpenFlags, Row};
+
+use crate::{
+    Change, Filter, FilterSpec, FilterVersion, Hit, HitQuery, NewHit, NewRecentAction, RecentAction, Store, StoreError,
+};
+
+/// The schema, one script per version: script `i` takes the database from version `i` to
+/// version `i + 1` (kept in `PRAGMA user_version`). Append only; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 1: filters with their history, hits, recent actions.
+    "
+    CREATE TABLE filters (
+        id             INTEGER PRIMARY KEY,
+        version        INTEGER NOT NULL,
+        description    TEXT NOT NULL,
+        pattern        TEXT NOT NULL,
+        enabled        INTEGER NOT NULL,
+        deleted        INTEGER NOT NULL,
+        private        INTEGER NOT NULL,
+        grp            TEXT NOT NULL,
+        comments       TEXT NOT NULL,
+        actions        TEXT NOT NULL,
+        last_editor    TEXT NOT NULL,
+        last_edit_time INTEGER NOT NULL,
+        hits           INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE filter_versions (
+        id          INTEGER NOT NULL REFERENCES filters(id),
+        version     INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        pattern     TEXT NOT NULL,
+        enabled     INTEGER NOT NULL,
+        deleted     INTEGER NOT NULL,
+        private     INTEGER NOT NULL,
+        grp         TEXT NOT NULL,
+        comments    TEXT NOT NULL,
+        actions     TEXT NOT NULL,
+        editor      TEXT NOT NULL,
+        time        INTEGER NOT NULL,
+        change      TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE hits (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        filter_id      INTEGER NOT NULL REFERENCES filters(id),
+        filter_version INTEGER NOT NULL,
+        time           INTEGER NOT NULL,
+        action         TEXT NOT NULL,
+        user_name      TEXT NOT NULL,
+        page           TEXT NOT NULL,
+        namespace      INTEGER NOT NULL,
+        verdict        TEXT NOT NULL,
+        actions_taken  TEXT NOT NULL,
+        vars           TEXT NOT NULL
+    );
+    CREATE INDEX hits_filter ON hits (filter_id, id);
+    CREATE INDEX hits_user ON hits (user_name, id);
+    CREATE INDEX hits_page ON hits (page, id);
+    CREATE INDEX hits_time ON hits (time);
+    CREATE TABLE recent_actions (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        time      INTEGER NOT NULL,
+        action    TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        page      TEXT NOT NULL,
+        body      TEXT NOT NULL
+    );
+    ",
+];
+
+/// How long a connection waits for a lock before it reports `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this many writes share one transaction, so one huge queue does not make the first
+/// caller wait for all of it.
+const MAX_BATCH: usize = 256;
+/// Idle read connections kept for reuse; more are opened under load and closed afterwards.
+const MAX_IDLE_READERS: usize = 8;
+/// `hits()` limits: what 0 means, and the most one call returns.
+const DEFAULT_HIT_LIMIT: usize = 100;
+const MAX_HIT_LIMIT: usize = 1000;
+
+/// The embedded store: a SQLite file in WAL mode with a single writer thread (see the module
+/// doc). Dropping it finishes the queued writes and stops the writer.
+pub struct SqliteStore {
+    sender: Option<mpsc::Sender<Box<dyn WriteJob>>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Readers,
+    /// How many transactions the writer has committed or tried to (for tests of grouping).
+    batches: Arc<AtomicU64>,
+}
+
+enum Readers {
+    /// A file: readers have their own connections.
+    Pool {
+        path: PathBuf,
+        idle: Mutex<Vec<Connection>>,
+    },
+    /// In memory: there is only one database, behind the writer's own connection.
+    Shared(Arc<Mutex<Connection>>),
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = f.debug_struct("SqliteStore");
+        match &self.readers {
+            Readers::Pool { path, .. } => s.field("path", path),
+            Readers::Shared(_) => s.field("path", &":memory:"),
+        };
+        s.finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The schema version this code writes and reads (`PRAGMA user_version`).
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    /// Opens (creating it and its parent directories if needed) the database at `path`, applies
+    /// any pending migrations and starts the writer thread. A database whose schema is newer
+    /// than this code knows is refused.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Backend(format!("cannot create the directory {}: {e}", parent.display()))
+                })?;
+            }
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Backend(format!("cannot open the database {}: {e}", path.display())))?;
+        configure(&conn, true)
+            .map_err(|e| StoreError::Backend(format!("cannot configure the database {}: {e}", path.display())))?;
+        migrate(&conn)?;
+        let readers = Readers::Pool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        };
+        Self::start(Arc::new(Mutex::new(conn)), readers)
+    }
+
+    /// Opens a fresh database that lives in memory and vanishes with the store. Reads share
+    /// the writer's connection, so this is for tests, not for load.
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory()
+            .map_err(|e| StoreError::Backend(format!("cannot open an in-memory database: {e}")))?;
+        configure(&conn, false)
+            .map_err(|e| StoreError::Backend(format!("cannot configure the in-memory database: {e}")))?;
+        migrate(&conn)?;
+        let conn = Arc::new(Mutex::new(conn));
+        Self::start(conn.clone(), Readers::Shared(conn))
+    }
+
+    fn start(conn: Arc<Mutex<Connection>>, readers: Readers) -> Result<SqliteStore, StoreError> {
+        let (sender, receiver) = mpsc::channel::<Box<dyn WriteJob>>();
+        let batches = Arc::new(AtomicU64::new(0));
+        let counter = batches.clone();
+        let writer = std::thread::Builder::new()
+            .name("wikiguard-store-writer".into())
+            .spawn(move || writer_loop(&conn, &receiver, &counter))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            sender: Some(sender),
+            writer: Some(writer),
+            readers,
+            batches,
+        })
+    }
+
+    /// How many write transactions the writer has run so far, committed or not. Beside a count
+    /// of writes it shows how well writes are grouped (for metrics).
+    pub fn write_batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Queues a write and returns where its answer will arrive (after its batch commits).
+    fn submit<T, F>(&self, work: F) -> Result<mpsc::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::channel();
+        let job: Box<dyn WriteJob> = Box::new(Job {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        let sender = self.sender.as_ref().ok_or_else(writer_gone)?;
+        sender.send(job).map_err(|_| writer_gone())?;
+        Ok(answer)
+    }
+
+    /// Runs a write on the writer thread and waits until it is committed.
+    fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work)?.recv().map_err(|_| writer_gone())?
+    }
+
+    /// Runs a read on a read connection.
+    fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match &self.readers {
+            Readers::Shared(conn) => {
+                let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                work(&conn)
+            }
+            Readers::Pool { path, idle } => {
+                let pooled = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                let conn = match pooled {
+                    Some(conn) => conn,
+                    None => open_reader(path)?,
+                };
+                let result = work(&conn);
+                // A connection left inside a transaction by a failed read is not reused.
+                if conn.is_autocommit() {
+                    let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
+                    if idle.len() < MAX_IDLE_READERS {
+                        idle.push(conn);
+                    }
+                }
+                result
+            }
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and return.
+        self.sender = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Backend("the store's writer thread has stopped".into())
+}
+
+fn sql_error(context: &str, e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(failure, _) = &e {
+        if failure.code == rusqlite::ErrorCode::ConstraintViolation {
+            return StoreError::Conflict(format!("{context}: {e}"));
+        }
+    }
+    StoreError::Backend(format!("{context}: {e}"))
+}
+
+/// Sets the pragmas every connection needs. `file` is false for an in-memory database, which
+/// has no WAL.
+fn configure(conn: &Connection, file: bool) -> Result<(), String> {
+    let text = |e: rusqlite::Error| e.to_string();
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(text)?;
+    if file {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(text)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(format!("journal_mode is {mode}, not wal"));
+        }
+    }
+    conn.pragma_update(None, "synchronous", "FULL").map_err(text)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(text)?;
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Backend(format!("cannot open a read connection to {}: {e}", path.display())))?;
+    (|| -> rusqlite::Result<()> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Writes go through the writer thread only; a reader that tried one would be a bug.
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(())
+    })()
+    .map_err(|e| StoreError::Backend(format!("cannot configure a read connection: {e}")))?;
+    Ok(conn)
+}
+
+/// Brings the schema up to [`SqliteStore::SCHEMA_VERSION`], one transaction per migration.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| sql_error("cannot read the schema version", e))?;
+    if current > SqliteStore::SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {current}, newer than this wikiguard knows ({}); \
+             run a newer wikiguard or restore a backup",
+            SqliteStore::SCHEMA_VERSION
+        )));
+    }
+    if current < 0 {
+        return Err(StoreError::Backend(format!(
+            "the database has an invalid schema version {current}"
+        )));
+    }
+    for (index, script) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let target = index + 1;
+        let apply = || -> rusqlite::Result<()> {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let result = conn
+                .execute_batch(script)
+                .and_then(|()| conn.pragma_update(None, "user_version", target as i64))
+                .and_then(|()| conn.execute_batch("COMMIT"));
+            if result.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            result
+        };
+        apply().map_err(|e| StoreError::Backend(format!("migration to schema version {target} failed: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A write waiting for the writer thread.
+trait WriteJob: Send {
+    /// Runs the write; returns whether it succeeded (the caller's answer waits for `finish`).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Replaces the job's outcome with a failure (its savepoint could not be kept).
+    fn fail(&mut self, message: &str);
+    /// Answers the caller once the batch has committed (`Ok`) or failed (`Err`).
+    fn finish(self: Box<Self>, commit: Result<(), &str>);
+}
+
+struct Job<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: mpsc::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else { return false };
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn fail(&mut self, message: &str) {
+        self.result = Some(Err(StoreError::Backend(message.to_string())));
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &str>) {
+        let answer = match (self.result, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(_)), Err(message)) | (None, Err(message)) => Err(StoreError::Backend(message.to_string())),
+            (None, Ok(())) => Err(StoreError::Backend("the write was never run".into())),
+        };
+        // The caller may have gone away; its rows are committed regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+fn writer_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn WriteJob>>, batches: &AtomicU64) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let outcome = run_batch(&conn, &mut batch);
+        batches.fetch_add(1, Ordering::Relaxed);
+        drop(conn);
+        for job in batch {
+            job.finish(outcome.as_ref().copied().map_err(String::as_str));
+        }
+    }
+}
+
+/// Runs every job of a batch in one transaction, each in its own savepoint, and commits.
+/// An `Err` means nothing of the batch was committed.
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
+    let result = (|| {
+        for job in batch.iter_mut() {
+            conn.execute_batch("SAVEPOINT job")
+                .map_err(|e| format!("cannot open a savepoint: {e}"))?;
+            if job.run(conn) {
+                if let Err(e) = conn.execute_batch("RELEASE job") {
+                    let message = format!("cannot release a savepoint: {e}");
+                    job.fail(&message);
+                    return Err(message);
+                }
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                    .map_err(|e| format!("cannot roll back a failed write: {e}"))?;
+            }
+            // SQLite rolls the whole transaction back on some errors (a full disk, say);
+            // then the writes before this one are gone too.
+            if conn.is_autocommit() {
+                return Err("the write transaction was rolled back by the database".to_string());
+            }
+        }
+        conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}"))
+    })();
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+// ---- rows ----
+
+const FILTER_COLUMNS: &str = "id, version, description, pattern, enabled, deleted, private, grp, comments, actions, \
+                              last_editor, last_edit_time, hits";
+const VERSION_COLUMNS: &str = "id, version, description, pattern, enabled, deleted, private, grp, comments, actions, \
+                               editor, time, change";
+const HIT_COLUMNS: &str = "id, filter_id, filter_version, time, action, user_name, page, namespace, verdict, \
+                           actions_taken, vars";
+
+/// A value read from a row, or why the row is unreadable (bad JSON, an unknown change kind).
+type RowResult<T> = rusqlite::Result<Result<T, String>>;
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("unreadable {what} JSON: {e}"))
+}
+
+/// The spec columns 2..=9 shared by `filters` and `filter_versions`.
+fn spec_from_row(row: &Row<'_>) -> RowResult<FilterSpec> {
+    let actions: String = row.get(9)?;
+    let actions = match parse_json(&actions, "actions") {
+        Ok(actions) => actions,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(FilterSpec {
+        description: row.get(2)?,
+        pattern: row.get(3)?,
+        enabled: row.get(4)?,
+        deleted: row.get(5)?,
+        private: row.get(6)?,
+        group: row.get(7)?,
+        comments: row.get(8)?,
+        actions,
+    }))
+}
+
+fn filter_from_row(row: &Row<'_>) -> RowResult<Filter> {
+    let spec = match spec_from_row(row)? {
+        Ok(spec) => spec,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(Filter {
+        id: row.get(0)?,
+        version: row.get(1)?,
+        spec,
+        last_editor: row.get(10)?,
+        last_edit_time: row.get(11)?,
+        hits: row.get(12)?,
+    }))
+}
+
+fn version_from_row(row: &Row<'_>) -> RowResult<FilterVersion> {
+    let spec = match spec_from_row(row)? {
+        Ok(spec) => spec,
+        Err(e) => return Ok(Err(e)),
+    };
+    let change: String = row.get(12)?;
+    let Some(change) = change_from_str(&change) else {
+        return Ok(Err(format!("unknown change kind {change:?}")));
+    };
+    Ok(Ok(FilterVersion {
+        id: row.get(0)?,
+        version: row.get(1)?,
+        spec,
+        editor: row.get(10)?,
+        time: row.get(11)?,
+        change,
+    }))
+}
+
+fn hit_from_row(row: &Row<'_>) -> RowResult<Hit> {
+    let actions_taken: String = row.get(9)?;
+    let vars: String = row.get(10)?;
+    let (actions_taken, vars) = match (parse_json(&actions_taken, "actions_taken"), parse_json(&vars, "vars")) {
+        (Ok(a), Ok(v)) => (a, v),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    };
+    Ok(Ok(Hit {
+        id: row.get(0)?,
+        hit: NewHit {
+            filter_id: row.get(1)?,
+            filter_version: row.get(2)?,
+            time: row.get(3)?,
+            action: row.get(4)?,
+            user_name: row.get(5)?,
+            page: row.get(6)?,
+            namespace: row.get(7)?,
+            verdict: row.get(8)?,
+            actions_taken,
+            vars,
+        },
+    }))
+}
+
+fn recent_from_row(row: &Row<'_>) -> RowResult<RecentAction> {
+    let body: String = row.get(5)?;
+    let body = match parse_json(&body, "body") {
+        Ok(body) => body,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(RecentAction {
+        id: row.get(0)?,
+        action: NewRecentAction {
+            time: row.get(1)?,
+            action: row.get(2)?,
+            user_name: row.get(3)?,
+            page: row.get(4)?,
+            body,
+        },
+    }))
+}
+
+fn change_to_str(change: Change) -> &'static str {
+    match change {
+        Change::Create => "create",
+        Change::Update => "update",
+        Change::Delete => "delete",
+        Change::Import => "import",
+    }
+}
+
+fn change_from_str(text: &str) -> Option<Change> {
+    match text {
+        "create" => Some(Change::Create),
+        "update" => Some(Change::Update),
+        "delete" => Some(Change::Delete),
+        "import" => Some(Change::Import),
+        _ => None,
+    }
+}
+
+/// Runs a query and reads every row with `read`, naming `what` in any error.
+fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+    read: impl Fn(&Row<'_>) -> RowResult<T>,
+) -> Result<Vec<T>, StoreError> {
+    let fail = |e| sql_error(&format!("cannot read {what}"), e);
+    let mut stmt = conn.prepare_cached(sql).map_err(fail)?;
+    let mut rows = stmt.query(params).map_err(fail)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(fail)? {
+        match read(row).map_err(fail)? {
+            Ok(value) => out.push(value),
+            Err(e) => return Err(StoreError::Backend(format!("cannot read {what}: {e}"))),
+        }
+    }
+    Ok(out)
+}
+
+fn load_filter(conn: &Connection, id: i64) -> Result<Filter, StoreError> {
+    let sql = format!("SELECT {FILTER_COLUMNS} FROM filters WHERE id = ?1");
+    query_all(conn, &sql, [id], &format!("filter {id}"), filter_from_row)?
+        .pop()
+        .ok_or(StoreError::NotFound { what: "filter", id })
+}
+
+/// Writes a filter's current state and the version row that records it.
+fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(), StoreError> {
+    let fail = |e| sql_error(&format!("cannot save filter {}", filter.id), e);
+    let actions = encode(&filter.spec.actions, "a filter's actions")?;
+    let spec = &filter.spec;
+    conn.prepare_cached(
+        "INSERT INTO filters (id, version, description, pattern, enabled, deleted, private, grp, comments, actions,
+                              last_editor, last_edit_time, hits)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (id) DO UPDATE SET
+             version = excluded.version, description = excluded.description, pattern = excluded.pattern,
+             enabled = excluded.enabled, deleted = excluded.deleted, private = excluded.private,
+             grp = excluded.grp, comments = excluded.comments, actions = excluded.actions,
+             last_editor = excluded.last_editor, last_edit_time = excluded.last_edit_time, hits = excluded.hits",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            filter.id,
+            filter.version,
+            spec.description,
+            spec.pattern,
+            spec.enabled,
+            spec.deleted,
+            spec.private,
+            spec.group,
+            spec.comments,
+            actions,
+            filter.last_editor,
+            filter.last_edit_time,
+            filter.hits,
+        ])
+    })
+    .map_err(fail)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO filter_versions ({VERSION_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            filter.id,
+            filter.version,
+            spec.description,
+            spec.pattern,
+            spec.enabled,
+            spec.deleted,
+            spec.private,
+            spec.group,
+            spec.comments,
+            actions,
+            filter.last_editor,
+            filter.last_edit_time,
+            change_to_str(change),
+        ])
+    })
+    .map_err(fail)?;
+    Ok(())
+}
+
+fn clamp_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Store for SqliteStore {
+    fn list_filters(&self, include_deleted: bool) -> Result<Vec<Filter>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {FILTER_COLUMNS} FROM filters WHERE ?1 OR deleted = 0 ORDER BY id");
+            query_all(conn, &sql, [include_deleted], "the filter list", filter_from_row)
+        })
+    }
+
+    fn get_filter(&self, id: i64) -> Result<Filter, StoreError> {
+        self.read(|conn| load_filter(conn, id))
+    }
+
+    fn create_filter(&self, spec: &FilterSpec, editor: &str, now: i64) -> Result<Filter, StoreError> {
+        let spec = spec.clone();
+        let editor = editor.to_string();
+        self.write(move |conn| {
+            // Deleted filters keep their rows, so the maximum never goes back down.
+            let id: i64 = conn
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM filters", [], |row| row.get(0))
+                .map_err(|e| sql_error("cannot pick a new filter id", e))?;
+            let filter = Filter {
+                id,
+                version: 1,
+                spec,
+                last_editor: editor,
+                last_edit_time: now,
+                hits: 0,
+            };
+            save_filter(conn, &filter, Change::Create)?;
+            Ok(filter)
+        })
+    }
+
+    fn update_filter(&self, id: i64, spec: &FilterSpec, editor: &str, now: i64) -> Result<Filter, StoreError> {
+        let spec = spec.clone();
+        let editor = editor.to_string();
+        self.write(move |conn| {
+            let old = load_filter(conn, id)?;
+            let filter = Filter {
+                id,
+                version: old.version + 1,
+                spec,
+                last_editor: editor,
+                last_edit_time: now,
+                hits: old.hits,
+            };
+            save_filter(conn, &filter, Change::Update)?;
+            Ok(filter)
+        })
+    }
+
+    fn delete_filter(&self, id: i64, editor: &str, now: i64) -> Result<Filter, StoreError> {
+        let editor = editor.to_string();
+        self.write(move |conn| {
+            let old = load_filter(conn, id)?;
+            let mut spec = old.spec;
+            spec.deleted = true;
+            spec.enabled = false;
+            let filter = Filter {
+                id,
+                version: old.version + 1,
+                spec,
+                last_editor: editor,
+                last_edit_time: now,
+                hits: old.hits,
+            };
+            save_filter(conn, &filter, Change::Delete)?;
+            Ok(filter)
+        })
+    }
+
+    fn import_filter(
+        &self,
+        id: i64,
+        spec: &FilterSpec,
+        editor: &str,
+        time: i64,
+        hits: i64,
+    ) -> Result<Filter, StoreError> {
+        let spec = spec.clone();
+        let editor = editor.to_string();
+        self.write(move |conn| {
+            let version = match load_filter(conn, id) {
+                Ok(old) => old.version + 1,
+                Err(StoreError::NotFound { .. }) => 1,
+                Err(e) => return Err(e),
+            };
+            let filter = Filter {
+                id,
+                version,
+                spec,
+                last_editor: editor,
+                last_edit_time: time,
+                hits,
+            };
+            save_filter(conn, &filter, Change::Import)?;
+            Ok(filter)
+        })
+    }
+
+    fn filter_history(&self, id: i64) -> Result<Vec<FilterVersion>, StoreError> {
+        let history = self.read(|conn| {
+            let sql = format!("SELECT {VERSION_COLUMNS} FROM filter_versions WHERE id = ?1 ORDER BY version");
+            query_all(conn, &sql, [id], &format!("filter {id}'s history"), version_from_row)
+        })?;
+        // Every stored filter has at least the version that created it.
+        if history.is_empty() {
+            return Err(StoreError::NotFound { what: "filter", id });
+        }
+        Ok(history)
+    }
+
+    fn record_hits(&self, hits: &[NewHit]) -> Result<Vec<i64>, StoreError> {
+        if hits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::with_capacity(hits.len());
+        for hit in hits {
+            rows.push((
+                hit.clone(),
+                encode(&hit.actions_taken, "a hit's actions_taken")?,
+                encode(&hit.vars, "a hit's vars")?,
+            ));
+        }
+        self.write(move |conn| {
+            let fail = |e| sql_error("cannot record a hit", e);
+            let mut count = conn
+                .prepare_cached("UPDATE filters SET hits = hits + 1 WHERE id = ?1")
+                .map_err(fail)?;
+            let mut insert = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO hits ({HIT_COLUMNS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ))
+                .map_err(fail)?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for (hit, actions_taken, vars) in &rows {
+                if count.execute([hit.filter_id]).map_err(fail)? == 0 {
+                    return Err(StoreError::NotFound {
+                        what: "filter",
+                        id: hit.filter_id,
+                    });
+                }
+                insert
+                    .execute(params![
+                        hit.filter_id,
+                        hit.filter_version,
+                        hit.time,
+                        hit.action,
+                        hit.user_name,
+                        hit.page,
+                        hit.namespace,
+                        hit.verdict,
+                        actions_taken,
+                        vars,
+                    ])
+                    .map_err(fail)?;
+                ids.push(conn.last_insert_rowid());
+            }
+            Ok(ids)
+        })
+    }
+
+    fn hits(&self, query: &HitQuery) -> Result<Vec<Hit>, StoreError> {
+        let mut sql = format!("SELECT {HIT_COLUMNS} FROM hits WHERE 1");
+        let mut values: Vec<Value> = Vec::new();
+        let mut narrow = |clause: &str, value: Value| {
+            values.push(value);
+            sql.push_str(&format!(" AND {clause} ?{}", values.len()));
+        };
+        if let Some(filter) = query.filter {
+            narrow("filter_id =", Value::Integer(filter));
+        }
+        if let Some(user) = &query.user {
+            narrow("user_name =", Value::Text(user.clone()));
+        }
+        if let Some(page) = &query.page {
+            narrow("page =", Value::Text(page.clone()));
+        }
+        if let Some(since) = query.since {
+            narrow("time >=", Value::Integer(since));
+        }
+        if let Some(until) = query.until {
+            narrow("time <=", Value::Integer(until));
+        }
+        if let Some(before) = query.before_id {
+            narrow("id <", Value::Integer(before));
+        }
+        let limit = match query.limit {
+            0 => DEFAULT_HIT_LIMIT,
+            n => n.min(MAX_HIT_LIMIT),
+        };
+        values.push(Value::Integer(clamp_i64(limit)));
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+        self.read(|conn| query_all(conn, &sql, rusqlite::params_from_iter(values), "hits", hit_from_row))
+    }
+
+    fn record_recent_action(&self, action: &NewRecentAction, keep: usize) -> Result<i64, StoreError> {
+        let body = encode(&action.body, "a recent action's body")?;
+        let action = action.clone();
+        let keep = clamp_i64(keep);
+        self.write(move |conn| {
+            let fail = |e| sql_error("cannot record a recent action", e);
+            conn.prepare_cached(
+                "INSERT INTO recent_actions (time, action, user_name, page, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![action.time, action.action, action.user_name, action.page, body]))
+            .map_err(fail)?;
+            let id = conn.last_insert_rowid();
+            conn.prepare_cached(
+                "DELETE FROM recent_actions
+                 WHERE id <= (SELECT id FROM recent_actions ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            )
+            .and_then(|mut stmt| stmt.execute([keep]))
+            .map_err(fail)?;
+            Ok(id)
+        })
+    }
+
+    fn recent_actions(&self, limit: usize) -> Result<Vec<RecentAction>, StoreError> {
+        self.read(|conn| {
+            query_all(
+                conn,
+                "SELECT id, time, action, user_name, page, body FROM recent_actions ORDER BY id DESC LIMIT ?1",
+                [clamp_i64(limit)],
+                "recent actions",
+                recent_from_row,
+            )
+        })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        if self.writer.as_ref().is_none_or(JoinHandle::is_finished) {
+            return Err(writer_gone());
+        }
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                .map_err(|e| sql_error("the database does not answer", e))?;
+            Ok(())
+        })
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode {what}: {e}")))
+}
