@@ -649,6 +649,59 @@ fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(),
     Ok(())
 }
 
+/// A hit with its JSON fields encoded, ready for the writer.
+type EncodedHit = (NewHit, String, String);
+
+fn encode_hits(hits: &[NewHit]) -> Result<Vec<EncodedHit>, StoreError> {
+    hits.iter()
+        .map(|hit| {
+            Ok((
+                hit.clone(),
+                encode(&hit.actions_taken, "a hit's actions_taken")?,
+                encode(&hit.vars, "a hit's vars")?,
+            ))
+        })
+        .collect()
+}
+
+/// Inserts hits and counts them on their filters (`NotFound` for an unknown filter).
+fn insert_hits(conn: &Connection, rows: &[EncodedHit]) -> Result<Vec<i64>, StoreError> {
+    let fail = |e| sql_error("cannot record a hit", e);
+    let mut count = conn
+        .prepare_cached("UPDATE filters SET hits = hits + 1 WHERE id = ?1")
+        .map_err(fail)?;
+    let mut insert = conn
+        .prepare_cached(&format!(
+            "INSERT INTO hits ({HIT_COLUMNS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))
+        .map_err(fail)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for (hit, actions_taken, vars) in rows {
+        if count.execute([hit.filter_id]).map_err(fail)? == 0 {
+            return Err(StoreError::NotFound {
+                what: "filter",
+                id: hit.filter_id,
+            });
+        }
+        insert
+            .execute(params![
+                hit.filter_id,
+                hit.filter_version,
+                hit.time,
+                hit.action,
+                hit.user_name,
+                hit.page,
+                hit.namespace,
+                hit.verdict,
+                actions_taken,
+                vars,
+            ])
+            .map_err(fail)?;
+        ids.push(conn.last_insert_rowid());
+    }
+    Ok(ids)
+}
+
 fn clamp_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -769,50 +822,8 @@ impl Store for SqliteStore {
         if hits.is_empty() {
             return Ok(Vec::new());
         }
-        let mut rows = Vec::with_capacity(hits.len());
-        for hit in hits {
-            rows.push((
-                hit.clone(),
-                encode(&hit.actions_taken, "a hit's actions_taken")?,
-                encode(&hit.vars, "a hit's vars")?,
-            ));
-        }
-        self.write(move |conn| {
-            let fail = |e| sql_error("cannot record a hit", e);
-            let mut count = conn
-                .prepare_cached("UPDATE filters SET hits = hits + 1 WHERE id = ?1")
-                .map_err(fail)?;
-            let mut insert = conn
-                .prepare_cached(&format!(
-                    "INSERT INTO hits ({HIT_COLUMNS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ))
-                .map_err(fail)?;
-            let mut ids = Vec::with_capacity(rows.len());
-            for (hit, actions_taken, vars) in &rows {
-                if count.execute([hit.filter_id]).map_err(fail)? == 0 {
-                    return Err(StoreError::NotFound {
-                        what: "filter",
-                        id: hit.filter_id,
-                    });
-                }
-                insert
-                    .execute(params![
-                        hit.filter_id,
-                        hit.filter_version,
-                        hit.time,
-                        hit.action,
-                        hit.user_name,
-                        hit.page,
-                        hit.namespace,
-                        hit.verdict,
-                        actions_taken,
-                        vars,
-                    ])
-                    .map_err(fail)?;
-                ids.push(conn.last_insert_rowid());
-            }
-            Ok(ids)
-        })
+        let rows = encode_hits(hits)?;
+        self.write(move |conn| insert_hits(conn, &rows))
     }
 
     fn hits(&self, query: &HitQuery) -> Result<Vec<Hit>, StoreError> {
@@ -897,4 +908,184 @@ impl Store for SqliteStore {
 
 fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode {what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(description: &str) -> FilterSpec {
+        FilterSpec {
+            description: description.into(),
+            pattern: "true".into(),
+            enabled: true,
+            deleted: false,
+            private: false,
+            group: "default".into(),
+            comments: String::new(),
+            actions: serde_json::json!({}),
+        }
+    }
+
+    fn hit(filter_id: i64) -> NewHit {
+        NewHit {
+            filter_id,
+            filter_version: 1,
+            time: 100,
+            action: "edit".into(),
+            user_name: "U".into(),
+            page: "P".into(),
+            namespace: 0,
+            verdict: "allow".into(),
+            actions_taken: vec![],
+            vars: serde_json::json!({}),
+        }
+    }
+
+    /// Holds the writer inside a job until `release` is sent, so that everything submitted
+    /// meanwhile queues up and lands in the next batch.
+    fn hold_writer(store: &SqliteStore) -> (mpsc::Receiver<Result<(), StoreError>>, mpsc::Sender<()>) {
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let gate = store
+            .submit(move |_| {
+                started_tx.send(()).ok();
+                release_rx.recv().ok();
+                Ok(())
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        (gate, release_tx)
+    }
+
+    #[test]
+    fn queued_writes_commit_as_one_batch_and_a_failure_stays_alone() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
+        let before = store.write_batches();
+        let (gate, release) = hold_writer(&store);
+
+        let ok1 = store.submit(move |conn| {
+            save_filter(
+                conn,
+                &Filter {
+                    id: 50,
+                    version: 1,
+                    spec: spec("a"),
+                    last_editor: "A".into(),
+                    last_edit_time: 2,
+                    hits: 0,
+                },
+                Change::Create,
+            )
+        });
+        // Writes a hit, then fails: its hit and count must be rolled back.
+        let failing = store.submit(move |conn| {
+            conn.execute("UPDATE filters SET hits = hits + 1 WHERE id = ?1", [f.id])
+                .map_err(|e| sql_error("x", e))?;
+            conn.execute_batch("INSERT INTO no_such_table VALUES (1)")
+                .map_err(|e| sql_error("on purpose", e))
+        });
+        let not_found = store.submit(|conn| load_filter(conn, 999));
+        let ok2 = store.submit(move |conn| {
+            conn.execute("UPDATE filters SET hits = hits + 10 WHERE id = ?1", [f.id])
+                .map_err(|e| sql_error("y", e))
+        });
+        let (ok1, failing, not_found, ok2) = (ok1.unwrap(), failing.unwrap(), not_found.unwrap(), ok2.unwrap());
+        release.send(()).unwrap();
+
+        gate.recv().unwrap().unwrap();
+        ok1.recv().unwrap().unwrap();
+        let err = failing.recv().unwrap().unwrap_err();
+        assert!(err.to_string().contains("on purpose"), "{err}");
+        assert!(matches!(
+            not_found.recv().unwrap(),
+            Err(StoreError::NotFound {
+                what: "filter",
+                id: 999
+            })
+        ));
+        assert_eq!(ok2.recv().unwrap().unwrap(), 1);
+
+        // The gate was one batch, the four queued writes the next one.
+        assert_eq!(store.write_batches() - before, 2);
+        assert_eq!(store.get_filter(50).unwrap().spec.description, "a");
+        assert_eq!(
+            store.get_filter(f.id).unwrap().hits,
+            10,
+            "the failed write's +1 was rolled back"
+        );
+    }
+
+    #[test]
+    fn failing_record_hits_in_a_batch_leaves_no_rows() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
+        let before = store.write_batches();
+        let (gate, release) = hold_writer(&store);
+        let answers: Vec<_> = [vec![hit(f.id)], vec![hit(f.id), hit(404)], vec![hit(f.id), hit(f.id)]]
+            .into_iter()
+            .map(|hits| {
+                let rows = encode_hits(&hits).unwrap();
+                store.submit(move |conn| insert_hits(conn, &rows)).unwrap()
+            })
+            .collect();
+        release.send(()).unwrap();
+        gate.recv().unwrap().unwrap();
+        let results: Vec<_> = answers.into_iter().map(|a| a.recv().unwrap()).collect();
+        assert_eq!(store.write_batches() - before, 2, "gate, then the three together");
+        assert_eq!(results[0].as_ref().unwrap().len(), 1);
+        assert!(matches!(
+            results[1],
+            Err(StoreError::NotFound {
+                what: "filter",
+                id: 404
+            })
+        ));
+        assert_eq!(results[2].as_ref().unwrap().len(), 2);
+        assert_eq!(store.get_filter(f.id).unwrap().hits, 3);
+        assert_eq!(store.hits(&HitQuery::default()).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn writes_after_drop_of_queue_are_refused_not_panicking() {
+        let mut store = SqliteStore::open_in_memory().unwrap();
+        store.sender = None;
+        assert!(matches!(
+            store.create_filter(&spec("f"), "A", 1),
+            Err(StoreError::Backend(_))
+        ));
+    }
+
+    #[test]
+    fn unreadable_rows_are_errors_not_panics() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
+        store
+            .write(move |conn| {
+                conn.execute("UPDATE filters SET actions = 'not json' WHERE id = ?1", [f.id])
+                    .and_then(|_| conn.execute("UPDATE filter_versions SET change = 'weird' WHERE id = ?1", [f.id]))
+                    .map_err(|e| sql_error("setup", e))
+            })
+            .unwrap();
+        let err = store.get_filter(f.id).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("actions JSON")),
+            "{err}"
+        );
+        let err = store.filter_history(f.id).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("unknown change kind")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn change_names_round_trip() {
+        for change in [Change::Create, Change::Update, Change::Delete, Change::Import] {
+            assert_eq!(change_from_str(change_to_str(change)), Some(change));
+            // The stored name is the serde name, so the API and the database agree.
+            assert_eq!(serde_json::to_value(change).unwrap(), change_to_str(change));
+        }
+    }
 }
