@@ -1,0 +1,253 @@
+//! The line diff behind `edit_diff`, `added_lines` and `removed_lines`, in the unified format
+//! MediaWiki's `UnifiedDiffFormatter` writes (two lines of context, `@@ -x,n +y,m @@` headers).
+//!
+//! The alignment comes from a Myers diff (the `similar` crate); MediaWiki's `DiffEngine` finds
+//! a longest common subsequence too, so the two agree except where several alignments are
+//! equally short, where the chosen one may differ. The lines added and removed then agree as
+//! multisets anyway.
+
+use std::time::{Duration, Instant};
+
+use similar::{Algorithm, DiffOp};
+
+/// Texts beyond this many lines get a diff that may be coarser than minimal rather than one
+/// that takes quadratic time: Myers stops refining at the deadline.
+const DIFF_DEADLINE: Duration = Duration::from_millis(500);
+
+/// One run of MediaWiki's diff: lines kept, removed, added, or replaced.
+enum Edit<'a> {
+    Copy(&'a [&'a str]),
+    Delete(&'a [&'a str]),
+    Add(&'a [&'a str]),
+    Change(&'a [&'a str], &'a [&'a str]),
+}
+
+impl<'a> Edit<'a> {
+    fn orig(&self) -> &'a [&'a str] {
+        match self {
+            Edit::Copy(o) | Edit::Delete(o) | Edit::Change(o, _) => o,
+            Edit::Add(_) => &[],
+        }
+    }
+    fn closing(&self) -> &'a [&'a str] {
+        match self {
+            Edit::Copy(c) | Edit::Add(c) | Edit::Change(_, c) => c,
+            Edit::Delete(_) => &[],
+        }
+    }
+}
+
+/// AbuseFilter splits on "\n" and treats an empty text as no lines at all (T74329): a text
+/// ending in a newline therefore has a last, empty line.
+fn split_lines(text: &str) -> Vec<&str> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').collect()
+    }
+}
+
+/// MediaWiki's edit list: runs of equal lines alternate with changes, where every deletion
+/// and addition between two equal runs forms one change (deleted lines first).
+fn edits<'a>(old: &'a [&'a str], new: &'a [&'a str]) -> Vec<Edit<'a>> {
+    let ops = similar::capture_diff_slices_deadline(
+        Algorithm::Myers,
+        old,
+        new,
+        Instant::now().checked_add(DIFF_DEADLINE),
+    );
+    let mut out = Vec::new();
+    // The pending change: ranges in old and new.
+    let mut pending: Option<(usize, usize, usize, usize)> = None;
+    let flush = |pending: &mut Option<(usize, usize, usize, usize)>, out: &mut Vec<Edit<'a>>| {
+        if let Some((os, oe, ns, ne)) = pending.take() {
+            let (o, n) = (&old[os..oe], &new[ns..ne]);
+            out.push(match (o.is_empty(), n.is_empty()) {
+                (false, false) => Edit::Change(o, n),
+                (false, true) => Edit::Delete(o),
+                (true, false) => Edit::Add(n),
+                (true, true) => return,
+            });
+        }
+    };
+    for op in ops {
+        let (or, nr) = (op.old_range(), op.new_range());
+        match op {
+            DiffOp::Equal { .. } => {
+                flush(&mut pending, &mut out);
+                if !or.is_empty() {
+                    out.push(Edit::Copy(&old[or]));
+                }
+            }
+            _ => {
+                pending = Some(match pending {
+                    None => (or.start, or.end, nr.start, nr.end),
+                    Some((os, _, ns, _)) => (os, or.end, ns, nr.end),
+                });
+            }
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}
+
+fn write_block(out: &mut String, xbeg: usize, xlen: usize, ybeg: usize, ylen: usize, block: &[Edit<'_>]) {
+    out.push_str(&format!("@@ -{xbeg},{xlen} +{ybeg},{ylen} @@\n"));
+    let mut lines = |lines: &[&str], prefix: char| {
+        for l in lines {
+            out.push(prefix);
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for e in block {
+        match e {
+            Edit::Copy(o) => lines(o, ' '),
+            Edit::Add(n) => lines(n, '+'),
+            Edit::Delete(o) => lines(o, '-'),
+            Edit::Change(o, n) => {
+                lines(o, '-');
+                lines(n, '+');
+            }
+        }
+    }
+}
+
+/// `edit_diff`: the unified diff of `old` to `new`, as AbuseFilter computes it.
+pub fn unified_diff(old: &str, new: &str) -> String {
+    const LEAD: usize = 2;
+    const TRAIL: usize = 2;
+    let (old_lines, new_lines) = (split_lines(old), split_lines(new));
+    let edits = edits(&old_lines, &new_lines);
+    let mut out = String::new();
+    let (mut xi, mut yi) = (1usize, 1usize);
+    let (mut x0, mut y0) = (0usize, 0usize);
+    let mut block: Option<Vec<Edit<'_>>> = None;
+    let mut context: &[&str] = &[];
+    for edit in edits {
+        let (olen, clen) = (edit.orig().len(), edit.closing().len());
+        if let Edit::Copy(orig) = edit {
+            if let Some(mut b) = block.take() {
+                if orig.len() <= LEAD + TRAIL {
+                    // A short equal run stays inside the block (at the very end of the diff
+                    // all of it is shown, up to four lines, as MediaWiki does).
+                    b.push(Edit::Copy(orig));
+                    block = Some(b);
+                } else {
+                    b.push(Edit::Copy(&orig[..TRAIL]));
+                    write_block(&mut out, x0, TRAIL + xi - x0, y0, TRAIL + yi - y0, &b);
+                }
+            }
+            context = orig;
+        } else {
+            let b = block.get_or_insert_with(|| {
+                let ctx = &context[context.len().saturating_sub(LEAD)..];
+                x0 = xi - ctx.len();
+                y0 = yi - ctx.len();
+                let mut b = Vec::new();
+                if !ctx.is_empty() {
+                    b.push(Edit::Copy(ctx));
+                }
+                b
+            });
+            b.push(edit);
+        }
+        xi += olen;
+        yi += clen;
+    }
+    if let Some(b) = block {
+        write_block(&mut out, x0, xi - x0, y0, yi - y0, &b);
+    }
+    out
+}
+
+/// AbuseFilter's `diff-split`: the lines of `diff` that start with `prefix`, without it.
+pub fn split_diff(diff: &str, prefix: char) -> Vec<String> {
+    diff.split('\n')
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_page() {
+        let d = unified_diff("", "a\nb");
+        assert_eq!(d, "@@ -1,0 +1,2 @@\n+a\n+b\n");
+        assert_eq!(split_diff(&d, '+'), ["a", "b"]);
+        assert!(split_diff(&d, '-').is_empty());
+    }
+
+    #[test]
+    fn blanking() {
+        let d = unified_diff("a\nb", "");
+        assert_eq!(d, "@@ -1,2 +1,0 @@\n-a\n-b\n");
+        assert_eq!(split_diff(&d, '-'), ["a", "b"]);
+    }
+
+    #[test]
+    fn identical_texts_have_no_diff() {
+        assert_eq!(unified_diff("a\nb\n", "a\nb\n"), "");
+        assert_eq!(unified_diff("", ""), "");
+    }
+
+    #[test]
+    fn trailing_newline_is_an_empty_line() {
+        // "a" → "a\n" adds one empty line.
+        let d = unified_diff("a", "a\n");
+        assert_eq!(d, "@@ -1,1 +1,2 @@\n a\n+\n");
+        assert_eq!(split_diff(&d, '+'), [""]);
+        let d = unified_diff("", "x\n");
+        assert_eq!(d, "@@ -1,0 +1,2 @@\n+x\n+\n");
+    }
+
+    #[test]
+    fn change_with_context() {
+        let old = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10";
+        let new = "1\n2\n3\n4\nfive\n6\n7\n8\n9\n10";
+        assert_eq!(
+            unified_diff(old, new),
+            "@@ -3,5 +3,5 @@\n 3\n 4\n-5\n+five\n 6\n 7\n"
+        );
+    }
+
+    #[test]
+    fn short_trailing_run_is_shown_whole() {
+        // Four equal lines at the end stay in the block (MediaWiki's formatter does this).
+        let d = unified_diff("a\n1\n2\n3\n4", "b\n1\n2\n3\n4");
+        assert_eq!(d, "@@ -1,5 +1,5 @@\n-a\n+b\n 1\n 2\n 3\n 4\n");
+    }
+
+    #[test]
+    fn two_blocks_and_merged_blocks() {
+        let old = "a\n1\n2\n3\n4\n5\nb";
+        let new = "A\n1\n2\n3\n4\n5\nB";
+        assert_eq!(
+            unified_diff(old, new),
+            "@@ -1,3 +1,3 @@\n-a\n+A\n 1\n 2\n@@ -5,3 +5,3 @@\n 4\n 5\n-b\n+B\n"
+        );
+        // With only four lines between, the two changes share a block.
+        let old = "a\n1\n2\n3\n4\nb";
+        let new = "A\n1\n2\n3\n4\nB";
+        assert_eq!(
+            unified_diff(old, new),
+            "@@ -1,6 +1,6 @@\n-a\n+A\n 1\n 2\n 3\n 4\n-b\n+B\n"
+        );
+    }
+
+    #[test]
+    fn insertion_in_the_middle() {
+        let d = unified_diff("a\nb\nc\nd\ne\nf", "a\nb\nc\nX\nd\ne\nf");
+        assert_eq!(d, "@@ -2,5 +2,6 @@\n b\n c\n+X\n d\n e\n f\n");
+    }
+
+    #[test]
+    fn lines_that_look_like_diff_syntax() {
+        let d = unified_diff("", "+x\n-y\n@@");
+        assert_eq!(split_diff(&d, '+'), ["+x", "-y", "@@"]);
+        assert!(split_diff(&d, '-').is_empty());
+    }
+}
