@@ -6,7 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod config;
 mod filter_cmd;
+mod filters;
+mod metrics;
+mod serve;
+mod server;
 
 #[derive(Parser)]
 #[command(
@@ -15,15 +20,46 @@ mod filter_cmd;
     about = "The safety and integrity layer for MediaWiki wikis"
 )]
 struct Cli {
+    /// The configuration file (default: none; every key has a default, `WIKIGUARD_…`
+    /// environment variables override).
+    #[arg(long, global = true, env = "WIKIGUARD_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the service: the check API MediaWiki calls, filter management, metrics.
+    Serve,
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Bring data from MediaWiki into wikiguard's store.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Work with rules in the AbuseFilter language.
     #[command(subcommand)]
     Filter(FilterCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file (with the environment applied) and explain what it sets.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import filters from AbuseFilter's API (`list=abusefilters` with
+    /// `abfprop=id|description|pattern|actions|hits|comments|lasteditor|lastedittime|status|private`).
+    Abusefilter {
+        /// The API answer, as JSON.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -52,6 +88,18 @@ enum FilterCommand {
         /// The folder of cases.
         dir: PathBuf,
     },
+    /// Run filters over a file of recorded actions (one check-API JSON object a line) and
+    /// print the hits, to try a change on real traffic before enabling it.
+    Test {
+        /// A rule file, a filter JSON object or array, or an AbuseFilter API export.
+        filter_file: PathBuf,
+        /// The recorded actions, JSON lines.
+        #[arg(long)]
+        against: PathBuf,
+        /// An Equivset JSON file for ccnorm/norm.
+        #[arg(long)]
+        equivset: Option<PathBuf>,
+    },
     /// Time a folder of `*.af` filters on one action's variables; prints one JSON line.
     Bench {
         /// Folder of filters, one rule per `*.af` file.
@@ -74,7 +122,22 @@ enum FilterCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = cli.config.as_deref();
+    let printed = |r: anyhow::Result<String>| {
+        r.map(|text| {
+            print!("{text}");
+            ExitCode::SUCCESS
+        })
+    };
     let result = match cli.command {
+        Command::Serve => serve::serve(config).map(|()| ExitCode::SUCCESS),
+        Command::Config(ConfigCommand::Check { file }) => printed(config::check_command(&file)),
+        Command::Import(ImportCommand::Abusefilter { file }) => printed(serve::import_abusefilter(config, &file)),
+        Command::Filter(FilterCommand::Test {
+            filter_file,
+            against,
+            equivset,
+        }) => printed(serve::filter_test(&filter_file, &against, equivset.as_deref())),
         Command::Filter(FilterCommand::Eval { vars, equivset, expr }) => {
             filter_cmd::eval(&expr, vars.as_deref(), equivset.as_deref())
         }

@@ -1,0 +1,258 @@
+//! Prometheus metrics in the text exposition format, kept in one small registry.
+//!
+//! Hand-written rather than a metrics crate: the service needs counters and histograms with
+//! a few labels, and the exposition format is simple. A check merges its per-filter numbers
+//! under one lock, once, so the lock is taken once per request, not once per filter.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Latency buckets, seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+/// Condition-count buckets.
+const CONDITION_BUCKETS: &[f64] = &[10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0];
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        for (b, c) in self.bounds.iter().zip(self.counts.iter_mut()) {
+            if v <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: BTreeMap<(String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    checks: BTreeMap<(String, String), u64>,
+    conditions: Option<Histogram>,
+    filter_hits: BTreeMap<i64, u64>,
+    filter_evals: BTreeMap<i64, (u64, f64)>,
+    filter_errors: BTreeMap<(i64, String), u64>,
+    condition_limit_reached: u64,
+    filters_loaded: u64,
+    filters_broken: u64,
+}
+
+/// What one check contributes, merged in one go.
+#[derive(Debug, Default)]
+pub struct CheckSample {
+    /// Action name.
+    pub action: String,
+    /// Verdict name.
+    pub verdict: String,
+    /// Conditions used by all filters.
+    pub conditions: usize,
+    /// Per filter: (id, seconds, matched).
+    pub filters: Vec<(i64, f64, bool)>,
+    /// Filters that failed to evaluate: (id, error code).
+    pub errors: Vec<(i64, &'static str)>,
+    /// Whether the condition limit stopped the check early.
+    pub limit_reached: bool,
+}
+
+/// The registry.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    /// One HTTP request to a route (the route's pattern, not the raw path).
+    pub fn request(&self, route: &str, status: u16, seconds: f64) {
+        self.with(|m| {
+            *m.requests.entry((route.to_string(), status)).or_default() += 1;
+            m.latency
+                .entry(route.to_string())
+                .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+                .observe(seconds);
+        });
+    }
+
+    /// One check.
+    pub fn check(&self, s: &CheckSample) {
+        self.with(|m| {
+            *m.checks.entry((s.action.clone(), s.verdict.clone())).or_default() += 1;
+            m.conditions
+                .get_or_insert_with(|| Histogram::new(CONDITION_BUCKETS))
+                .observe(s.conditions as f64);
+            for &(id, secs, matched) in &s.filters {
+                let e = m.filter_evals.entry(id).or_default();
+                e.0 += 1;
+                e.1 += secs;
+                if matched {
+                    *m.filter_hits.entry(id).or_default() += 1;
+                }
+            }
+            for &(id, code) in &s.errors {
+                *m.filter_errors.entry((id, code.to_string())).or_default() += 1;
+            }
+            if s.limit_reached {
+                m.condition_limit_reached += 1;
+            }
+        });
+    }
+
+    /// The filter set was (re)loaded: how many run, how many failed to compile.
+    pub fn filters_loaded(&self, loaded: usize, broken: usize) {
+        self.with(|m| {
+            m.filters_loaded = loaded as u64;
+            m.filters_broken = broken as u64;
+        });
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        self.with(|m| {
+            let mut out = String::with_capacity(4096);
+            out += "# HELP wikiguard_http_requests_total HTTP requests by route and status.\n";
+            out += "# TYPE wikiguard_http_requests_total counter\n";
+            for ((route, status), n) in &m.requests {
+                let _ = writeln!(
+                    out,
+                    "wikiguard_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+            out += "# HELP wikiguard_http_request_duration_seconds Request latency by route.\n";
+            out += "# TYPE wikiguard_http_request_duration_seconds histogram\n";
+            for (route, h) in &m.latency {
+                h.render(
+                    &mut out,
+                    "wikiguard_http_request_duration_seconds",
+                    &format!("route=\"{}\"", escape(route)),
+                );
+            }
+            out += "# HELP wikiguard_checks_total Checked actions by action and verdict.\n";
+            out += "# TYPE wikiguard_checks_total counter\n";
+            for ((action, verdict), n) in &m.checks {
+                let _ = writeln!(
+                    out,
+                    "wikiguard_checks_total{{action=\"{}\",verdict=\"{}\"}} {n}",
+                    escape(action),
+                    escape(verdict)
+                );
+            }
+            out += "# HELP wikiguard_check_conditions Conditions used per checked action.\n";
+            out += "# TYPE wikiguard_check_conditions histogram\n";
+            m.conditions
+                .clone()
+                .unwrap_or_else(|| Histogram::new(CONDITION_BUCKETS))
+                .render(&mut out, "wikiguard_check_conditions", "");
+            out += "# HELP wikiguard_condition_limit_reached_total Checks stopped by the condition limit.\n";
+            out += "# TYPE wikiguard_condition_limit_reached_total counter\n";
+            let _ = writeln!(
+                out,
+                "wikiguard_condition_limit_reached_total {}",
+                m.condition_limit_reached
+            );
+            out += "# HELP wikiguard_filter_hits_total Matches per filter.\n";
+            out += "# TYPE wikiguard_filter_hits_total counter\n";
+            for (id, n) in &m.filter_hits {
+                let _ = writeln!(out, "wikiguard_filter_hits_total{{filter=\"{id}\"}} {n}");
+            }
+            out += "# HELP wikiguard_filter_eval_seconds Time spent evaluating each filter.\n";
+            out += "# TYPE wikiguard_filter_eval_seconds summary\n";
+            for (id, (n, secs)) in &m.filter_evals {
+                let _ = writeln!(out, "wikiguard_filter_eval_seconds_sum{{filter=\"{id}\"}} {secs}");
+                let _ = writeln!(out, "wikiguard_filter_eval_seconds_count{{filter=\"{id}\"}} {n}");
+            }
+            out += "# HELP wikiguard_filter_errors_total Evaluation errors per filter and error code.\n";
+            out += "# TYPE wikiguard_filter_errors_total counter\n";
+            for ((id, code), n) in &m.filter_errors {
+                let _ = writeln!(
+                    out,
+                    "wikiguard_filter_errors_total{{filter=\"{id}\",code=\"{}\"}} {n}",
+                    escape(code)
+                );
+            }
+            out += "# HELP wikiguard_filters_enabled Enabled filters that compiled.\n";
+            out += "# TYPE wikiguard_filters_enabled gauge\n";
+            let _ = writeln!(out, "wikiguard_filters_enabled {}", m.filters_loaded);
+            out += "# HELP wikiguard_filters_broken Enabled filters that failed to compile and do not run.\n";
+            out += "# TYPE wikiguard_filters_broken gauge\n";
+            let _ = writeln!(out, "wikiguard_filters_broken {}", m.filters_broken);
+            out
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.request("/v1/check", 200, 0.0003);
+        m.check(&CheckSample {
+            action: "edit".into(),
+            verdict: "disallow".into(),
+            conditions: 12,
+            filters: vec![(3, 0.0001, true), (4, 0.0002, false)],
+            errors: vec![(4, "regexfailure")],
+            limit_reached: false,
+        });
+        let text = m.render();
+        assert!(
+            text.contains("wikiguard_http_requests_total{route=\"/v1/check\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("wikiguard_http_request_duration_seconds_bucket{route=\"/v1/check\",le=\"0.0005\"} 1"));
+        assert!(text.contains("wikiguard_http_request_duration_seconds_bucket{route=\"/v1/check\",le=\"0.0001\"} 0"));
+        assert!(text.contains("wikiguard_checks_total{action=\"edit\",verdict=\"disallow\"} 1"));
+        assert!(text.contains("wikiguard_filter_hits_total{filter=\"3\"} 1"));
+        assert!(!text.contains("wikiguard_filter_hits_total{filter=\"4\"}"));
+        assert!(text.contains("wikiguard_filter_eval_seconds_count{filter=\"4\"} 1"));
+        assert!(text.contains("wikiguard_filter_errors_total{filter=\"4\",code=\"regexfailure\"} 1"));
+        assert!(text.contains("wikiguard_check_conditions_count 1"));
+    }
+}
