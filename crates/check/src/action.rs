@@ -133,6 +133,9 @@ pub struct User {
     /// AbuseFilter master's `user_type` (`named`, `temp`, `ip`, `external`); derived when absent.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub user_type: Option<String>,
+    /// Whether this is a temporary account (MediaWiki 1.41+); it makes `user_type` `temp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary: Option<bool>,
     /// The edit count (`user_editcount`; null for logged-out editors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub editcount: Option<i64>,
@@ -279,6 +282,10 @@ pub struct Action {
     /// The edit summary or reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// Whether the editor marked the edit minor. AbuseFilter disabled its `minor_edit`
+    /// variable, so no filter reads it; it is kept for the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<bool>,
     /// The current text ("" for a new page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_wikitext: Option<String>,
@@ -333,6 +340,7 @@ const USER: &[(&str, Ty)] = &[
     ("id", Ty::Int),
     ("registered", Ty::Bool),
     ("type", Ty::Str),
+    ("temporary", Ty::Bool),
     ("editcount", Ty::Int),
     ("groups", Ty::StrList),
     ("rights", Ty::StrList),
@@ -375,6 +383,7 @@ const ACTION: &[(&str, Ty)] = &[
     ("page", Ty::Obj(PAGE)),
     ("target", Ty::Obj(PAGE)),
     ("summary", Ty::Str),
+    ("minor", Ty::Bool),
     ("old_wikitext", Ty::Str),
     ("new_wikitext", Ty::Str),
     ("old_content_model", Ty::Str),

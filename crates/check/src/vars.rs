@@ -340,7 +340,7 @@ fn user_type(u: &User) -> String {
     }
     if !u.is_registered() {
         "ip"
-    } else if u.name.starts_with('~') {
+    } else if u.temporary == Some(true) || (u.temporary.is_none() && u.name.starts_with('~')) {
         "temp"
     } else if u.name.contains('>') {
         "external"
@@ -400,5 +400,267 @@ pub fn value_to_json(v: &Value) -> Json {
         Value::Float(f) | Value::Tagged(_, f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
         Value::Str(s) => Json::String(s.to_string()),
         Value::Array(items) => Json::Array(items.iter().map(value_to_json).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_706_745_599 + 3600; // 2024-02-01T00:59:59Z
+
+    fn action(v: Json) -> Action {
+        Action::from_json(&v).unwrap()
+    }
+
+    fn get(a: &Action, name: &str) -> Option<Value> {
+        ActionVars::new(a, NOW).get(name)
+    }
+
+    fn s(v: &str) -> Option<Value> {
+        Some(Value::from(v))
+    }
+
+    fn arr(items: &[&str]) -> Option<Value> {
+        Some(strings(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+    }
+
+    fn edit() -> Action {
+        action(json!({
+            "action": "edit",
+            "wiki": {"name": "testwiki", "language": "en"},
+            "user": {"name": "Alice", "id": 5, "editcount": 42, "groups": ["*", "user", "autoconfirmed"],
+                     "rights": ["edit", "move"], "registration": "20240131235959", "emailconfirmed": true},
+            "page": {"id": 10, "namespace": 1, "title": "Some_page", "created": "2024-01-31T23:59:59Z",
+                     "last_edited": "20240201005959", "first_contributor": "Bob",
+                     "recent_contributors": ["Bob", "Carol"], "restrictions": {"edit": ["autoconfirmed"]}},
+            "summary": "tweak",
+            "old_wikitext": "a\nb\nc [http://old.example x]",
+            "new_wikitext": "a\nB\nc [http://old.example x]\nsee https://new.example/p.",
+            "request": {"ip": "192.0.2.7"}
+        }))
+    }
+
+    #[test]
+    fn generic_and_user_variables() {
+        let a = edit();
+        assert_eq!(get(&a, "action"), s("edit"));
+        assert_eq!(get(&a, "timestamp"), s(&NOW.to_string()));
+        assert_eq!(get(&a, "wiki_name"), s("testwiki"));
+        assert_eq!(get(&a, "wiki_language"), s("en"));
+        assert_eq!(get(&a, "user_name"), s("Alice"));
+        assert_eq!(get(&a, "user_editcount"), Some(Value::Int(42)));
+        assert_eq!(get(&a, "user_groups"), arr(&["*", "user", "autoconfirmed"]));
+        assert_eq!(get(&a, "user_rights"), arr(&["edit", "move"]));
+        assert_eq!(get(&a, "user_age"), Some(Value::Int(3600)));
+        assert_eq!(get(&a, "user_emailconfirm"), Some(Value::Bool(true)));
+        assert_eq!(get(&a, "user_blocked"), Some(Value::Bool(false)));
+        assert_eq!(get(&a, "user_type"), s("named"));
+        assert_eq!(get(&a, "user_unnamed_ip"), Some(Value::Null));
+        assert_eq!(get(&a, "no_such_variable"), None);
+        assert_eq!(get(&a, "accountname"), None);
+        assert_eq!(get(&a, "moved_to_title"), None);
+        assert_eq!(get(&a, "file_sha1"), None);
+    }
+
+    #[test]
+    fn anonymous_and_temporary_users() {
+        let a = action(json!({"action": "edit", "page": {}, "new_wikitext": "",
+                              "user": {"name": "192.0.2.7"}, "request": {"ip": "192.0.2.7"}}));
+        assert_eq!(get(&a, "user_editcount"), Some(Value::Null));
+        assert_eq!(get(&a, "user_age"), Some(Value::Int(0)));
+        assert_eq!(get(&a, "user_groups"), arr(&["*"]));
+        assert_eq!(get(&a, "user_rights"), arr(&[]));
+        assert_eq!(get(&a, "user_emailconfirm"), Some(Value::Null));
+        assert_eq!(get(&a, "user_type"), s("ip"));
+        assert_eq!(get(&a, "user_unnamed_ip"), s("192.0.2.7"));
+        let t = action(json!({"action": "edit", "page": {}, "new_wikitext": "",
+                              "user": {"name": "~2024-1", "id": 9}, "request": {"ip": "2001:db8::1"}}));
+        assert_eq!(get(&t, "user_type"), s("temp"));
+        assert_eq!(get(&t, "user_unnamed_ip"), s("2001:db8::1"));
+        assert_eq!(get(&t, "user_groups"), arr(&["*", "user"]));
+        // Registered without a registration date: AbuseFilter's 2008-01-15 stand-in.
+        assert_eq!(get(&t, "user_age"), Some(Value::Int(NOW - DEFAULT_REGISTRATION)));
+        let e = action(json!({"action": "edit", "page": {}, "new_wikitext": "",
+                              "user": {"name": "X", "emailconfirmed": "20240101000000", "blocked": true}}));
+        assert_eq!(get(&e, "user_emailconfirm"), s("20240101000000"));
+        assert_eq!(get(&e, "user_blocked"), Some(Value::Bool(true)));
+    }
+
+    #[test]
+    fn page_variables() {
+        let a = edit();
+        assert_eq!(get(&a, "page_id"), Some(Value::Int(10)));
+        assert_eq!(get(&a, "page_namespace"), Some(Value::Int(1)));
+        assert_eq!(get(&a, "page_title"), s("Some page"));
+        assert_eq!(get(&a, "page_prefixedtitle"), s("Talk:Some page"));
+        assert_eq!(get(&a, "page_age"), Some(Value::Int(3600)));
+        assert_eq!(get(&a, "page_last_edit_age"), Some(Value::Int(0)));
+        assert_eq!(get(&a, "page_first_contributor"), s("Bob"));
+        assert_eq!(get(&a, "page_recent_contributors"), arr(&["Bob", "Carol"]));
+        assert_eq!(get(&a, "page_restrictions_edit"), arr(&["autoconfirmed"]));
+        assert_eq!(get(&a, "page_restrictions_move"), arr(&[]));
+        assert_eq!(get(&a, "page_restrictions_create"), arr(&[]));
+        assert_eq!(get(&a, "page_restrictions_upload"), arr(&[]));
+        // A new page: no first revision.
+        let n = action(json!({"action": "edit", "page": {"title": "New"}, "new_wikitext": "x"}));
+        assert_eq!(get(&n, "page_age"), Some(Value::Int(0)));
+        assert_eq!(get(&n, "page_last_edit_age"), Some(Value::Null));
+        assert_eq!(get(&n, "page_first_contributor"), s(""));
+        assert_eq!(get(&n, "page_id"), Some(Value::Int(0)));
+    }
+
+    #[test]
+    fn text_variables() {
+        let a = edit();
+        assert_eq!(get(&a, "summary"), s("tweak"));
+        assert_eq!(get(&a, "old_wikitext"), s("a\nb\nc [http://old.example x]"));
+        assert_eq!(get(&a, "old_size"), Some(Value::Int(28)));
+        assert_eq!(get(&a, "new_size"), Some(Value::Int(55)));
+        assert_eq!(get(&a, "edit_delta"), Some(Value::Int(27)));
+        assert_eq!(
+            get(&a, "edit_diff"),
+            s("@@ -1,3 +1,4 @@\n a\n-b\n+B\n c [http://old.example x]\n+see https://new.example/p.\n")
+        );
+        assert_eq!(get(&a, "added_lines"), arr(&["B", "see https://new.example/p."]));
+        assert_eq!(get(&a, "removed_lines"), arr(&["b"]));
+        assert_eq!(get(&a, "old_content_model"), s("wikitext"));
+        assert_eq!(get(&a, "new_content_model"), s("wikitext"));
+        assert_eq!(get(&a, "all_links"), arr(&["http://old.example", "https://new.example/p"]));
+        assert_eq!(get(&a, "old_links"), arr(&["http://old.example"]));
+        assert_eq!(get(&a, "added_links"), arr(&["https://new.example/p"]));
+        assert_eq!(get(&a, "removed_links"), arr(&[]));
+        for v in client_side_variables() {
+            assert_eq!(get(&a, v), None, "{v}");
+        }
+        // Byte lengths, not characters.
+        let u = action(json!({"action": "edit", "page": {}, "new_wikitext": "é", "old_wikitext": ""}));
+        assert_eq!(get(&u, "new_size"), Some(Value::Int(2)));
+        assert_eq!(get(&u, "summary"), s(""));
+    }
+
+    #[test]
+    fn new_page_and_trailing_newlines() {
+        let a = action(json!({"action": "edit", "page": {}, "new_wikitext": "one\ntwo\n"}));
+        assert_eq!(get(&a, "old_wikitext"), s(""));
+        assert_eq!(get(&a, "edit_diff"), s("@@ -1,0 +1,3 @@\n+one\n+two\n+\n"));
+        assert_eq!(get(&a, "added_lines"), arr(&["one", "two", ""]));
+        assert_eq!(get(&a, "removed_lines"), arr(&[]));
+        let b = action(json!({"action": "edit", "page": {}, "old_wikitext": "x", "new_wikitext": "x\n"}));
+        assert_eq!(get(&b, "added_lines"), arr(&[""]));
+        let c = action(json!({"action": "edit", "page": {}, "old_wikitext": "x", "new_wikitext": "x"}));
+        assert_eq!(get(&c, "edit_diff"), s(""));
+        assert_eq!(get(&c, "added_lines"), arr(&[]));
+    }
+
+    #[test]
+    fn sent_client_side_values_and_links() {
+        let a = action(json!({"action": "edit", "page": {}, "old_wikitext": "a", "new_wikitext": "a\n~~~~",
+                              "new_pst": "a\n[[User:A|A]]", "new_html": "<p>a <b>A</b>\r\n</p>\n",
+                              "links": {"all": ["http://x.example"], "old": ["http://y.example", "http://x.example"]}}));
+        assert_eq!(get(&a, "new_pst"), s("a\n[[User:A|A]]"));
+        assert_eq!(get(&a, "edit_diff_pst"), s("@@ -1,1 +1,2 @@\n a\n+[[User:A|A]]\n"));
+        assert_eq!(get(&a, "added_lines_pst"), arr(&["[[User:A|A]]"]));
+        assert_eq!(get(&a, "new_html"), s("<p>a <b>A</b>\r\n</p>\n"));
+        assert_eq!(get(&a, "new_text"), s("a A"));
+        assert_eq!(get(&a, "all_links"), arr(&["http://x.example"]));
+        assert_eq!(get(&a, "added_links"), arr(&[]));
+        assert_eq!(get(&a, "removed_links"), arr(&["http://y.example"]));
+        let t = action(json!({"action": "edit", "page": {}, "new_wikitext": "", "new_text": "plain"}));
+        assert_eq!(get(&t, "new_text"), s("plain"));
+    }
+
+    #[test]
+    fn moves() {
+        let a = action(json!({"action": "move", "user": {"name": "Alice"}, "summary": "rename",
+                              "page": {"id": 3, "namespace": 2, "title": "Alice/Draft"},
+                              "target": {"namespace": 0, "title": "Final", "prefixedtitle": "Final"}}));
+        assert_eq!(get(&a, "moved_from_id"), Some(Value::Int(3)));
+        assert_eq!(get(&a, "moved_from_title"), s("Alice/Draft"));
+        assert_eq!(get(&a, "moved_from_prefixedtitle"), s("User:Alice/Draft"));
+        assert_eq!(get(&a, "moved_to_namespace"), Some(Value::Int(0)));
+        assert_eq!(get(&a, "moved_to_title"), s("Final"));
+        assert_eq!(get(&a, "moved_to_age"), Some(Value::Int(0)));
+        assert_eq!(get(&a, "summary"), s("rename"));
+        assert_eq!(get(&a, "page_title"), None);
+        assert_eq!(get(&a, "new_wikitext"), None);
+        assert_eq!(get(&a, "added_lines"), None);
+        // The deprecated alias reads the same (the evaluator canonicalises names).
+        let mut vars = ActionVars::new(&a, NOW);
+        let dump = vars.dump(&["moved_from_text".to_string(), "new_wikitext".to_string()].into());
+        assert_eq!(dump, json!({"moved_from_text": "Alice/Draft"}));
+    }
+
+    #[test]
+    fn deletions_accounts_uploads() {
+        let d = action(json!({"action": "delete", "page": {"title": "X"}, "summary": "spam"}));
+        assert_eq!(get(&d, "page_title"), s("X"));
+        assert_eq!(get(&d, "summary"), s("spam"));
+        assert_eq!(get(&d, "new_wikitext"), None);
+        let c = action(json!({"action": "createaccount", "accountname": "Newbie", "user": {"name": "192.0.2.1"}}));
+        assert_eq!(get(&c, "accountname"), s("Newbie"));
+        assert_eq!(get(&c, "action"), s("createaccount"));
+        assert_eq!(get(&c, "user_name"), None, "a logged-out creator sets no user variables");
+        let c = action(json!({"action": "createaccount", "accountname": "Sock", "user": {"name": "Alice", "id": 3}}));
+        assert_eq!(get(&c, "user_name"), s("Alice"));
+        let auto = action(json!({"action": "autocreateaccount", "user": {"name": "Global"}}));
+        assert_eq!(get(&auto, "accountname"), s("Global"));
+        let u = action(json!({"action": "upload", "page": {"namespace": 6, "title": "X.png"},
+                              "file": {"sha1": "ab", "size": 10, "mime": "image/png", "mediatype": "BITMAP",
+                                       "width": 2, "height": 3, "bits_per_channel": 8}}));
+        assert_eq!(get(&u, "page_prefixedtitle"), s("File:X.png"));
+        assert_eq!(get(&u, "file_sha1"), s("ab"));
+        assert_eq!(get(&u, "file_size"), Some(Value::Int(10)));
+        assert_eq!(get(&u, "file_mime"), s("image/png"));
+        assert_eq!(get(&u, "file_mediatype"), s("BITMAP"));
+        assert_eq!(get(&u, "file_width"), Some(Value::Int(2)));
+        assert_eq!(get(&u, "file_height"), Some(Value::Int(3)));
+        assert_eq!(get(&u, "file_bits_per_channel"), Some(Value::Int(8)));
+        assert_eq!(get(&u, "new_wikitext"), None, "no text sent: no text variables");
+        assert_eq!(get(&u, "summary"), None);
+        let ut = action(json!({"action": "upload", "page": {"namespace": 6, "title": "X.png"}, "file": {},
+                               "summary": "s", "new_wikitext": "desc"}));
+        assert_eq!(get(&ut, "added_lines"), arr(&["desc"]));
+        assert_eq!(get(&ut, "summary"), s("s"));
+        assert_eq!(get(&ut, "file_width"), Some(Value::Null));
+        assert_eq!(get(&ut, "new_content_model"), None);
+    }
+
+    #[test]
+    fn lazy_and_cached() {
+        let a = edit();
+        let mut vars = ActionVars::new(&a, NOW);
+        assert!(vars.cache.is_empty());
+        vars.get("user_name");
+        assert_eq!(vars.cache.len(), 1, "only what is read is computed");
+        vars.get("added_lines");
+        assert!(vars.cache.contains_key("edit_diff"));
+        assert!(!vars.cache.contains_key("all_links"));
+        let n = vars.cache.len();
+        vars.get("added_lines");
+        assert_eq!(vars.cache.len(), n);
+    }
+
+    #[test]
+    fn values_as_json() {
+        assert_eq!(value_to_json(&Value::Null), Json::Null);
+        assert_eq!(value_to_json(&Value::Undefined), Json::Null);
+        assert_eq!(value_to_json(&Value::Int(3)), json!(3));
+        assert_eq!(value_to_json(&Value::Float(1.5)), json!(1.5));
+        assert_eq!(value_to_json(&Value::Float(f64::NAN)), Json::Null);
+        assert_eq!(value_to_json(&Value::from(vec![Value::from("a"), Value::Bool(true)])), json!(["a", true]));
+        let a = edit();
+        let mut vars = ActionVars::new(&a, NOW);
+        let d = vars.dump(&["user_name".into(), "added_lines".into(), "ARTICLE_TEXT".into()].into());
+        assert_eq!(d, json!({"user_name": "Alice", "added_lines": ["B", "see https://new.example/p."], "ARTICLE_TEXT": "Some page"}));
+    }
+
+    #[test]
+    fn strips_html() {
+        assert_eq!(strip_html("<p>a<br/>b</p>"), "ab");
+        assert_eq!(strip_html("a <b>c</b> <unclosed"), "a c <unclosed");
+        assert_eq!(strip_html("x\r\ny\rz  \n"), "x\ny\nz");
+        assert_eq!(strip_html("a > b"), "a > b");
     }
 }

@@ -350,3 +350,284 @@ pub fn decide(
         taken,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Counters as the contract says: fixed windows from the first event; flags with a TTL.
+    #[derive(Default)]
+    struct TestCounters {
+        hits: Mutex<HashMap<String, (i64, u64)>>,
+        flags: Mutex<HashMap<String, i64>>,
+    }
+
+    impl Counters for TestCounters {
+        fn hit(&self, key: &str, period: u64, now: i64) -> u64 {
+            let mut h = self.hits.lock().unwrap();
+            let e = h.entry(key.to_string()).or_insert((now, 0));
+            if now - e.0 >= period as i64 {
+                *e = (now, 0);
+            }
+            e.1 += 1;
+            e.1
+        }
+        fn take_or_set_flag(&self, key: &str, ttl: u64, now: i64) -> bool {
+            let mut f = self.flags.lock().unwrap();
+            match f.get(key) {
+                Some(&t) if now - t < ttl as i64 => {
+                    f.remove(key);
+                    true
+                }
+                _ => {
+                    f.insert(key.to_string(), now);
+                    false
+                }
+            }
+        }
+    }
+
+    fn acts(v: Json) -> FilterActions {
+        FilterActions::from_json(&v).unwrap()
+    }
+
+    fn edit(user: Json) -> Action {
+        Action::from_json(&json!({"action": "edit", "user": user, "page": {"namespace": 0, "title": "P"},
+                                  "new_wikitext": "x", "request": {"ip": "198.51.100.7"}}))
+        .unwrap()
+    }
+
+    fn alice() -> Action {
+        edit(json!({"name": "Alice", "id": 1, "editcount": 3}))
+    }
+
+    fn run(filters: &[(i64, &FilterActions)], action: &Action, c: &TestCounters, now: i64) -> Verdict {
+        let matched: Vec<Matched<'_>> = filters
+            .iter()
+            .map(|(id, a)| Matched {
+                filter_id: *id,
+                description: "desc",
+                actions: a,
+            })
+            .collect();
+        decide(&matched, action, c, now, 3600)
+    }
+
+    fn keys(v: &Verdict) -> Vec<&str> {
+        v.messages.iter().map(|m| m.key.as_str()).collect()
+    }
+
+    #[test]
+    fn nothing_matched_allows() {
+        let v = run(&[], &alice(), &TestCounters::default(), 0);
+        assert_eq!(v.verdict, VerdictKind::Allow);
+        assert_eq!(v.actions, json!({}));
+        assert!(!v.prevents());
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(j, json!({"verdict": "allow", "matches": [], "actions": {}, "messages": [], "tags": []}));
+    }
+
+    #[test]
+    fn precedence() {
+        let c = TestCounters::default();
+        let tag = acts(json!({"tag": {"tags": ["t"]}}));
+        let dis = acts(json!({"disallow": {"message": "no"}}));
+        let blk = acts(json!({"block": {"duration": "1 day"}}));
+        let v = run(&[(1, &tag)], &alice(), &c, 0);
+        assert_eq!((v.verdict, v.tags.clone()), (VerdictKind::Allow, vec!["t".to_string()]));
+        assert_eq!(v.actions, json!({"tag": {"tags": ["t"]}}));
+        let v = run(&[(1, &tag), (2, &dis)], &alice(), &c, 0);
+        assert_eq!(v.verdict, VerdictKind::Disallow);
+        assert_eq!(v.matches, [1, 2]);
+        assert_eq!(v.messages, [Message { key: "no".into(), filter: 2, description: "desc".into() }]);
+        let v = run(&[(2, &dis), (3, &blk)], &alice(), &c, 0);
+        assert_eq!(v.verdict, VerdictKind::Block);
+        assert_eq!(keys(&v), ["no", "abusefilter-blocked-display"]);
+        assert_eq!(v.actions["block"]["expiry"], "1 day");
+        assert!(v.prevents());
+        for (a, kind) in [
+            (json!({"warn": {}}), VerdictKind::Warn),
+            (json!({"degroup": {}}), VerdictKind::Disallow),
+            (json!({"blockautopromote": {}}), VerdictKind::Disallow),
+            (json!({"rangeblock": {}}), VerdictKind::Block),
+        ] {
+            let fa = acts(a.clone());
+            let v = run(&[(9, &fa)], &alice(), &TestCounters::default(), 0);
+            assert_eq!(v.verdict, kind, "{a}");
+        }
+    }
+
+    #[test]
+    fn block_replaces_disallow_message() {
+        let a = acts(json!({"disallow": {}, "block": {"duration": "3 hours", "anon_duration": "1 day", "talk": true},
+                            "tag": {"tags": ["b", "a"]}}));
+        let v = run(&[(4, &a)], &alice(), &TestCounters::default(), 0);
+        assert_eq!(v.verdict, VerdictKind::Block);
+        assert_eq!(keys(&v), ["abusefilter-blocked-display"]);
+        assert!(v.actions.get("disallow").is_none());
+        assert_eq!(
+            v.actions["block"],
+            json!({"duration": "3 hours", "anon_duration": "1 day", "expiry": "3 hours", "talk": true, "filter": 4})
+        );
+        assert_eq!(v.taken, [(4, vec!["block".to_string(), "tag".to_string()])]);
+        assert_eq!(v.tags, ["a", "b"]);
+        // A logged-out editor gets the anonymous expiry.
+        let anon = edit(json!({"name": "198.51.100.7"}));
+        let v = run(&[(4, &a)], &anon, &TestCounters::default(), 0);
+        assert_eq!(v.actions["block"]["expiry"], "1 day");
+        // Degroup also hides the disallow message; for logged-out users it does nothing.
+        let d = acts(json!({"disallow": {}, "degroup": {}}));
+        let v = run(&[(5, &d)], &alice(), &TestCounters::default(), 0);
+        assert_eq!(keys(&v), ["abusefilter-degrouped"]);
+        let v = run(&[(5, &d)], &anon, &TestCounters::default(), 0);
+        assert_eq!(v.verdict, VerdictKind::Allow);
+        assert!(v.messages.is_empty());
+        let bp = acts(json!({"blockautopromote": {"duration": 60}}));
+        let v = run(&[(6, &bp)], &alice(), &TestCounters::default(), 0);
+        assert_eq!(keys(&v), ["abusefilter-autopromote-blocked"]);
+        assert_eq!(v.actions["blockautopromote"], json!({"duration": 60, "filter": 6}));
+    }
+
+    #[test]
+    fn longest_block_wins() {
+        let short = acts(json!({"block": {"duration": "1 day"}, "disallow": {}}));
+        let long = acts(json!({"block": {"duration": "indefinite"}}));
+        let v = run(&[(1, &short), (2, &long)], &alice(), &TestCounters::default(), 0);
+        assert_eq!(v.actions["block"]["filter"], 2);
+        // Filter 1's block was dropped, so its disallow shows again.
+        assert_eq!(v.taken, [(1, vec!["disallow".to_string()]), (2, vec!["block".to_string()])]);
+        assert_eq!(keys(&v), ["abusefilter-disallowed", "abusefilter-blocked-display"]);
+    }
+
+    #[test]
+    fn throttle_below_and_above() {
+        let c = TestCounters::default();
+        let a = acts(json!({"throttle": {"count": 2, "period": 60, "groups": ["user"]}, "disallow": {}, "tag": {"tags": ["t"]}}));
+        let me = alice();
+        for now in [0, 1] {
+            let v = run(&[(7, &a)], &me, &c, now);
+            assert_eq!(v.verdict, VerdictKind::Allow, "hit at {now} is within the limit");
+            assert!(v.tags.is_empty(), "throttled consequences (tags too) do not apply");
+            assert_eq!(v.taken, [(7, vec![])]);
+        }
+        let v = run(&[(7, &a)], &me, &c, 2);
+        assert_eq!(v.verdict, VerdictKind::Disallow, "third hit exceeds count 2");
+        assert_eq!(v.taken, [(7, vec!["throttle".to_string(), "disallow".to_string(), "tag".to_string()])]);
+        assert_eq!(v.tags, ["t"]);
+        // Another user has their own count.
+        let bob = edit(json!({"name": "Bob", "id": 2}));
+        assert_eq!(run(&[(7, &a)], &bob, &c, 3).verdict, VerdictKind::Allow);
+        // The window restarts after the period.
+        assert_eq!(run(&[(7, &a)], &me, &c, 61).verdict, VerdictKind::Allow);
+        assert_eq!(run(&[(7, &a)], &me, &c, 62).verdict, VerdictKind::Allow);
+        assert_eq!(run(&[(7, &a)], &me, &c, 63).verdict, VerdictKind::Disallow);
+    }
+
+    #[test]
+    fn throttle_alone_and_groups() {
+        let c = TestCounters::default();
+        let a = acts(json!({"throttle": {"count": 1, "period": 10, "groups": ["ip", "user,page"]}}));
+        assert_eq!(run(&[(8, &a)], &alice(), &c, 0).verdict, VerdictKind::Allow);
+        assert_eq!(run(&[(8, &a)], &alice(), &c, 1).verdict, VerdictKind::Throttle);
+        assert_eq!(
+            c.hits.lock().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+            ["throttle:8:ip:198.51.100.7", "throttle:8:user,page:Alice|0:P"]
+                .map(String::from)
+                .into()
+        );
+        // Any one group over the limit trips it: same IP, different user and page.
+        let other = Action::from_json(&json!({"action": "edit", "user": {"name": "Zed"}, "page": {"title": "Q"},
+                                              "new_wikitext": "", "request": {"ip": "198.51.100.7"}})).unwrap();
+        assert_eq!(run(&[(8, &a)], &other, &c, 2).verdict, VerdictKind::Throttle);
+    }
+
+    #[test]
+    fn throttle_keys() {
+        let a = Action::from_json(&json!({"action": "edit", "new_wikitext": "",
+            "user": {"name": "Alice", "editcount": 12, "registration": "20240131235959"},
+            "page": {"namespace": 1, "title": "T", "first_contributor": "Bob"},
+            "request": {"ip": "2001:db8:1:2:3:4:5:6"}})).unwrap();
+        assert_eq!(throttle_key(1, "range", &a), "throttle:1:range:2001:db8:1:2::/64");
+        assert_eq!(throttle_key(1, "site", &a), "throttle:1:site:");
+        assert_eq!(throttle_key(1, "creator,editcount", &a), "throttle:1:creator,editcount:Bob|12");
+        assert_eq!(throttle_key(1, "creationdate", &a), "throttle:1:creationdate:1706659200");
+        assert_eq!(throttle_key(1, "page", &a), "throttle:1:page:1:T");
+        assert_eq!(ip_range("198.51.100.7", 16, 64).as_deref(), Some("198.51.0.0/16"));
+        assert_eq!(ip_range("not an ip", 16, 64), None);
+        assert_eq!(warn_key(3, &a), "warn:3:Alice:Talk:T:edit");
+    }
+
+    #[test]
+    fn warn_then_resubmit_then_warn_again() {
+        let c = TestCounters::default();
+        let a = acts(json!({"warn": {"message": "careful"}, "disallow": {}, "tag": {"tags": ["w"]}}));
+        let me = alice();
+        let v = run(&[(3, &a)], &me, &c, 0);
+        assert_eq!(v.verdict, VerdictKind::Warn);
+        assert_eq!(keys(&v), ["careful"]);
+        assert_eq!(v.actions, json!({"warn": {"message": "careful", "filter": 3}}));
+        assert!(v.tags.is_empty(), "only the warning applies on the first attempt");
+        assert_eq!(v.taken, [(3, vec!["warn".to_string()])]);
+        let v = run(&[(3, &a)], &me, &c, 10);
+        assert_eq!(v.verdict, VerdictKind::Disallow, "resubmitted: the other consequences apply");
+        assert_eq!(keys(&v), ["abusefilter-disallowed"]);
+        assert_eq!(v.tags, ["w"]);
+        let v = run(&[(3, &a)], &me, &c, 20);
+        assert_eq!(v.verdict, VerdictKind::Warn, "the next attempt is warned again");
+        // A warning alone: the resubmission is allowed.
+        let w = acts(json!({"warn": {}}));
+        let c = TestCounters::default();
+        assert_eq!(run(&[(4, &w)], &me, &c, 0).verdict, VerdictKind::Warn);
+        let v = run(&[(4, &w)], &me, &c, 1);
+        assert_eq!(v.verdict, VerdictKind::Allow);
+        assert_eq!(v.taken, [(4, vec![])]);
+        // The flag expires.
+        assert_eq!(run(&[(4, &w)], &me, &c, 2).verdict, VerdictKind::Warn);
+        assert_eq!(run(&[(4, &w)], &me, &c, 2 + 3600).verdict, VerdictKind::Warn);
+    }
+
+    #[test]
+    fn throttle_before_warn() {
+        let c = TestCounters::default();
+        let a = acts(json!({"throttle": {"count": 1, "period": 100}, "warn": {}}));
+        let me = alice();
+        assert_eq!(run(&[(5, &a)], &me, &c, 0).verdict, VerdictKind::Allow);
+        assert!(c.flags.lock().unwrap().is_empty(), "an untripped throttle leaves the warning unchecked");
+        assert_eq!(run(&[(5, &a)], &me, &c, 1).verdict, VerdictKind::Warn);
+        // Resubmitted: throttle still exceeded, warning dropped, nothing else: throttle.
+        assert_eq!(run(&[(5, &a)], &me, &c, 2).verdict, VerdictKind::Throttle);
+    }
+
+    #[test]
+    fn tags_union_sorted() {
+        let a = acts(json!({"tag": {"tags": ["spam", "bot"]}}));
+        let b = acts(json!({"tag": {"tags": ["bot", "new"]}, "warn": {}}));
+        let c = TestCounters::default();
+        let v = run(&[(1, &a), (2, &b)], &alice(), &c, 0);
+        assert_eq!(v.tags, ["bot", "spam"], "filter 2 only warned");
+        let v = run(&[(1, &a), (2, &b)], &alice(), &c, 1);
+        assert_eq!(v.tags, ["bot", "new", "spam"]);
+        assert_eq!(v.actions["tag"], json!({"tags": ["bot", "new", "spam"]}));
+        assert_eq!(v.verdict, VerdictKind::Allow);
+    }
+
+    #[test]
+    fn rangeblock_needs_an_ip() {
+        let a = acts(json!({"rangeblock": {}}));
+        let v = run(&[(1, &a)], &alice(), &TestCounters::default(), 0);
+        assert_eq!(v.actions["rangeblock"], json!({"duration": "1 week", "range": "198.51.0.0/16", "filter": 1}));
+        let no_ip = Action::from_json(&json!({"action": "delete", "page": {}})).unwrap();
+        let v = run(&[(1, &a)], &no_ip, &TestCounters::default(), 0);
+        assert_eq!(v.verdict, VerdictKind::Allow);
+    }
+
+    #[test]
+    fn kind_names() {
+        for k in [VerdictKind::Allow, VerdictKind::Throttle, VerdictKind::Warn, VerdictKind::Disallow, VerdictKind::Block] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
+}
