@@ -485,8 +485,8 @@ impl Action {
             }
         };
         check("", v, &Ty::Obj(ACTION))?;
-        let action: Action = serde_json::from_value(v.clone())
-            .map_err(|e| ActionError::new("", format!("invalid action: {e}")))?;
+        let action: Action =
+            serde_json::from_value(v.clone()).map_err(|e| ActionError::new("", format!("invalid action: {e}")))?;
         let missing = |field: &str, why: &str| Err(ActionError::new(field, format!("required for {why}")));
         let kind_name = kind.as_str();
         match kind {
@@ -714,14 +714,20 @@ mod tests {
         assert_eq!(err(json!({"action": "move", "target": {}})).field, "page");
         assert_eq!(err(json!({"action": "delete"})).field, "page");
         assert_eq!(err(json!({"action": "createaccount"})).field, "accountname");
-        assert_eq!(err(json!({"action": "autocreateaccount", "accountname": ""})).field, "accountname");
+        assert_eq!(
+            err(json!({"action": "autocreateaccount", "accountname": ""})).field,
+            "accountname"
+        );
         assert!(Action::from_json(&json!({"action": "createaccount", "user": {"name": "New"}})).is_ok());
         assert!(Action::from_json(&json!({"action": "createaccount", "accountname": "New"})).is_ok());
         assert_eq!(err(json!({"action": "upload", "page": {}})).field, "file");
         assert_eq!(err(json!({"action": "stashupload", "file": {}})).field, "page");
         assert!(Action::from_json(&json!({"action": "stashupload", "file": {}, "page": {"namespace": 6}})).is_ok());
         // null reads as absent
-        assert_eq!(err(json!({"action": "edit", "page": {}, "new_wikitext": null})).field, "new_wikitext");
+        assert_eq!(
+            err(json!({"action": "edit", "page": {}, "new_wikitext": null})).field,
+            "new_wikitext"
+        );
     }
 
     #[test]
@@ -746,6 +752,9 @@ mod tests {
         assert_eq!(p(json!({"namespace": 3, "title": "Bob"})), "User talk:Bob");
         assert_eq!(p(json!({"namespace": 14, "title": "X"})), "Category:X");
         assert_eq!(p(json!({"namespace": 100, "title": "X"})), "Namespace100:X");
-        assert_eq!(p(json!({"namespace": 4, "title": "X", "prefixedtitle": "Wikipedia:X"})), "Wikipedia:X");
+        assert_eq!(
+            p(json!({"namespace": 4, "title": "X", "prefixedtitle": "Wikipedia:X"})),
+            "Wikipedia:X"
+        );
     }
 }

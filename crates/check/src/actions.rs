@@ -119,7 +119,9 @@ fn default_autopromote() -> u64 {
 
 impl Default for Warn {
     fn default() -> Self {
-        Warn { message: default_warn() }
+        Warn {
+            message: default_warn(),
+        }
     }
 }
 impl Default for Disallow {
@@ -222,7 +224,12 @@ type Params<'v> = &'v serde_json::Map<String, Json>;
 fn params<'v>(name: &str, v: &'v Json, known: &[&str]) -> Result<Params<'v>, ActionError> {
     let obj = match v {
         Json::Object(o) => o,
-        _ => return Err(ActionError::new(name, "expected an object of parameters ({} for the defaults)")),
+        _ => {
+            return Err(ActionError::new(
+                name,
+                "expected an object of parameters ({} for the defaults)",
+            ))
+        }
     };
     for k in obj.keys() {
         if !known.contains(&k.as_str()) {
@@ -231,7 +238,10 @@ fn params<'v>(name: &str, v: &'v Json, known: &[&str]) -> Result<Params<'v>, Act
             } else {
                 format!("expected one of: {}", known.join(", "))
             };
-            return Err(ActionError::new(format!("{name}.{k}"), format!("unknown parameter; {expected}")));
+            return Err(ActionError::new(
+                format!("{name}.{k}"),
+                format!("unknown parameter; {expected}"),
+            ));
         }
     }
     Ok(obj)
@@ -385,12 +395,7 @@ impl FilterActions {
                             }
                             tags
                         }
-                        _ => {
-                            return Err(ActionError::new(
-                                "tag.tags",
-                                "required: a non-empty array of tag names",
-                            ))
-                        }
+                        _ => return Err(ActionError::new("tag.tags", "required: a non-empty array of tag names")),
                     };
                     out.tag = Some(Tag { tags });
                 }
@@ -483,7 +488,16 @@ mod tests {
         assert_eq!(a.rangeblock.as_ref().unwrap().duration, "1 week");
         assert_eq!(
             a.names(),
-            ["throttle", "warn", "disallow", "block", "rangeblock", "degroup", "blockautopromote", "tag"]
+            [
+                "throttle",
+                "warn",
+                "disallow",
+                "block",
+                "rangeblock",
+                "degroup",
+                "blockautopromote",
+                "tag"
+            ]
         );
         // The JSON form reads back the same.
         assert_eq!(FilterActions::from_json(&a.to_json()).unwrap(), a);
@@ -521,13 +535,25 @@ mod tests {
         let e = err(json!({"throttle": {"groups": ["user", "user,planet"]}}));
         assert_eq!(e.field, "throttle.groups[1]");
         assert!(e.message.contains("creationdate"), "{e}");
-        assert_eq!(err(json!({"throttle": {"groups": ["user,"]}})).field, "throttle.groups[0]");
-        assert_eq!(err(json!({"block": {"duration": "forever and ever"}})).field, "block.duration");
+        assert_eq!(
+            err(json!({"throttle": {"groups": ["user,"]}})).field,
+            "throttle.groups[0]"
+        );
+        assert_eq!(
+            err(json!({"block": {"duration": "forever and ever"}})).field,
+            "block.duration"
+        );
         assert_eq!(err(json!({"block": {"anon_duration": 5}})).field, "block.anon_duration");
         assert_eq!(err(json!({"block": {"talk": "yes"}})).field, "block.talk");
-        assert_eq!(err(json!({"rangeblock": {"duration": "soon"}})).field, "rangeblock.duration");
+        assert_eq!(
+            err(json!({"rangeblock": {"duration": "soon"}})).field,
+            "rangeblock.duration"
+        );
         assert_eq!(err(json!({"degroup": {"x": 1}})).field, "degroup.x");
-        assert_eq!(err(json!({"blockautopromote": {"duration": -1}})).field, "blockautopromote.duration");
+        assert_eq!(
+            err(json!({"blockautopromote": {"duration": -1}})).field,
+            "blockautopromote.duration"
+        );
         assert_eq!(err(json!({"tag": {}})).field, "tag.tags");
         assert_eq!(err(json!({"tag": {"tags": []}})).field, "tag.tags");
         assert_eq!(err(json!({"tag": {"tags": ["ok", "a,b"]}})).field, "tag.tags[1]");
@@ -537,8 +563,19 @@ mod tests {
 
     #[test]
     fn durations_accepted() {
-        for d in ["indefinite", "infinite", "1 day", "3 hours", "2 weeks", "20300101000000", "2030-01-01T00:00:00Z"] {
-            assert!(FilterActions::from_json(&json!({"block": {"duration": d}})).is_ok(), "{d}");
+        for d in [
+            "indefinite",
+            "infinite",
+            "1 day",
+            "3 hours",
+            "2 weeks",
+            "20300101000000",
+            "2030-01-01T00:00:00Z",
+        ] {
+            assert!(
+                FilterActions::from_json(&json!({"block": {"duration": d}})).is_ok(),
+                "{d}"
+            );
         }
     }
 

@@ -50,12 +50,8 @@ fn split_lines(text: &str) -> Vec<&str> {
 /// MediaWiki's edit list: runs of equal lines alternate with changes, where every deletion
 /// and addition between two equal runs forms one change (deleted lines first).
 fn edits<'a>(old: &'a [&'a str], new: &'a [&'a str]) -> Vec<Edit<'a>> {
-    let ops = similar::capture_diff_slices_deadline(
-        Algorithm::Myers,
-        old,
-        new,
-        Instant::now().checked_add(DIFF_DEADLINE),
-    );
+    let ops =
+        similar::capture_diff_slices_deadline(Algorithm::Myers, old, new, Instant::now().checked_add(DIFF_DEADLINE));
     let mut out = Vec::new();
     // The pending change: ranges in old and new.
     let mut pending: Option<(usize, usize, usize, usize)> = None;
@@ -208,10 +204,7 @@ mod tests {
     fn change_with_context() {
         let old = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10";
         let new = "1\n2\n3\n4\nfive\n6\n7\n8\n9\n10";
-        assert_eq!(
-            unified_diff(old, new),
-            "@@ -3,5 +3,5 @@\n 3\n 4\n-5\n+five\n 6\n 7\n"
-        );
+        assert_eq!(unified_diff(old, new), "@@ -3,5 +3,5 @@\n 3\n 4\n-5\n+five\n 6\n 7\n");
     }
 
     #[test]

@@ -153,7 +153,10 @@ mod tests {
             ["http://en.wikipedia.org/wiki/Foo_(bar)"]
         );
         assert_eq!(extract_links("go to http://example.com/!?"), ["http://example.com/"]);
-        assert_eq!(extract_links("http://example.com/?a=1&amp;"), ["http://example.com/?a=1&amp;"]);
+        assert_eq!(
+            extract_links("http://example.com/?a=1&amp;"),
+            ["http://example.com/?a=1&amp;"]
+        );
         assert_eq!(extract_links("http://example.com/&lt;x"), ["http://example.com/"]);
     }
 

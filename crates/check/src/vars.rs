@@ -145,7 +145,11 @@ impl<'a> ActionVars<'a> {
                 if !matches!(a.action, ActionKind::CreateAccount | ActionKind::AutoCreateAccount) {
                     return None;
                 }
-                let n = a.accountname.as_deref().filter(|n| !n.is_empty()).unwrap_or(a.user_name());
+                let n = a
+                    .accountname
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(a.user_name());
                 return Some(str_value(n));
             }
             "summary" => {
@@ -227,7 +231,10 @@ impl<'a> ActionVars<'a> {
                     Value::Str(s) => s,
                     _ => return None,
                 };
-                let lines = split_diff(&diff, prefix).into_iter().map(Value::from).collect::<Vec<_>>();
+                let lines = split_diff(&diff, prefix)
+                    .into_iter()
+                    .map(Value::from)
+                    .collect::<Vec<_>>();
                 Some(Value::from(lines))
             }
             "new_pst" => a.new_pst.as_deref().map(str_value),
@@ -281,7 +288,11 @@ impl<'a> ActionVars<'a> {
             },
             "age" => {
                 if registered {
-                    let reg = u.registration.as_deref().and_then(parse_timestamp).unwrap_or(DEFAULT_REGISTRATION);
+                    let reg = u
+                        .registration
+                        .as_deref()
+                        .and_then(parse_timestamp)
+                        .unwrap_or(DEFAULT_REGISTRATION);
                     Value::Int(self.now.saturating_sub(reg))
                 } else {
                     Value::Int(0)
@@ -527,7 +538,10 @@ mod tests {
         assert_eq!(get(&a, "removed_lines"), arr(&["b"]));
         assert_eq!(get(&a, "old_content_model"), s("wikitext"));
         assert_eq!(get(&a, "new_content_model"), s("wikitext"));
-        assert_eq!(get(&a, "all_links"), arr(&["http://old.example", "https://new.example/p"]));
+        assert_eq!(
+            get(&a, "all_links"),
+            arr(&["http://old.example", "https://new.example/p"])
+        );
         assert_eq!(get(&a, "old_links"), arr(&["http://old.example"]));
         assert_eq!(get(&a, "added_links"), arr(&["https://new.example/p"]));
         assert_eq!(get(&a, "removed_links"), arr(&[]));
@@ -556,9 +570,11 @@ mod tests {
 
     #[test]
     fn sent_client_side_values_and_links() {
-        let a = action(json!({"action": "edit", "page": {}, "old_wikitext": "a", "new_wikitext": "a\n~~~~",
+        let a = action(
+            json!({"action": "edit", "page": {}, "old_wikitext": "a", "new_wikitext": "a\n~~~~",
                               "new_pst": "a\n[[User:A|A]]", "new_html": "<p>a <b>A</b>\r\n</p>\n",
-                              "links": {"all": ["http://x.example"], "old": ["http://y.example", "http://x.example"]}}));
+                              "links": {"all": ["http://x.example"], "old": ["http://y.example", "http://x.example"]}}),
+        );
         assert_eq!(get(&a, "new_pst"), s("a\n[[User:A|A]]"));
         assert_eq!(get(&a, "edit_diff_pst"), s("@@ -1,1 +1,2 @@\n a\n+[[User:A|A]]\n"));
         assert_eq!(get(&a, "added_lines_pst"), arr(&["[[User:A|A]]"]));
@@ -601,7 +617,11 @@ mod tests {
         let c = action(json!({"action": "createaccount", "accountname": "Newbie", "user": {"name": "192.0.2.1"}}));
         assert_eq!(get(&c, "accountname"), s("Newbie"));
         assert_eq!(get(&c, "action"), s("createaccount"));
-        assert_eq!(get(&c, "user_name"), None, "a logged-out creator sets no user variables");
+        assert_eq!(
+            get(&c, "user_name"),
+            None,
+            "a logged-out creator sets no user variables"
+        );
         let c = action(json!({"action": "createaccount", "accountname": "Sock", "user": {"name": "Alice", "id": 3}}));
         assert_eq!(get(&c, "user_name"), s("Alice"));
         let auto = action(json!({"action": "autocreateaccount", "user": {"name": "Global"}}));
@@ -619,8 +639,10 @@ mod tests {
         assert_eq!(get(&u, "file_bits_per_channel"), Some(Value::Int(8)));
         assert_eq!(get(&u, "new_wikitext"), None, "no text sent: no text variables");
         assert_eq!(get(&u, "summary"), None);
-        let ut = action(json!({"action": "upload", "page": {"namespace": 6, "title": "X.png"}, "file": {},
-                               "summary": "s", "new_wikitext": "desc"}));
+        let ut = action(
+            json!({"action": "upload", "page": {"namespace": 6, "title": "X.png"}, "file": {},
+                               "summary": "s", "new_wikitext": "desc"}),
+        );
         assert_eq!(get(&ut, "added_lines"), arr(&["desc"]));
         assert_eq!(get(&ut, "summary"), s("s"));
         assert_eq!(get(&ut, "file_width"), Some(Value::Null));
@@ -649,11 +671,17 @@ mod tests {
         assert_eq!(value_to_json(&Value::Int(3)), json!(3));
         assert_eq!(value_to_json(&Value::Float(1.5)), json!(1.5));
         assert_eq!(value_to_json(&Value::Float(f64::NAN)), Json::Null);
-        assert_eq!(value_to_json(&Value::from(vec![Value::from("a"), Value::Bool(true)])), json!(["a", true]));
+        assert_eq!(
+            value_to_json(&Value::from(vec![Value::from("a"), Value::Bool(true)])),
+            json!(["a", true])
+        );
         let a = edit();
         let mut vars = ActionVars::new(&a, NOW);
         let d = vars.dump(&["user_name".into(), "added_lines".into(), "ARTICLE_TEXT".into()].into());
-        assert_eq!(d, json!({"user_name": "Alice", "added_lines": ["B", "see https://new.example/p."], "ARTICLE_TEXT": "Some page"}));
+        assert_eq!(
+            d,
+            json!({"user_name": "Alice", "added_lines": ["B", "see https://new.example/p."], "ARTICLE_TEXT": "Some page"})
+        );
     }
 
     #[test]

@@ -111,11 +111,19 @@ pub fn ip_range(ip: &str, bits4: u32, bits6: u32) -> Option<String> {
     match ip.trim().parse::<std::net::IpAddr>().ok()? {
         std::net::IpAddr::V4(a) => {
             let mask = u32::MAX.checked_shl(32 - bits4.min(32)).unwrap_or(0);
-            Some(format!("{}/{}", std::net::Ipv4Addr::from(u32::from(a) & mask), bits4.min(32)))
+            Some(format!(
+                "{}/{}",
+                std::net::Ipv4Addr::from(u32::from(a) & mask),
+                bits4.min(32)
+            ))
         }
         std::net::IpAddr::V6(a) => {
             let mask = u128::MAX.checked_shl(128 - bits6.min(128)).unwrap_or(0);
-            Some(format!("{}/{}", std::net::Ipv6Addr::from(u128::from(a) & mask), bits6.min(128)))
+            Some(format!(
+                "{}/{}",
+                std::net::Ipv6Addr::from(u128::from(a) & mask),
+                bits6.min(128)
+            ))
         }
     }
 }
@@ -218,13 +226,7 @@ fn effective(m: &Matched<'_>, action: &Action, counters: &dyn Counters, now: i64
 
 /// Decides what to do about an action that the `matched` filters matched, counting throttles
 /// and warnings in `counters` at `now` (Unix seconds); a warning flag lives `warn_ttl` seconds.
-pub fn decide(
-    matched: &[Matched<'_>],
-    action: &Action,
-    counters: &dyn Counters,
-    now: i64,
-    warn_ttl: u64,
-) -> Verdict {
+pub fn decide(matched: &[Matched<'_>], action: &Action, counters: &dyn Counters, now: i64, warn_ttl: u64) -> Verdict {
     let registered = action.is_registered();
     let mut effs: Vec<Effective> = matched
         .iter()
@@ -395,8 +397,10 @@ mod tests {
     }
 
     fn edit(user: Json) -> Action {
-        Action::from_json(&json!({"action": "edit", "user": user, "page": {"namespace": 0, "title": "P"},
-                                  "new_wikitext": "x", "request": {"ip": "198.51.100.7"}}))
+        Action::from_json(
+            &json!({"action": "edit", "user": user, "page": {"namespace": 0, "title": "P"},
+                                  "new_wikitext": "x", "request": {"ip": "198.51.100.7"}}),
+        )
         .unwrap()
     }
 
@@ -427,7 +431,10 @@ mod tests {
         assert_eq!(v.actions, json!({}));
         assert!(!v.prevents());
         let j = serde_json::to_value(&v).unwrap();
-        assert_eq!(j, json!({"verdict": "allow", "matches": [], "actions": {}, "messages": [], "tags": []}));
+        assert_eq!(
+            j,
+            json!({"verdict": "allow", "matches": [], "actions": {}, "messages": [], "tags": []})
+        );
     }
 
     #[test]
@@ -442,7 +449,14 @@ mod tests {
         let v = run(&[(1, &tag), (2, &dis)], &alice(), &c, 0);
         assert_eq!(v.verdict, VerdictKind::Disallow);
         assert_eq!(v.matches, [1, 2]);
-        assert_eq!(v.messages, [Message { key: "no".into(), filter: 2, description: "desc".into() }]);
+        assert_eq!(
+            v.messages,
+            [Message {
+                key: "no".into(),
+                filter: 2,
+                description: "desc".into()
+            }]
+        );
         let v = run(&[(2, &dis), (3, &blk)], &alice(), &c, 0);
         assert_eq!(v.verdict, VerdictKind::Block);
         assert_eq!(keys(&v), ["no", "abusefilter-blocked-display"]);
@@ -462,8 +476,10 @@ mod tests {
 
     #[test]
     fn block_replaces_disallow_message() {
-        let a = acts(json!({"disallow": {}, "block": {"duration": "3 hours", "anon_duration": "1 day", "talk": true},
-                            "tag": {"tags": ["b", "a"]}}));
+        let a = acts(
+            json!({"disallow": {}, "block": {"duration": "3 hours", "anon_duration": "1 day", "talk": true},
+                            "tag": {"tags": ["b", "a"]}}),
+        );
         let v = run(&[(4, &a)], &alice(), &TestCounters::default(), 0);
         assert_eq!(v.verdict, VerdictKind::Block);
         assert_eq!(keys(&v), ["abusefilter-blocked-display"]);
@@ -498,14 +514,19 @@ mod tests {
         let v = run(&[(1, &short), (2, &long)], &alice(), &TestCounters::default(), 0);
         assert_eq!(v.actions["block"]["filter"], 2);
         // Filter 1's block was dropped, so its disallow shows again.
-        assert_eq!(v.taken, [(1, vec!["disallow".to_string()]), (2, vec!["block".to_string()])]);
+        assert_eq!(
+            v.taken,
+            [(1, vec!["disallow".to_string()]), (2, vec!["block".to_string()])]
+        );
         assert_eq!(keys(&v), ["abusefilter-disallowed", "abusefilter-blocked-display"]);
     }
 
     #[test]
     fn throttle_below_and_above() {
         let c = TestCounters::default();
-        let a = acts(json!({"throttle": {"count": 2, "period": 60, "groups": ["user"]}, "disallow": {}, "tag": {"tags": ["t"]}}));
+        let a = acts(
+            json!({"throttle": {"count": 2, "period": 60, "groups": ["user"]}, "disallow": {}, "tag": {"tags": ["t"]}}),
+        );
         let me = alice();
         for now in [0, 1] {
             let v = run(&[(7, &a)], &me, &c, now);
@@ -515,7 +536,13 @@ mod tests {
         }
         let v = run(&[(7, &a)], &me, &c, 2);
         assert_eq!(v.verdict, VerdictKind::Disallow, "third hit exceeds count 2");
-        assert_eq!(v.taken, [(7, vec!["throttle".to_string(), "disallow".to_string(), "tag".to_string()])]);
+        assert_eq!(
+            v.taken,
+            [(
+                7,
+                vec!["throttle".to_string(), "disallow".to_string(), "tag".to_string()]
+            )]
+        );
         assert_eq!(v.tags, ["t"]);
         // Another user has their own count.
         let bob = edit(json!({"name": "Bob", "id": 2}));
@@ -533,14 +560,22 @@ mod tests {
         assert_eq!(run(&[(8, &a)], &alice(), &c, 0).verdict, VerdictKind::Allow);
         assert_eq!(run(&[(8, &a)], &alice(), &c, 1).verdict, VerdictKind::Throttle);
         assert_eq!(
-            c.hits.lock().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+            c.hits
+                .lock()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>(),
             ["throttle:8:ip:198.51.100.7", "throttle:8:user,page:Alice|0:P"]
                 .map(String::from)
                 .into()
         );
         // Any one group over the limit trips it: same IP, different user and page.
-        let other = Action::from_json(&json!({"action": "edit", "user": {"name": "Zed"}, "page": {"title": "Q"},
-                                              "new_wikitext": "", "request": {"ip": "198.51.100.7"}})).unwrap();
+        let other = Action::from_json(
+            &json!({"action": "edit", "user": {"name": "Zed"}, "page": {"title": "Q"},
+                                              "new_wikitext": "", "request": {"ip": "198.51.100.7"}}),
+        )
+        .unwrap();
         assert_eq!(run(&[(8, &a)], &other, &c, 2).verdict, VerdictKind::Throttle);
     }
 
@@ -549,11 +584,18 @@ mod tests {
         let a = Action::from_json(&json!({"action": "edit", "new_wikitext": "",
             "user": {"name": "Alice", "editcount": 12, "registration": "20240131235959"},
             "page": {"namespace": 1, "title": "T", "first_contributor": "Bob"},
-            "request": {"ip": "2001:db8:1:2:3:4:5:6"}})).unwrap();
+            "request": {"ip": "2001:db8:1:2:3:4:5:6"}}))
+        .unwrap();
         assert_eq!(throttle_key(1, "range", &a), "throttle:1:range:2001:db8:1:2::/64");
         assert_eq!(throttle_key(1, "site", &a), "throttle:1:site:");
-        assert_eq!(throttle_key(1, "creator,editcount", &a), "throttle:1:creator,editcount:Bob|12");
-        assert_eq!(throttle_key(1, "creationdate", &a), "throttle:1:creationdate:1706659200");
+        assert_eq!(
+            throttle_key(1, "creator,editcount", &a),
+            "throttle:1:creator,editcount:Bob|12"
+        );
+        assert_eq!(
+            throttle_key(1, "creationdate", &a),
+            "throttle:1:creationdate:1706659200"
+        );
         assert_eq!(throttle_key(1, "page", &a), "throttle:1:page:1:T");
         assert_eq!(ip_range("198.51.100.7", 16, 64).as_deref(), Some("198.51.0.0/16"));
         assert_eq!(ip_range("not an ip", 16, 64), None);
@@ -572,7 +614,11 @@ mod tests {
         assert!(v.tags.is_empty(), "only the warning applies on the first attempt");
         assert_eq!(v.taken, [(3, vec!["warn".to_string()])]);
         let v = run(&[(3, &a)], &me, &c, 10);
-        assert_eq!(v.verdict, VerdictKind::Disallow, "resubmitted: the other consequences apply");
+        assert_eq!(
+            v.verdict,
+            VerdictKind::Disallow,
+            "resubmitted: the other consequences apply"
+        );
         assert_eq!(keys(&v), ["abusefilter-disallowed"]);
         assert_eq!(v.tags, ["w"]);
         let v = run(&[(3, &a)], &me, &c, 20);
@@ -595,7 +641,10 @@ mod tests {
         let a = acts(json!({"throttle": {"count": 1, "period": 100}, "warn": {}}));
         let me = alice();
         assert_eq!(run(&[(5, &a)], &me, &c, 0).verdict, VerdictKind::Allow);
-        assert!(c.flags.lock().unwrap().is_empty(), "an untripped throttle leaves the warning unchecked");
+        assert!(
+            c.flags.lock().unwrap().is_empty(),
+            "an untripped throttle leaves the warning unchecked"
+        );
         assert_eq!(run(&[(5, &a)], &me, &c, 1).verdict, VerdictKind::Warn);
         // Resubmitted: throttle still exceeded, warning dropped, nothing else: throttle.
         assert_eq!(run(&[(5, &a)], &me, &c, 2).verdict, VerdictKind::Throttle);
@@ -618,7 +667,10 @@ mod tests {
     fn rangeblock_needs_an_ip() {
         let a = acts(json!({"rangeblock": {}}));
         let v = run(&[(1, &a)], &alice(), &TestCounters::default(), 0);
-        assert_eq!(v.actions["rangeblock"], json!({"duration": "1 week", "range": "198.51.0.0/16", "filter": 1}));
+        assert_eq!(
+            v.actions["rangeblock"],
+            json!({"duration": "1 week", "range": "198.51.0.0/16", "filter": 1})
+        );
         let no_ip = Action::from_json(&json!({"action": "delete", "page": {}})).unwrap();
         let v = run(&[(1, &a)], &no_ip, &TestCounters::default(), 0);
         assert_eq!(v.verdict, VerdictKind::Allow);
@@ -626,7 +678,13 @@ mod tests {
 
     #[test]
     fn kind_names() {
-        for k in [VerdictKind::Allow, VerdictKind::Throttle, VerdictKind::Warn, VerdictKind::Disallow, VerdictKind::Block] {
+        for k in [
+            VerdictKind::Allow,
+            VerdictKind::Throttle,
+            VerdictKind::Warn,
+            VerdictKind::Disallow,
+            VerdictKind::Block,
+        ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
     }

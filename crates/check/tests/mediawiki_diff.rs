@@ -52,5 +52,8 @@ fn matches_mediawiki() {
         eprintln!("differs: {:?} -> {:?}\nwant:\n{}\ngot:\n{}", d.0, d.1, d.2, d.3);
     }
     eprintln!("{exact}/{total} identical, {same_added} with the same added lines");
-    assert!(exact * 100 >= total * 75, "only {exact}/{total} diffs identical to MediaWiki's");
+    assert!(
+        exact * 100 >= total * 75,
+        "only {exact}/{total} diffs identical to MediaWiki's"
+    );
 }
