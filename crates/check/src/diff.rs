@@ -1,18 +1,9 @@
 //! The line diff behind `edit_diff`, `added_lines` and `removed_lines`, in the unified format
 //! MediaWiki's `UnifiedDiffFormatter` writes (two lines of context, `@@ -x,n +y,m @@` headers).
 //!
-//! The alignment comes from a Myers diff (the `similar` crate); MediaWiki's `DiffEngine` finds
-//! a longest common subsequence too, so the two agree except where several alignments are
-//! equally short, where the chosen one may differ: then as many lines are added and removed,
-//! but which ones can differ (`tests/mediawiki_diff.rs` measures this against MediaWiki's output).
-
-use std::time::{Duration, Instant};
-
-use similar::{Algorithm, DiffOp};
-
-/// Texts beyond this many lines get a diff that may be coarser than minimal rather than one
-/// that takes quadratic time: Myers stops refining at the deadline.
-const DIFF_DEADLINE: Duration = Duration::from_millis(500);
+//! The alignment is MediaWiki's own algorithm (see `mwdiff`), so where several minimal
+//! alignments exist the same lines are reported added and removed as in AbuseFilter;
+//! `tests/mediawiki_diff.rs` checks this against output of MediaWiki's PHP classes.
 
 /// One run of MediaWiki's diff: lines kept, removed, added, or replaced.
 enum Edit<'a> {
@@ -50,40 +41,37 @@ fn split_lines(text: &str) -> Vec<&str> {
 /// MediaWiki's edit list: runs of equal lines alternate with changes, where every deletion
 /// and addition between two equal runs forms one change (deleted lines first).
 fn edits<'a>(old: &'a [&'a str], new: &'a [&'a str]) -> Vec<Edit<'a>> {
-    let ops =
-        similar::capture_diff_slices_deadline(Algorithm::Myers, old, new, Instant::now().checked_add(DIFF_DEADLINE));
+    let (removed, added) = crate::mwdiff::changed_lines(old, new);
+    let (n_old, n_new) = (old.len(), new.len());
     let mut out = Vec::new();
-    // The pending change: ranges in old and new.
-    let mut pending: Option<(usize, usize, usize, usize)> = None;
-    let flush = |pending: &mut Option<(usize, usize, usize, usize)>, out: &mut Vec<Edit<'a>>| {
-        if let Some((os, oe, ns, ne)) = pending.take() {
-            let (o, n) = (&old[os..oe], &new[ns..ne]);
-            out.push(match (o.is_empty(), n.is_empty()) {
-                (false, false) => Edit::Change(o, n),
-                (false, true) => Edit::Delete(o),
-                (true, false) => Edit::Add(n),
-                (true, true) => return,
-            });
+    let (mut xi, mut yi) = (0, 0);
+    while xi < n_old || yi < n_new {
+        let (x0, y0) = (xi, yi);
+        while xi < n_old && yi < n_new && !removed[xi] && !added[yi] {
+            xi += 1;
+            yi += 1;
         }
-    };
-    for op in ops {
-        let (or, nr) = (op.old_range(), op.new_range());
-        match op {
-            DiffOp::Equal { .. } => {
-                flush(&mut pending, &mut out);
-                if !or.is_empty() {
-                    out.push(Edit::Copy(&old[or]));
-                }
-            }
-            _ => {
-                pending = Some(match pending {
-                    None => (or.start, or.end, nr.start, nr.end),
-                    Some((os, _, ns, _)) => (os, or.end, ns, nr.end),
-                });
-            }
+        if xi > x0 {
+            out.push(Edit::Copy(&old[x0..xi]));
+        }
+        let x1 = xi;
+        while xi < n_old && removed[xi] {
+            xi += 1;
+        }
+        let y1 = yi;
+        while yi < n_new && added[yi] {
+            yi += 1;
+        }
+        let (del, add) = (&old[x1..xi], &new[y1..yi]);
+        match (del.is_empty(), add.is_empty()) {
+            (false, false) => out.push(Edit::Change(del, add)),
+            (false, true) => out.push(Edit::Delete(del)),
+            (true, false) => out.push(Edit::Add(add)),
+            // Cannot happen for consistent flags; stop rather than loop forever.
+            (true, true) if xi == x0 && yi == y0 => break,
+            (true, true) => {}
         }
     }
-    flush(&mut pending, &mut out);
     out
 }
 

@@ -33,8 +33,7 @@
 //!
 //! Variables that need MediaWiki's parser ([`client_side_variables`]) read as null unless the
 //! wiki sends them. Links come from the wiki when sent, otherwise from a wikitext scan that
-//! does not expand templates ([`links`]). The diff's alignment can differ from MediaWiki's
-//! where several minimal alignments exist ([`diff`]).
+//! does not expand templates ([`links`]).
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -43,6 +42,7 @@ pub mod action;
 pub mod actions;
 pub mod diff;
 pub mod links;
+mod mwdiff;
 pub mod time;
 pub mod vars;
 pub mod verdict;
