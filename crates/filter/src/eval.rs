@@ -164,6 +164,9 @@ pub struct Evaluator<'e, V> {
     /// Arrays (`added_lines`…) already joined into PHP's string form, by `Arc` address; the
     /// `Arc` is kept so the address cannot be reused while cached.
     joined: HashMap<usize, (Arc<Vec<Value>>, Arc<str>)>,
+    /// Long strings already ASCII-lowercased for the regex literal prefilter, by `Arc` address
+    /// (kept, like `joined`).
+    folded: HashMap<usize, (Arc<str>, Arc<str>)>,
     conditions: usize,
 }
 
@@ -185,6 +188,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             builtin_vars: HashMap::new(),
             memo: HashMap::new(),
             joined: HashMap::new(),
+            folded: HashMap::new(),
             conditions: 0,
         }
     }
@@ -546,6 +550,34 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
     }
 
+    /// The ASCII-lowercased copy of `hay` that `re`'s literal prefilter compares, computed once
+    /// per action for long strings.
+    fn folded_for(&mut self, re: &pcre::Regex, hay: &Arc<str>) -> Option<Arc<str>> {
+        if !re.prefilter_folds() || hay.len() < 256 {
+            return None;
+        }
+        let key = Arc::as_ptr(hay) as *const u8 as usize;
+        if let Some((kept, f)) = self.folded.get(&key) {
+            if Arc::ptr_eq(kept, hay) {
+                return Some(Arc::clone(f));
+            }
+        }
+        let f: Arc<str> = Arc::from(hay.to_ascii_lowercase());
+        if self.folded.len() >= MEMO_LIMIT {
+            self.folded.clear();
+        }
+        self.folded.insert(key, (Arc::clone(hay), Arc::clone(&f)));
+        Some(f)
+    }
+
+    /// The string form of argument `i` (`""` when absent), shared rather than copied.
+    fn arg_str(&mut self, a: &[Value], i: usize) -> Arc<str> {
+        match a.get(i) {
+            Some(v) => self.php_str(v),
+            None => Arc::from(""),
+        }
+    }
+
     fn keyword(
         &mut self,
         run: &mut Run<'_>,
@@ -567,7 +599,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 let body = pcre::like_to_pcre_body(&y.as_php_str());
                 // A pattern PHP cannot compile makes `like` false, silently, as in AbuseFilter.
                 match self.engine.regexes.get_or_compile_body(&body, false) {
-                    Ok(re) => re.is_match(&self.php_str(x)).unwrap_or(false),
+                    Ok(re) => {
+                        let hay = self.php_str(x);
+                        let folded = self.folded_for(&re, &hay);
+                        re.is_match_in(&hay, folded.as_deref()).unwrap_or(false)
+                    }
                     Err(_) => false,
                 }
             }
@@ -577,7 +613,9 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 if !undefined_pattern || !y.is_undefined() {
                     Self::empty_match_warning(run, span, &re);
                 }
-                re.is_match(&self.php_str(x))
+                let hay = self.php_str(x);
+                let folded = self.folded_for(&re, &hay);
+                re.is_match_in(&hay, folded.as_deref())
                     .map_err(|err| regex_err(run, span, &pattern, &err))?
             }
         }))
@@ -614,7 +652,19 @@ impl<'e, V: Variables> Evaluator<'e, V> {
 
     fn builtin(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, a: &[Value]) -> R {
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Null);
-        let s = |i: usize| a.get(i).map_or_else(String::new, Value::to_php_string);
+        // An array first argument (`added_lines`) is joined once per action, not per call.
+        let joined0: Option<Arc<str>> = match a.first() {
+            Some(v @ Value::Array(_)) if !matches!(f, Builtin::Length | Builtin::Strlen | Builtin::Count) => {
+                Some(self.php_str(v))
+            }
+            _ => None,
+        };
+        let s = |i: usize| -> std::borrow::Cow<'_, str> {
+            match (i, &joined0) {
+                (0, Some(j)) => std::borrow::Cow::Borrowed(&**j),
+                _ => a.get(i).map_or(std::borrow::Cow::Borrowed(""), Value::as_php_str),
+            }
+        };
         let eq: &Equivset = match self.engine.equivset.as_deref() {
             Some(e) => e,
             None => Equivset::builtin(),
@@ -687,11 +737,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 } else if a.len() == 1 {
                     Value::Int(s(0).split(',').count() as i64)
                 } else {
-                    let (needle, hay) = (s(0), s(1));
+                    let (needle, hay) = (self.arg_str(a, 0), self.arg_str(a, 1));
                     Value::Int(if needle.is_empty() {
                         0
                     } else {
-                        hay.matches(needle.as_str()).count() as i64
+                        memchr::memmem::find_iter(hay.as_bytes(), needle.as_bytes()).count() as i64
                     })
                 }
             }
@@ -704,8 +754,10 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                     if !a.first().is_some_and(Value::is_undefined) {
                         Self::empty_match_warning(run, span, &re);
                     }
+                    let hay = self.arg_str(a, 1);
+                    let folded = self.folded_for(&re, &hay);
                     let n = re
-                        .count_matches(&s(1))
+                        .count_matches_in(&hay, folded.as_deref())
                         .map_err(|err| regex_err(run, span, &pattern, &err))?;
                     Value::Int(n as i64)
                 }
@@ -715,7 +767,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 let groups = group_count_heuristic(&pattern);
                 let re = self.regex(run, span, &pattern, false)?;
                 Self::empty_match_warning(run, span, &re);
-                let caps = re.captures(&s(1)).map_err(|err| regex_err(run, span, &pattern, &err))?;
+                let hay = self.arg_str(a, 1);
+                let folded = self.folded_for(&re, &hay);
+                let caps = re
+                    .captures_in(&hay, folded.as_deref())
+                    .map_err(|err| regex_err(run, span, &pattern, &err))?;
                 let found: Vec<Value> = caps.map_or_else(Vec::new, |c| {
                     c.groups()
                         .iter()
@@ -771,11 +827,18 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 Value::from(mb_substr(&text, offset, length))
             }
             Builtin::Strpos => {
-                let (hay, needle) = (s(0), s(1));
+                let (hay, needle) = (self.arg_str(a, 0), self.arg_str(a, 1));
                 let offset = match a.get(2) {
                     Some(v) => v.to_int().map_err(type_err)?,
                     None => 0,
                 };
+                if offset == 0 && !needle.is_empty() {
+                    // The common case, without counting the haystack's characters.
+                    return Ok(match memchr::memmem::find(hay.as_bytes(), needle.as_bytes()) {
+                        Some(p) => Value::Int(hay.get(..p).map_or(0, |h| h.chars().count()) as i64),
+                        None => Value::Int(-1),
+                    });
+                }
                 let len = hay.chars().count() as i64;
                 if needle.is_empty() || offset > len {
                     Value::Int(-1)
@@ -789,7 +852,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 } else {
                     let start = if offset < 0 { len + offset } else { offset } as usize;
                     let byte = hay.char_indices().nth(start).map_or(hay.len(), |(b, _)| b);
-                    match hay[byte..].find(needle.as_str()) {
+                    match hay[byte..].find(&*needle) {
                         Some(p) => Value::Int((start + hay[byte..byte + p].chars().count()) as i64),
                         None => Value::Int(-1),
                     }
@@ -798,16 +861,18 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Builtin::StrReplace => {
                 let (subject, search, replace) = (s(0), s(1), s(2));
                 if search.is_empty() {
-                    Value::from(subject)
+                    Value::from(&*subject)
                 } else {
-                    Value::from(subject.replace(search.as_str(), &replace))
+                    Value::from(subject.replace(&*search, &replace))
                 }
             }
             Builtin::StrReplaceRegexp => {
                 let pattern = s(1);
                 let re = self.regex(run, span, &pattern, false)?;
+                let hay = self.arg_str(a, 0);
+                let folded = self.folded_for(&re, &hay);
                 let out = re
-                    .replace_all(&s(0), &s(2))
+                    .replace_all_in(&hay, folded.as_deref(), &s(2))
                     .map_err(|err| regex_err(run, span, &pattern, &err))?;
                 Value::from(out)
             }
@@ -851,7 +916,7 @@ fn contains_str(hay: &str, needle: &str) -> bool {
 }
 
 fn memchr_find(hay: &str, needle: &str) -> bool {
-    hay.contains(needle)
+    memchr::memmem::find(hay.as_bytes(), needle.as_bytes()).is_some()
 }
 
 /// AbuseFilter sizes `get_matches`' answer by counting `(` in the pattern text after removing
@@ -881,6 +946,15 @@ fn group_count_heuristic(pattern: &str) -> usize {
 
 /// PHP's `mb_substr` on characters, with negative offsets and lengths counting from the end.
 fn mb_substr(s: &str, offset: i64, length: Option<i64>) -> String {
+    if offset >= 0 && length.is_none_or(|l| l >= 0) {
+        // Counting from the start only: no need to know the length.
+        let at = |t: &str, n: i64| t.char_indices().nth(n as usize).map_or(t.len(), |(b, _)| b);
+        let rest = s.get(at(s, offset)..).unwrap_or_default();
+        return match length {
+            None => rest.to_owned(),
+            Some(l) => rest.get(..at(rest, l)).unwrap_or_default().to_owned(),
+        };
+    }
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len() as i64;
     let start = if offset < 0 { (n + offset).max(0) } else { offset.min(n) };

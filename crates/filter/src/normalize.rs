@@ -105,6 +105,9 @@ pub struct Equivset {
     /// `map` for the 128 ASCII characters, by code (`None`: not a key); empty when not built
     /// (lookups then use `map`).
     ascii: Vec<Option<Box<str>>>,
+    /// For each ASCII code: the one ASCII byte it becomes (itself when not a key), or `0xFF`
+    /// when its replacement is anything else; empty when `ascii` is.
+    ascii_byte: Vec<u8>,
 }
 
 /// Char-keyed map with a cheap multiplicative hash (SipHash costs more than the rest of a
@@ -175,8 +178,56 @@ impl Equivset {
     }
 
     fn with_ascii(map: CharMap) -> Equivset {
-        let ascii = (0u8..128).map(|b| map.get(&char::from(b)).cloned()).collect();
-        Equivset { map, ascii }
+        let ascii: Vec<Option<Box<str>>> = (0u8..128).map(|b| map.get(&char::from(b)).cloned()).collect();
+        let ascii_byte = ascii
+            .iter()
+            .zip(0u8..)
+            .map(|(r, b)| match r.as_deref().map(str::as_bytes) {
+                None => b,
+                Some(&[one]) if one.is_ascii() => one,
+                Some(_) => 0xFF,
+            })
+            .collect();
+        Equivset { map, ascii, ascii_byte }
+    }
+
+    fn replacement(&self, c: char) -> Option<&str> {
+        match self.ascii.get(c as usize) {
+            Some(r) => r.as_deref(),
+            None => self.map.get(&c).map(|r| &**r),
+        }
+    }
+
+    /// Calls `f` with every character of `self.normalize(s)`, in order, without building it.
+    #[inline]
+    fn for_each_normalized(&self, s: &str, mut f: impl FnMut(char)) {
+        if self.map.is_empty() {
+            s.chars().for_each(f);
+            return;
+        }
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            if b.is_ascii() {
+                match self.ascii_byte.get(usize::from(b)) {
+                    Some(&m) if m.is_ascii() => f(char::from(m)),
+                    _ => match self.replacement(char::from(b)) {
+                        Some(r) => r.chars().for_each(&mut f),
+                        None => f(char::from(b)),
+                    },
+                }
+                i += 1;
+            } else {
+                let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
+                    break;
+                };
+                match self.map.get(&c) {
+                    Some(r) => r.chars().for_each(&mut f),
+                    None => f(c),
+                }
+                i += c.len_utf8();
+            }
+        }
     }
 
     /// Replace every character that is a key by its value (PHP `strtr($s, $table)`).
@@ -184,18 +235,33 @@ impl Equivset {
         if self.map.is_empty() {
             return s.to_owned();
         }
-        let mut out = String::with_capacity(s.len());
-        for c in s.chars() {
-            let replacement = match self.ascii.get(c as usize) {
-                Some(r) => r.as_deref(),
-                None => self.map.get(&c).map(|r| &**r),
-            };
-            match replacement {
-                Some(replacement) => out.push_str(replacement),
-                None => out.push(c),
+        let bytes = s.as_bytes();
+        let mut out: Vec<u8> = Vec::with_capacity(s.len() + 16);
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            if b.is_ascii() {
+                match self.ascii_byte.get(usize::from(b)) {
+                    Some(&m) if m.is_ascii() => out.push(m),
+                    _ => match self.replacement(char::from(b)) {
+                        Some(r) => out.extend_from_slice(r.as_bytes()),
+                        None => out.push(b),
+                    },
+                }
+                i += 1;
+            } else {
+                let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
+                    break;
+                };
+                let n = c.len_utf8();
+                match self.map.get(&c) {
+                    Some(r) => out.extend_from_slice(r.as_bytes()),
+                    None => out.extend_from_slice(bytes.get(i..i + n).unwrap_or_default()),
+                }
+                i += n;
             }
         }
-        out
+        // Whole characters and whole replacement strings were copied: always valid UTF-8.
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// The replacement for one character, if it is a key.
@@ -326,6 +392,7 @@ fn build_builtin() -> Equivset {
         let snapshot = Equivset {
             map: map.iter().map(|(&k, v)| (k, v.clone().into_boxed_str())).collect(),
             ascii: Vec::new(),
+            ascii_byte: Vec::new(),
         };
         let mut changed = false;
         for value in map.values_mut() {
@@ -358,7 +425,15 @@ pub fn change_case(s: &str, upper: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while !rest.is_empty() {
-        let n = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
+        // Length of the leading ASCII run, 32 bytes at a time while they are all ASCII.
+        let b = rest.as_bytes();
+        let mut n = 0;
+        while b.get(n..n + 32).is_some_and(<[u8]>::is_ascii) {
+            n += 32;
+        }
+        n += b
+            .get(n..)
+            .map_or(0, |t| t.iter().position(|b| !b.is_ascii()).unwrap_or(t.len()));
         let (ascii, tail) = rest.split_at(n);
         let from = out.len();
         out.push_str(ascii);
@@ -397,32 +472,111 @@ pub fn sanitize(s: &str) -> String {
 /// `rmspecials(s)`: keep only letters, numbers and whitespace
 /// (PHP `preg_replace('/[^\p{L}\p{N}\s]/u', '', $s)`, Unicode 14 categories).
 pub fn rmspecials(s: &str) -> String {
-    s.chars().filter(|&c| is_kept_by_rmspecials(c)).collect()
+    filter_chars(s, is_kept_by_rmspecials)
+}
+
+/// The characters of `s` for which `keep` holds (ASCII bytes tested without decoding).
+#[inline]
+fn filter_chars(s: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut table = [false; 128];
+    for (b, slot) in (0u8..).zip(table.iter_mut()) {
+        *slot = keep(char::from(b));
+    }
+    let bytes = s.as_bytes();
+    // Every byte is written, and the write position advances past the kept ones only (no
+    // branch on `keep`, whose answers alternate unpredictably on text).
+    let mut out = vec![0u8; s.len()];
+    let mut w = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            out[w] = b;
+            w += usize::from(table[usize::from(b)]);
+            i += 1;
+        } else {
+            let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
+                break;
+            };
+            let n = c.len_utf8();
+            if keep(c) {
+                out[w..w + n].copy_from_slice(bytes.get(i..i + n).unwrap_or_default());
+                w += n;
+            }
+            i += n;
+        }
+    }
+    out.truncate(w);
+    // Whole characters were copied: always valid UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `rmdoubles(s)`: collapse every run of one repeated character to a single one
 /// (PHP `preg_replace('/(.)\1+/us', '\1', $s)`; newlines included).
 pub fn rmdoubles(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut last = None;
-    for c in s.chars() {
-        if last != Some(c) {
-            out.push(c);
-            last = Some(c);
+    let bytes = s.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(s.len());
+    // The previous character (`u32::MAX` before the first).
+    let mut last = u32::MAX;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            if last != u32::from(b) {
+                out.push(b);
+                last = u32::from(b);
+            }
+            i += 1;
+        } else {
+            let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
+                break;
+            };
+            let n = c.len_utf8();
+            if last != u32::from(c) {
+                out.extend_from_slice(bytes.get(i..i + n).unwrap_or_default());
+                last = u32::from(c);
+            }
+            i += n;
         }
     }
-    out
+    // Whole characters were copied: always valid UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `rmwhitespace(s)`: remove all whitespace (PHP `preg_replace('/\s+/u', '', $s)`), which
 /// with `/u` is Unicode whitespace, not only ASCII; U+200B is not whitespace.
 pub fn rmwhitespace(s: &str) -> String {
-    s.chars().filter(|&c| !is_pcre_space(c)).collect()
+    filter_chars(s, |c| !is_pcre_space(c))
 }
 
 /// `norm(s)`: ccnorm *without* entity decoding, then rmdoubles, rmspecials, rmwhitespace,
 /// in that order (AbuseFilter's `funcNorm`).
 pub fn norm(s: &str, eq: &Equivset) -> String {
+    // One pass: rmdoubles compares the normalised characters before anything is removed, then
+    // a character survives rmspecials and rmwhitespace if it is a letter or number.
+    let mut out = String::with_capacity(s.len());
+    let mut last = None;
+    let keep = |c: char| {
+        if last != Some(c) {
+            last = Some(c);
+            if c.is_ascii() {
+                if c.is_ascii_alphanumeric() {
+                    out.push(c);
+                }
+            } else if is_kept_by_rmspecials(c) && !is_pcre_space(c) {
+                out.push(c);
+            }
+        }
+    };
+    if eq.map.is_empty() {
+        s.chars().for_each(keep);
+    } else {
+        eq.for_each_normalized(s, keep);
+    }
+    out
+}
+
+/// `norm` as the composition of the four steps AbuseFilter runs (kept for tests).
+#[cfg(test)]
+fn norm_slow(s: &str, eq: &Equivset) -> String {
     rmwhitespace(&rmspecials(&rmdoubles(&eq.normalize(s))))
 }
 
@@ -432,8 +586,12 @@ pub fn specialratio(s: &str) -> f64 {
     if s.is_empty() {
         return 0.0;
     }
-    let total = s.chars().count();
-    let kept = s.chars().filter(|&c| is_kept_by_rmspecials(c)).count();
+    let mut total = 0usize;
+    let mut kept = 0usize;
+    for c in s.chars() {
+        total += 1;
+        kept += usize::from(is_kept_by_rmspecials(c));
+    }
     // Same IEEE operations as PHP: int/int division (exact when it divides), then 1. - x.
     1.0 - (kept as f64 / total as f64)
 }
@@ -459,7 +617,7 @@ pub fn contains(haystack: &str, needles: &[&str], any: bool, eq: Option<&Equivse
         if needle.is_empty() {
             continue;
         }
-        let found = haystack.contains(&*needle);
+        let found = memchr::memmem::find(haystack.as_bytes(), needle.as_bytes()).is_some();
         if found == any {
             return found;
         }
@@ -1550,6 +1708,29 @@ mod tests {
             let r = rmwhitespace(&s);
             prop_assert!(!r.chars().any(|c| c.is_ascii_whitespace() || c == '\x0b'));
             prop_assert!(!r.chars().any(char::is_whitespace));
+        }
+
+        #[test]
+        fn fast_paths_match_the_plain_definitions(s in "[aAbB1 !\t\u{a0}&é\u{301}ǆ\u{5e8}0O@$]{0,24}|.{0,16}") {
+            let custom = Equivset::from_json(r#"{"a": "", "b": "xy", "@": "A", "é": "e\u0301", "ǆ": "ǳ", "1": "l", " ": "  "}"#)
+                .unwrap_or_default();
+            prop_assert_eq!(custom.len(), 7);
+            for eq in [Equivset::builtin(), &custom, &Equivset::default()] {
+                prop_assert_eq!(norm(&s, eq), norm_slow(&s, eq));
+                let plain: String = s.chars().map(|c| eq.get(c).map_or_else(|| c.to_string(), str::to_string)).collect();
+                prop_assert_eq!(eq.normalize(&s), plain);
+            }
+            let mut doubled = String::new();
+            let mut last = None;
+            for c in s.chars() {
+                if last != Some(c) {
+                    doubled.push(c);
+                    last = Some(c);
+                }
+            }
+            prop_assert_eq!(rmdoubles(&s), doubled);
+            prop_assert_eq!(rmspecials(&s), s.chars().filter(|&c| is_kept_by_rmspecials(c)).collect::<String>());
+            prop_assert_eq!(rmwhitespace(&s), s.chars().filter(|&c| !is_pcre_space(c)).collect::<String>());
         }
 
         #[test]

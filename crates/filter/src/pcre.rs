@@ -135,6 +135,8 @@ struct Inner {
     /// The whole pattern is one case-sensitive ASCII character or class (`[^A-Z]`): matches
     /// are single characters, found without a regex engine.
     single: Option<AsciiSet>,
+    /// Literals every match contains (see [`Required`]).
+    required: Option<Required>,
     group_count: usize,
     names: Arc<[(String, usize)]>,
     matches_empty: bool,
@@ -237,8 +239,49 @@ impl Regex {
         Regex::from_pcre_body(&body, false)
     }
 
+    /// Whether the literal prefilter compares an ASCII-lowercased copy of the haystack: callers
+    /// that search one haystack with many patterns can lowercase it once and pass it to the
+    /// `*_in` methods.
+    pub fn prefilter_folds(&self) -> bool {
+        self.inner.required.as_ref().is_some_and(|r| r.folded)
+    }
+
+    /// The literal prefilter's strings (lossy UTF-8), for tests and diagnostics.
+    #[doc(hidden)]
+    pub fn prefilter_literals(&self) -> Option<(bool, Vec<String>)> {
+        let req = self.inner.required.as_ref()?;
+        Some((
+            req.folded,
+            req.literals
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect(),
+        ))
+    }
+
+    /// A cheap necessary condition: `false` when no search of this pattern can match
+    /// `haystack`. `folded`, if given, must be `haystack.to_ascii_lowercase()`.
+    pub fn may_match(&self, haystack: &str, folded: Option<&str>) -> bool {
+        match &self.inner.required {
+            None => true,
+            Some(req) if !req.folded => req.searcher.is_match(haystack.as_bytes()),
+            Some(req) => match folded {
+                Some(f) => req.searcher.is_match(f.as_bytes()),
+                None => req.searcher.is_match(haystack.to_ascii_lowercase().as_bytes()),
+            },
+        }
+    }
+
     /// `preg_match` without captures.
     pub fn is_match(&self, haystack: &str) -> Result<bool, RegexError> {
+        self.is_match_in(haystack, None)
+    }
+
+    /// [`Regex::is_match`] with the haystack's ASCII-lowercased copy, if the caller has it.
+    pub fn is_match_in(&self, haystack: &str, folded: Option<&str>) -> Result<bool, RegexError> {
+        if !self.may_match(haystack, folded) {
+            return Ok(false);
+        }
         if let Some(found) = self.match_at_candidates(haystack) {
             return found;
         }
@@ -294,6 +337,14 @@ impl Regex {
     /// preg_match with $matches: None if no match; else the groups as preg_match fills
     /// $matches.
     pub fn captures(&self, haystack: &str) -> Result<Option<Captures>, RegexError> {
+        self.captures_in(haystack, None)
+    }
+
+    /// [`Regex::captures`] with the haystack's ASCII-lowercased copy, if the caller has it.
+    pub fn captures_in(&self, haystack: &str, folded: Option<&str>) -> Result<Option<Captures>, RegexError> {
+        if !self.may_match(haystack, folded) {
+            return Ok(None);
+        }
         let Some(start) = self.lower_bound(haystack) else {
             return Ok(None);
         };
@@ -316,26 +367,79 @@ impl Regex {
     /// preg_replace($pattern, $replacement, $subject) with PHP's replacement syntax: `$n`,
     /// `${n}`, `\n` (n up to 99), `\\` and `\$` escapes, everything else literal.
     pub fn replace_all(&self, haystack: &str, replacement: &str) -> Result<String, RegexError> {
+        self.replace_all_in(haystack, None, replacement)
+    }
+
+    /// [`Regex::replace_all`] with the haystack's ASCII-lowercased copy, if the caller has it.
+    pub fn replace_all_in(
+        &self,
+        haystack: &str,
+        folded: Option<&str>,
+        replacement: &str,
+    ) -> Result<String, RegexError> {
+        if !self.may_match(haystack, folded) {
+            return Ok(haystack.to_owned());
+        }
         let parts = parse_replacement(replacement);
-        let mut out = String::with_capacity(haystack.len());
         if let Some(set) = &self.inner.single {
-            let mut copied = 0;
-            for (i, c) in haystack.char_indices() {
-                if set.matches(c) {
-                    out.push_str(haystack.get(copied..i).unwrap_or_default());
+            // Byte by byte: an ASCII byte is one character, a non-ASCII character is never in
+            // the (ASCII) table.
+            let bytes = haystack.as_bytes();
+            let mut out: Vec<u8> = Vec::with_capacity(haystack.len());
+            let mut i = 0;
+            if parts.is_empty() {
+                // Deleting: copy every byte, advancing only past the kept ones (no branch on the
+                // table, whose answers alternate unpredictably on text).
+                let mut buf = vec![0u8; bytes.len()];
+                let mut w = 0;
+                while let Some(&b) = bytes.get(i) {
+                    if b.is_ascii() {
+                        buf[w] = b;
+                        w += usize::from(set.table[usize::from(b)] == set.negated);
+                        i += 1;
+                    } else {
+                        let n = utf8_len(b);
+                        if !set.negated {
+                            buf[w..w + n].copy_from_slice(bytes.get(i..i + n).unwrap_or_default());
+                            w += n;
+                        }
+                        i += n;
+                    }
+                }
+                buf.truncate(w);
+                return Ok(
+                    String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+                );
+            }
+            let plain_delete = false;
+            while let Some(&b) = bytes.get(i) {
+                if b.is_ascii() && (plain_delete || set.table[usize::from(b)] == set.negated) {
+                    if set.table[usize::from(b)] == set.negated {
+                        out.push(b);
+                    }
+                    i += 1;
+                    continue;
+                }
+                let n = utf8_len(b);
+                let hit = if b.is_ascii() { set.table[usize::from(b)] } else { false } != set.negated;
+                let ch = bytes.get(i..i + n).unwrap_or_default();
+                if hit {
                     for part in &parts {
                         match part {
-                            ReplPart::Lit(s) => out.push_str(s),
-                            ReplPart::Group(0) => out.push(c),
+                            ReplPart::Lit(s) => out.extend_from_slice(s.as_bytes()),
+                            ReplPart::Group(0) => out.extend_from_slice(ch),
                             ReplPart::Group(_) => {}
                         }
                     }
-                    copied = i + c.len_utf8();
+                } else {
+                    out.extend_from_slice(ch);
                 }
+                i += n;
             }
-            out.push_str(haystack.get(copied..).unwrap_or_default());
-            return Ok(out);
+            // Whole characters and whole strings were copied: always valid UTF-8.
+            return Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
         }
+        let mut out = String::with_capacity(haystack.len());
         let mut copied = 0;
         self.for_each_match(haystack, |slots| {
             if let Some(Some((start, end))) = slots.first().copied() {
@@ -359,8 +463,24 @@ impl Regex {
 
     /// preg_match_all's return value (AbuseFilter's `rcount`).
     pub fn count_matches(&self, haystack: &str) -> Result<usize, RegexError> {
+        self.count_matches_in(haystack, None)
+    }
+
+    /// [`Regex::count_matches`] with the haystack's ASCII-lowercased copy, if the caller has it.
+    pub fn count_matches_in(&self, haystack: &str, folded: Option<&str>) -> Result<usize, RegexError> {
+        if !self.may_match(haystack, folded) {
+            return Ok(0);
+        }
         if let Some(set) = &self.inner.single {
-            return Ok(haystack.chars().filter(|&c| set.matches(c)).count());
+            let hits = haystack
+                .bytes()
+                .filter(|&b| set.table.get(usize::from(b)).copied().unwrap_or(false))
+                .count();
+            return Ok(if set.negated {
+                haystack.chars().count() - hits
+            } else {
+                hits
+            });
         }
         let mut n = 0;
         self.for_each_match(haystack, |_| n += 1)?;
@@ -2997,18 +3117,21 @@ fn find_period(node: &Node, seen: usize) -> Option<Period> {
     }
 }
 
+/// Length of the UTF-8 sequence a leading byte starts.
+fn utf8_len(b: u8) -> usize {
+    match b {
+        0x00..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
 /// A set of characters given by an ASCII table, or its complement.
 #[derive(Debug)]
 struct AsciiSet {
     table: [bool; 128],
     negated: bool,
-}
-
-impl AsciiSet {
-    fn matches(&self, c: char) -> bool {
-        let listed = self.table.get(c as usize).copied().unwrap_or(false);
-        listed != self.negated
-    }
 }
 
 /// The [`AsciiSet`] of a pattern that is one case-sensitive character or class of ASCII
@@ -3341,6 +3464,282 @@ fn build_prefilter(tree: &Node, fast_src: &str, with_period: bool) -> Option<Pre
 }
 
 // ---------------------------------------------------------------------------------------------
+// Literal prefilter
+// ---------------------------------------------------------------------------------------------
+
+/// A set of byte strings one of which every match contains, searched with the `regex` crate's
+/// SIMD literal searchers (far faster than any automaton over the whole haystack). When the
+/// pattern has a caseless part, the literals and the haystack are compared ASCII-lowercased
+/// (a byte-for-byte map, so every occurrence in the haystack stays one in the folded copy).
+#[derive(Debug)]
+struct Required {
+    searcher: aho_corasick::AhoCorasick,
+    folded: bool,
+    literals: Vec<Vec<u8>>,
+}
+
+/// Bounds on the literal analysis: strings per set and bytes per string.
+const LIT_MAX_SET: usize = 64;
+const LIT_MAX_LEN: usize = 32;
+/// Characters of a class enumerated at most (beyond that the class is unknown).
+const LIT_MAX_CLASS: u32 = 20_000;
+
+type LitSet = std::collections::BTreeSet<Vec<u8>>;
+
+/// What the literal analysis knows about a node.
+enum Lits {
+    /// Exactly the strings the node can match (folded when folding).
+    Exact(LitSet),
+    /// Every match of the node contains one of these strings.
+    Required(LitSet),
+    Unknown,
+}
+
+fn fold_bytes(mut b: Vec<u8>, fold: bool) -> Vec<u8> {
+    if fold {
+        b.make_ascii_lowercase();
+    }
+    b
+}
+
+fn char_bytes(c: char) -> Vec<u8> {
+    let mut buf = [0u8; 4];
+    c.encode_utf8(&mut buf).as_bytes().to_vec()
+}
+
+/// The characters a literal `c` matches (caseless: its case variants), `None` when they are
+/// not known exactly. Only ASCII letters (and the non-ASCII characters that case-map to one)
+/// get variants (Kelvin sign and long s are the only non-ASCII characters in the case-folding
+/// orbits of ASCII letters, for PCRE2 and the `regex` crate alike); any other caseless letter
+/// is unknown.
+fn char_variants(c: char, caseless: bool) -> Option<Vec<char>> {
+    if !caseless || case_invariant(c) {
+        return Some(vec![c]);
+    }
+    let base = match c {
+        '\u{212A}' => 'k',
+        '\u{17F}' => 's',
+        c if c.is_ascii_alphabetic() => c.to_ascii_lowercase(),
+        _ => return None,
+    };
+    let mut v = vec![base, base.to_ascii_uppercase()];
+    match base {
+        'k' => v.push('\u{212A}'),
+        's' => v.push('\u{17F}'),
+        _ => {}
+    }
+    Some(v)
+}
+
+fn has_caseless(node: &Node) -> bool {
+    match node {
+        Node::Lit { caseless, .. } | Node::Backref { caseless, .. } => *caseless,
+        Node::Class(class) => class.caseless,
+        Node::Group { node, .. } | Node::Atomic(node) | Node::Repeat { node, .. } | Node::Look { node, .. } => {
+            has_caseless(node)
+        }
+        Node::Concat(items) | Node::Alt(items) => items.iter().any(has_caseless),
+        _ => false,
+    }
+}
+
+/// `a` is better than `b` as a required set: longer shortest string, then fewer strings.
+fn better(a: &LitSet, b: &LitSet) -> bool {
+    let min = |s: &LitSet| s.iter().map(Vec::len).min().unwrap_or(0);
+    (min(a), std::cmp::Reverse(a.len())) > (min(b), std::cmp::Reverse(b.len()))
+}
+
+/// Keeps `set` in `best` if it is usable (non-empty, no empty string) and better.
+fn consider(best: &mut Option<LitSet>, set: LitSet) {
+    if set.is_empty() || set.iter().any(Vec::is_empty) {
+        return;
+    }
+    match best {
+        Some(b) if !better(&set, b) => {}
+        _ => *best = Some(set),
+    }
+}
+
+fn cross(a: &LitSet, b: &LitSet) -> Option<LitSet> {
+    if a.len().saturating_mul(b.len()) > LIT_MAX_SET {
+        return None;
+    }
+    let mut out = LitSet::new();
+    for x in a {
+        for y in b {
+            if x.len() + y.len() > LIT_MAX_LEN {
+                return None;
+            }
+            let mut s = x.clone();
+            s.extend_from_slice(y);
+            out.insert(s);
+        }
+    }
+    Some(out)
+}
+
+fn empty_only() -> LitSet {
+    std::iter::once(Vec::new()).collect()
+}
+
+/// The class's characters as UTF-8 strings, or their two-byte prefixes when there are too many
+/// (then only required, not exact).
+fn class_lits(class: &Class, fold: bool) -> Lits {
+    if class.negated {
+        return Lits::Unknown;
+    }
+    let mut chars: Vec<char> = Vec::new();
+    let mut total = 0u32;
+    for item in &class.items {
+        let (a, b) = match item {
+            Item::Char(c) => (*c, *c),
+            Item::Range(a, b) => (*a, *b),
+            Item::Set(_) => return Lits::Unknown,
+        };
+        if a > b {
+            continue;
+        }
+        total = total.saturating_add(u32::from(b) - u32::from(a) + 1);
+        if total > LIT_MAX_CLASS {
+            return Lits::Unknown;
+        }
+        for c in (u32::from(a)..=u32::from(b)).filter_map(char::from_u32) {
+            match char_variants(c, class.caseless) {
+                Some(v) => chars.extend(v),
+                None => return Lits::Unknown,
+            }
+        }
+    }
+    let full: LitSet = chars.iter().map(|&c| fold_bytes(char_bytes(c), fold)).collect();
+    if full.len() <= LIT_MAX_SET {
+        return Lits::Exact(full);
+    }
+    let prefixes: LitSet = full.iter().map(|s| s[..s.len().min(2)].to_vec()).collect();
+    if prefixes.len() <= LIT_MAX_SET {
+        Lits::Required(prefixes)
+    } else {
+        Lits::Unknown
+    }
+}
+
+fn lits(node: &Node, fold: bool) -> Lits {
+    match node {
+        Node::Empty | Node::Assert(_) | Node::Keep | Node::Look { .. } => Lits::Exact(empty_only()),
+        Node::Lit { c, caseless } => match char_variants(*c, *caseless) {
+            Some(v) => Lits::Exact(v.into_iter().map(|c| fold_bytes(char_bytes(c), fold)).collect()),
+            None => Lits::Unknown,
+        },
+        Node::Class(class) => class_lits(class, fold),
+        Node::Any { .. } | Node::Fail | Node::Linebreak { .. } | Node::Grapheme | Node::Backref { .. } => Lits::Unknown,
+        Node::Group { node, .. } | Node::Atomic(node) => lits(node, fold),
+        Node::Repeat { node, min, max, .. } => {
+            if *min == 0 {
+                // `x?`: the empty string or one match of `x`.
+                return match (max, lits(node, fold)) {
+                    (Some(1), Lits::Exact(mut e)) => {
+                        e.insert(Vec::new());
+                        Lits::Exact(e)
+                    }
+                    _ => Lits::Unknown,
+                };
+            }
+            match lits(node, fold) {
+                Lits::Exact(e) => {
+                    if *max == Some(*min) && *min <= 8 {
+                        let mut acc = Some(empty_only());
+                        for _ in 0..*min {
+                            acc = acc.and_then(|a| cross(&a, &e));
+                        }
+                        if let Some(acc) = acc {
+                            return Lits::Exact(acc);
+                        }
+                    }
+                    let mut best = None;
+                    consider(&mut best, e);
+                    best.map_or(Lits::Unknown, Lits::Required)
+                }
+                other => other,
+            }
+        }
+        Node::Concat(items) => {
+            let mut cur = empty_only();
+            let mut exact = true;
+            let mut best = None;
+            for item in items {
+                match lits(item, fold) {
+                    Lits::Exact(e) => match cross(&cur, &e) {
+                        Some(c) => cur = c,
+                        None => {
+                            exact = false;
+                            consider(&mut best, std::mem::replace(&mut cur, e));
+                        }
+                    },
+                    Lits::Required(r) => {
+                        exact = false;
+                        consider(&mut best, std::mem::replace(&mut cur, empty_only()));
+                        consider(&mut best, r);
+                    }
+                    Lits::Unknown => {
+                        exact = false;
+                        consider(&mut best, std::mem::replace(&mut cur, empty_only()));
+                    }
+                }
+            }
+            if exact {
+                return Lits::Exact(cur);
+            }
+            consider(&mut best, cur);
+            best.map_or(Lits::Unknown, Lits::Required)
+        }
+        Node::Alt(items) => {
+            let mut union = LitSet::new();
+            let mut exact = true;
+            for item in items {
+                match lits(item, fold) {
+                    Lits::Exact(e) => union.extend(e),
+                    Lits::Required(r) => {
+                        exact = false;
+                        union.extend(r);
+                    }
+                    Lits::Unknown => return Lits::Unknown,
+                }
+                if union.len() > LIT_MAX_SET * 2 {
+                    return Lits::Unknown;
+                }
+            }
+            if exact && union.len() <= LIT_MAX_SET {
+                Lits::Exact(union)
+            } else if union.iter().any(Vec::is_empty) {
+                Lits::Unknown
+            } else {
+                Lits::Required(union)
+            }
+        }
+    }
+}
+
+/// The literal prefilter of `tree`, when the analysis finds one.
+fn build_required(tree: &Node) -> Option<Required> {
+    let fold = has_caseless(tree);
+    let set = match lits(tree, fold) {
+        Lits::Exact(s) | Lits::Required(s) => s,
+        Lits::Unknown => return None,
+    };
+    if set.is_empty() || set.iter().any(Vec::is_empty) {
+        return None;
+    }
+    let searcher = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(&set)
+        .ok()?;
+    Some(Required {
+        searcher,
+        folded: fold,
+        literals: set.into_iter().collect(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // Compilation
 // ---------------------------------------------------------------------------------------------
 
@@ -3453,6 +3852,7 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
             word_disagreement,
             prefilter,
             single: single_char(&tree),
+            required: build_required(&tree),
             group_count: parser.groups,
             names: parser.names.into(),
             matches_empty: false,
@@ -4053,6 +4453,7 @@ mod tests {
                 word_disagreement: None,
                 prefilter: None,
                 single: None,
+                required: None,
                 group_count: i.group_count,
                 names: Arc::clone(&i.names),
                 matches_empty: i.matches_empty,
@@ -4277,7 +4678,17 @@ mod tests {
 
     mod props {
         use super::super::*;
+        use super::reference;
         use proptest::prelude::*;
+
+        fn literal_pattern_strategy() -> impl Strategy<Value = String> {
+            let atoms = prop::sample::select(vec![
+                "a", "b", "k", "K", "s", "S", "\u{212A}", "\u{17F}", "é", "É", ":", "\\)", "(?i)", "(?-i)", "(?i:",
+                "(", ")", "(?:", "(?=", "(?<=", "(?!", "|", "?", "*", "+", "{2}", "{0,1}", "{1,2}", "[ab]", "[a-c]",
+                "[kK]", "[sé]", "[^a]", "\\b", ".", "\\s", "\\w", "^", "$", "\\1", "\\K",
+            ]);
+            prop::collection::vec(atoms, 0..8).prop_map(|v| v.concat())
+        }
 
         fn pattern_strategy() -> impl Strategy<Value = String> {
             let atoms = prop::sample::select(vec![
@@ -4358,6 +4769,21 @@ mod tests {
                         let _ = c.php_matches();
                     }
                     let _ = re.replace_all(&h, "<$0>");
+                }
+            }
+
+            /// The literal prefilter never rules out a haystack the engines would match.
+            #[test]
+            fn literal_prefilter_is_a_necessary_condition(
+                p in literal_pattern_strategy(),
+                h in "[abkKsS\u{212A}\u{17F}éÉ:) \n]{0,14}",
+                ci in any::<bool>(),
+            ) {
+                if let Ok(re) = Regex::new(&p, ci) {
+                    let r = reference(&re);
+                    prop_assert_eq!(re.is_match(&h), r.is_match(&h), "is_match {:?} {:?}", p, h);
+                    prop_assert_eq!(re.count_matches(&h), r.count_matches(&h), "count {:?} {:?}", p, h);
+                    prop_assert_eq!(re.replace_all(&h, "<$0>"), r.replace_all(&h, "<$0>"), "replace {:?} {:?}", p, h);
                 }
             }
 
