@@ -4,12 +4,20 @@
 //! Recognised, as the parser does: bracketed links `[url text]` (any protocol of MediaWiki's
 //! default `$wgUrlProtocols`, and protocol-relative `//host`), then free links (a URL starting
 //! at a word boundary with one of those protocols, except `//`), with trailing `,;.:!?` (and
-//! `)` when the URL has no `(`) left out as the parser leaves them out. Text inside
-//! `<nowiki>`, `<pre>`, `<syntaxhighlight>`, `<source>`, `<math>` and HTML comments is skipped.
+//! `)` when the URL has no `(`) left out as the parser leaves them out. Bold/italic quotes and
+//! heading markers end a URL (the parser turns them into tags first); the text of internal
+//! links `[[…]]` is not searched. Text inside `<nowiki>`, `<pre>`, `<syntaxhighlight>`,
+//! `<source>`, `<math>` and HTML comments is skipped. Each URL is then normalised as
+//! `Sanitizer::cleanUrl` and `Parser::normalizeLinkUrl` do (character references decoded,
+//! unsafe and non-ASCII bytes percent-encoded, needless escapes decoded), so `added_links`
+//! holds what MediaWiki would store.
 //!
-//! Not done (only the real parser can): expanding templates and parser functions (a link a
-//! template produces is missed), `Sanitizer::cleanUrl`'s normalisation of escapes and host
-//! names, and links from extension tags.
+//! Not done (only the real parser can): expanding templates and parser functions. Links in a
+//! template's parameters are kept (ending at `|` and `}}`), since citation templates usually
+//! render them, though MediaWiki registers them only if the template does; links a template
+//! produces by itself are missed. Links to the wiki's own server are registered too (MediaWiki
+//! leaves them out; we do not know the server). `tests/mediawiki_links.rs` compares the scan
+//! with the parser's output.
 
 use std::sync::OnceLock;
 
@@ -26,7 +34,15 @@ struct Patterns {
     skip: Regex,
     bracketed: Regex,
     free: Regex,
+    wikilink: Regex,
+    host: Regex,
+    encoded_ipv6_host: Regex,
+    ipv6_url: Regex,
+    ipv6_prefix: Regex,
 }
+
+const SCHEME: &str = r"[a-z][a-z0-9+.-]*:";
+const USERINFO: &str = r"(?:[a-z0-9\-._~!$&'()*+,;=:]|%[0-9a-f]{2})*";
 
 fn patterns() -> Option<&'static Patterns> {
     static P: OnceLock<Option<Patterns>> = OnceLock::new();
@@ -41,6 +57,14 @@ fn patterns() -> Option<&'static Patterns> {
             ))
             .ok()?,
             free: Regex::new(&format!(r"\b((?i:{PROTOCOLS}){ADDR}{URL_CHAR}*)")).ok()?,
+            wikilink: Regex::new(r"\[\[([^\[\]|]*)(?:\|[^\[\]]*)?\]\]").ok()?,
+            host: Regex::new(r"(?is)^([^:]+:)(//[^/]+)?(.*)$").ok()?,
+            encoded_ipv6_host: Regex::new(r"^//%5B([0-9A-Fa-f:.]+)%5D((?::\d+)?)$").ok()?,
+            ipv6_url: Regex::new(&format!(
+                r"(?is)^(?:{SCHEME})?//(?:{USERINFO}@)?\[((?:[0-9a-f:]|%3[0-9A]|%[46][1-6])+)\](?:[:/?#].*|)$"
+            ))
+            .ok()?,
+            ipv6_prefix: Regex::new(&format!(r"(?i)^(?:{SCHEME})?//(?:{USERINFO}@)?$")).ok()?,
         })
     })
     .as_ref()
@@ -91,16 +115,322 @@ fn has_host(url: &str) -> bool {
     rest.is_some_and(|r| !r.is_empty())
 }
 
+/// Runs of two or more apostrophes become bold/italic tags before links are found: they end
+/// a URL. Four apostrophes are one literal apostrophe and bold; more than five, the extra
+/// ones literal and bold italic.
+fn mark_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = 0usize;
+    let flush = |out: &mut String, run: usize| match run {
+        0 => {}
+        1 => out.push('\''),
+        4 => out.push_str("'<"),
+        n if n > 5 => {
+            out.extend(std::iter::repeat_n('\'', n - 5));
+            out.push('<');
+        }
+        _ => out.push('<'),
+    };
+    for c in text.chars() {
+        if c == '\'' {
+            run += 1;
+        } else {
+            flush(&mut out, run);
+            run = 0;
+            out.push(c);
+        }
+    }
+    flush(&mut out, run);
+    out
+}
+
+/// A heading line `== x ==` loses its markers (the parser makes it an `<h2>` first).
+fn mark_headings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let lead = line.bytes().take_while(|&b| b == b'=').count().min(6);
+        let body = line.trim_end_matches(|c: char| c.is_ascii_whitespace());
+        let n = (1..=lead)
+            .rev()
+            .find(|&n| body.len() > 2 * n && body.ends_with(&"======"[..n]));
+        match n {
+            Some(n) => {
+                out.push('<');
+                out.push_str(&body[n..body.len() - n]);
+                out.push('<');
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Template parameters: the braces of a closed `{{…}}` and a `|` inside it end a URL (an
+/// unclosed `{{` is plain text, as in the parser).
+fn mark_templates(text: &str) -> String {
+    let b = text.as_bytes();
+    // Pair the braces first: only closed templates count.
+    let mut blank = vec![false; b.len()];
+    let mut open: Vec<usize> = Vec::new();
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'{' && b[i + 1] == b'{' {
+            open.push(i);
+            i += 2;
+        } else if b[i] == b'}' && b[i + 1] == b'}' && !open.is_empty() {
+            if let Some(start) = open.pop() {
+                pairs.push((start, i));
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    for (start, end) in pairs {
+        for x in [start, start + 1, end, end + 1] {
+            blank[x] = true;
+        }
+        for (x, &c) in b.iter().enumerate().take(end).skip(start + 2) {
+            if c == b'|' {
+                blank[x] = true;
+            }
+        }
+    }
+    // Only ASCII bytes are blanked, so char boundaries stay intact.
+    text.char_indices()
+        .map(|(i, c)| if c.is_ascii() && blank[i] { ' ' } else { c })
+        .collect()
+}
+
+fn starts_with_protocol(s: &str) -> bool {
+    let lower = s.trim_start().to_ascii_lowercase();
+    PROTOCOLS
+        .split('|')
+        .chain(std::iter::once("//"))
+        .any(|p| lower.starts_with(p))
+}
+
+/// Internal links `[[Page|text]]` become `<a>` elements before free links are found, so their
+/// text is not searched (file links keep their captions, which the parser does search).
+fn blank_internal_links(p: &Patterns, text: &str) -> String {
+    p.wikilink
+        .replace_all(text, |c: &regex::Captures<'_>| {
+            let target = c.get(1).map_or("", |m| m.as_str()).trim_start_matches([' ', ':']);
+            let lower = target.to_ascii_lowercase();
+            let keep = starts_with_protocol(target) || lower.starts_with("file:") || lower.starts_with("image:");
+            match (keep, c.get(0)) {
+                (true, Some(all)) => all.as_str().to_string(),
+                _ => " ".to_string(),
+            }
+        })
+        .into_owned()
+}
+
+/// `Sanitizer::decodeCharReferences`: numeric references and the common named ones; an
+/// unknown name stays as written.
+fn decode_char_references(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest[1..].find(';').and_then(|end| {
+            let name = &rest[1..1 + end];
+            let c = if let Some(num) = name.strip_prefix('#') {
+                let code = match num.strip_prefix(['x', 'X']) {
+                    Some(hex) if !hex.is_empty() && hex.len() <= 8 => u32::from_str_radix(hex, 16).ok(),
+                    Some(_) => None,
+                    None if !num.is_empty() && num.len() <= 10 && num.bytes().all(|b| b.is_ascii_digit()) => {
+                        num.parse().ok()
+                    }
+                    None => None,
+                }?;
+                // Sanitizer::validateCodepoint: controls other than tab/newline/CR are invalid.
+                let valid = matches!(code, 0x09 | 0x0A | 0x0D | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+                Some(char::from_u32(code).filter(|_| valid).unwrap_or('\u{FFFD}'))
+            } else {
+                match name {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    "nbsp" => Some('\u{A0}'),
+                    _ => None,
+                }
+            }?;
+            Some((c, end + 2))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn hex_upper(b: u8) -> [char; 3] {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    ['%', HEX[(b >> 4) as usize] as char, HEX[(b & 15) as usize] as char]
+}
+
+/// Percent-encodes the bytes `encode` selects (as upper-case `%XX`; a space as `+` when `plus`).
+fn encode_bytes(s: &str, encode: impl Fn(u8) -> bool, plus: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        let bytes = &s.as_bytes()[i..i + c.len_utf8()];
+        if bytes.iter().any(|&b| encode(b)) {
+            for &b in bytes {
+                if plus && b == b' ' {
+                    out.push('+');
+                } else {
+                    out.extend(hex_upper(b));
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `Parser::normalizeUrlComponent`: an escape of a printable ASCII character not in `unsafe`
+/// is decoded, the others upper-cased.
+fn normalize_component(s: &str, unsafe_chars: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+            let v = u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(0);
+            if v > 32 && v < 127 && !unsafe_chars.as_bytes().contains(&v) {
+                out.push(v as char);
+            } else {
+                out.push('%');
+                out.push_str(&s[i + 1..i + 3].to_ascii_uppercase());
+            }
+            i += 3;
+        } else {
+            // Only ASCII remains after encoding, so byte-wise copying is safe here.
+            let c = s[i..].chars().next().unwrap_or('\u{FFFD}');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Characters MediaWiki strips from host names (RFC 8264 ignorable code points).
+fn ignorable_in_host(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c as u32,
+            0xAD | 0x34F | 0x61C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180E
+            | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+            | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF)
+}
+
+/// The URL as MediaWiki registers it: `Sanitizer::cleanUrl`, then `Parser::normalizeLinkUrl`.
+fn normalize_url(p: &Patterns, url: &str) -> String {
+    // cleanUrl
+    let url = decode_char_references(url);
+    let url = encode_bytes(
+        &url,
+        |b| matches!(b, b'[' | b']' | b'<' | b'>' | b'"' | b'|' | 0..=0x20 | 0x7F),
+        true,
+    );
+    let url = match p.host.captures(&url) {
+        Some(c) => {
+            let (proto, host, rest) = (
+                c.get(1).map_or("", |m| m.as_str()),
+                c.get(2).map_or("", |m| m.as_str()),
+                c.get(3).map_or("", |m| m.as_str()),
+            );
+            let mut host: String = host.chars().filter(|&c| !ignorable_in_host(c)).collect();
+            if let Some(h) = p.encoded_ipv6_host.captures(&host) {
+                host = format!("//[{}]{}", &h[1], &h[2]);
+            }
+            format!("{proto}{host}{rest}")
+        }
+        None => url,
+    };
+    // normalizeLinkUrl
+    let ipv6 = p.ipv6_url.captures(&url).and_then(|c| {
+        let raw = percent_decode(c.get(1)?.as_str());
+        raw.parse::<std::net::IpAddr>().is_ok().then_some(raw)
+    });
+    let url = encode_bytes(
+        &url,
+        |b| matches!(b, 0..=0x20 | b'"' | b'<' | b'>' | b'[' | b'\\' | b']' | b'^' | b'`' | b'{' | b'|' | b'}' | 0x7F..=0xFF),
+        false,
+    );
+    let mut end = url.len();
+    let mut tail = String::new();
+    if let Some(start) = url.find('#') {
+        tail = normalize_component(&url[start..end], "\"#%<>[\\]^`{|}");
+        end = start;
+    }
+    if let Some(start) = url[..end].find('?') {
+        tail = normalize_component(&url[start..end], "\"#%<>[\\]^`{|}&=+;") + &tail;
+        end = start;
+    }
+    let mut out = normalize_component(&url[..end], "\"#%<>[\\]^`{|}/?") + &tail;
+    if let Some(ip) = ipv6 {
+        let needle = format!("%5B{ip}%5D");
+        if let Some(at) = out.find(&needle) {
+            let after = &out[at + needle.len()..];
+            if (after.is_empty() || after.starts_with([':', '/', '?', '#'])) && p.ipv6_prefix.is_match(&out[..at]) {
+                out = format!("{}[{ip}]{after}", &out[..at]);
+            }
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(0));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The external links of `wikitext`, each once, in order of first appearance.
 pub fn extract_links(wikitext: &str) -> Vec<String> {
     let Some(p) = patterns() else {
         return Vec::new();
     };
     let text = p.skip.replace_all(wikitext, " ");
+    let text = mark_headings(&text);
+    let text = blank_internal_links(p, &text);
+    let text = mark_templates(&text);
+    let text = mark_quotes(&text);
     let mut links: Vec<String> = Vec::new();
     let push = |url: &str, links: &mut Vec<String>| {
-        if has_host(url) && !links.iter().any(|l| l == url) {
-            links.push(url.to_string());
+        if has_host(url) {
+            let url = normalize_url(p, url);
+            if !links.contains(&url) {
+                links.push(url);
+            }
         }
     };
     // Bracketed links first; their text is then no longer searched for free links (the
@@ -155,7 +485,7 @@ mod tests {
         assert_eq!(extract_links("go to http://example.com/!?"), ["http://example.com/"]);
         assert_eq!(
             extract_links("http://example.com/?a=1&amp;"),
-            ["http://example.com/?a=1&amp;"]
+            ["http://example.com/?a=1&"]
         );
         assert_eq!(extract_links("http://example.com/&lt;x"), ["http://example.com/"]);
     }
@@ -178,6 +508,39 @@ mod tests {
         assert_eq!(extract_links("[http://a.com see http://b.com]"), ["http://a.com"]);
         // A bracketed link whose text spans lines is a free link instead.
         assert_eq!(extract_links("[http://a.com foo\nbar]"), ["http://a.com"]);
+    }
+
+    #[test]
+    fn normalised_as_mediawiki_registers_them() {
+        assert_eq!(
+            extract_links("http://example.com/?a=1&amp;b"),
+            ["http://example.com/?a=1&b"]
+        );
+        assert_eq!(
+            extract_links("http://example.com/%7euser/%41"),
+            ["http://example.com/~user/A"]
+        );
+        assert_eq!(
+            extract_links("http://example.com/é|x"),
+            ["http://example.com/%C3%A9%7Cx"]
+        );
+        assert_eq!(
+            extract_links("http://example.com/a?x=%3d#%7e"),
+            ["http://example.com/a?x=%3D#~"]
+        );
+        assert_eq!(extract_links("http://x.example/'''bold'''"), ["http://x.example/"]);
+        assert_eq!(extract_links("== http://h.example/ =="), ["http://h.example/"]);
+        assert!(extract_links("[[Page|http://not.example/]]").is_empty());
+        assert_eq!(
+            extract_links("[[File:X.png|thumb|http://cap.example/]]"),
+            ["http://cap.example/"]
+        );
+        assert_eq!(
+            extract_links("{{cite|url=http://c.example/a|title=x}}"),
+            ["http://c.example/a"]
+        );
+        assert_eq!(extract_links("http://a.example/{{x"), ["http://a.example/%7B%7Bx"]);
+        assert_eq!(extract_links("http://a.example/&#0;"), ["http://a.example/%EF%BF%BD"]);
     }
 
     #[test]

@@ -142,3 +142,21 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn link_scan_never_panics(text in "([ -~]|é|\u{a0}|\u{200b}|\n|&amp;|&#[0-9x]{1,4};|%[0-9a-fA-F]{0,2}|\\[\\[|\\]\\]|\\{\\{|\\}\\}|'''|==|http://|//|mailto:){0,40}") {
+        for link in wikiguard_check::links::extract_links(&text) {
+            // What MediaWiki stores is ASCII once normalised (IPv6 brackets and all).
+            prop_assert!(link.is_ascii(), "{link:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_and_durations_never_panic(s in "[0-9TZ:+ .,-]{0,30}|[a-z0-9 ]{0,20}") {
+        let _ = wikiguard_check::time::parse_timestamp(&s);
+        let _ = wikiguard_check::time::parse_duration(&s);
+    }
+}
