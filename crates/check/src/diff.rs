@@ -226,6 +226,28 @@ mod tests {
     }
 
     #[test]
+    fn large_inputs_use_the_bounded_search() {
+        // Beyond 2,000,000 line pairs MediaWiki bounds the number of differences; the result
+        // is still a valid diff of the two texts.
+        let mut seed = 1u64;
+        let mut line = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            format!("l{}", (seed >> 33) % 40)
+        };
+        let old: Vec<String> = (0..3000).map(|_| line()).collect();
+        let new: Vec<String> = (0..3000).map(|_| line()).collect();
+        let d = unified_diff(&old.join("\n"), &new.join("\n"));
+        let added = split_diff(&d, '+');
+        let removed = split_diff(&d, '-');
+        assert!(added.len() <= 3000 && removed.len() <= 3000);
+        assert_eq!(
+            3000 - removed.len(),
+            3000 - added.len(),
+            "kept lines are kept on both sides"
+        );
+    }
+
+    #[test]
     fn lines_that_look_like_diff_syntax() {
         let d = unified_diff("", "+x\n-y\n@@");
         assert_eq!(split_diff(&d, '+'), ["+x", "-y", "@@"]);
