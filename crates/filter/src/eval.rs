@@ -15,6 +15,7 @@ use crate::ast::{ArithOp, CmpOp, Expr, ExprKind, KeywordOp, LogicOp, Span};
 use crate::builtins::Builtin;
 use crate::check::Warning;
 use crate::error::{EvalError, Position};
+use crate::fasthash::FxMap;
 use crate::normalize::{self, Equivset};
 use crate::pcre::{self, RegexCache, RegexError};
 use crate::value::{ArithError, MulOp, Type, Value};
@@ -121,17 +122,20 @@ impl Hash for MemoKey {
 
 fn hash_sampled<H: Hasher>(v: &Value, h: &mut H) {
     match v {
-        Value::Str(s) if s.len() > 256 => {
+        Value::Str(s) if s.len() > 96 => {
             let b = s.as_bytes();
             b.len().hash(h);
-            b[..64].hash(h);
-            b[b.len() / 2..b.len() / 2 + 64].hash(h);
-            b[b.len() - 64..].hash(h);
+            b[..32].hash(h);
+            b[b.len() / 2..b.len() / 2 + 32].hash(h);
+            b[b.len() - 32..].hash(h);
         }
         Value::Array(a) => {
             a.len().hash(h);
-            for x in a.iter().take(8) {
-                hash_sampled(x, h);
+            if let Some(first) = a.first() {
+                hash_sampled(first, h);
+            }
+            if let Some(last) = a.last() {
+                hash_sampled(last, h);
             }
         }
         other => other.hash(h),
@@ -159,21 +163,21 @@ pub struct Outcome {
 pub struct Evaluator<'e, V> {
     engine: &'e Engine,
     vars: V,
-    builtin_vars: HashMap<String, Value>,
-    memo: HashMap<MemoKey, Value>,
+    builtin_vars: FxMap<String, Value>,
+    memo: FxMap<MemoKey, Value>,
     /// Arrays (`added_lines`…) already joined into PHP's string form, by `Arc` address; the
     /// `Arc` is kept so the address cannot be reused while cached.
-    joined: HashMap<usize, (Arc<Vec<Value>>, Arc<str>)>,
+    joined: FxMap<usize, (Arc<Vec<Value>>, Arc<str>)>,
     /// Long strings already ASCII-lowercased for the regex literal prefilter, by `Arc` address
     /// (kept, like `joined`).
-    folded: HashMap<usize, (Arc<str>, Arc<str>)>,
+    folded: FxMap<usize, (Arc<str>, Arc<str>)>,
     conditions: usize,
 }
 
 /// Per-rule state.
 struct Run<'r> {
     src: &'r str,
-    user: HashMap<String, Value>,
+    user: FxMap<String, Value>,
     warnings: Vec<Warning>,
 }
 
@@ -185,10 +189,10 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         Evaluator {
             engine,
             vars,
-            builtin_vars: HashMap::new(),
-            memo: HashMap::new(),
-            joined: HashMap::new(),
-            folded: HashMap::new(),
+            builtin_vars: FxMap::default(),
+            memo: FxMap::default(),
+            joined: FxMap::default(),
+            folded: FxMap::default(),
             conditions: 0,
         }
     }
@@ -208,7 +212,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         let before = self.conditions;
         let mut run = Run {
             src,
-            user: HashMap::new(),
+            user: FxMap::default(),
             warnings: Vec::new(),
         };
         let value = match root {

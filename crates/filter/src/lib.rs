@@ -42,6 +42,7 @@ pub mod builtins;
 pub mod check;
 pub mod error;
 pub mod eval;
+mod fasthash;
 mod ip;
 pub mod lexer;
 pub mod normalize;

@@ -54,7 +54,6 @@
 //! * `(*LIMIT_MATCH=…)`, `(*LIMIT_DEPTH=…)`, `(*LIMIT_HEAP=…)` are accepted and ignored; a huge
 //!   counted repetition PCRE2 accepts may exceed this module's size limit (compile error).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -742,12 +741,16 @@ pub struct RegexCache {
     state: Mutex<CacheState>,
 }
 
-type CacheKey = (bool, String, bool);
+/// One pattern's compiled forms, by `munged as usize * 2 + caseless as usize`, each with the
+/// tick of its last use.
+type Slots = [Option<(u64, Result<Arc<Regex>, RegexError>)>; 4];
 
 #[derive(Debug, Default)]
 struct CacheState {
     tick: u64,
-    map: HashMap<CacheKey, (u64, Result<Arc<Regex>, RegexError>)>,
+    /// Keyed by the pattern text alone, so a lookup needs no allocation.
+    map: crate::fasthash::FxMap<Box<str>, Slots>,
+    entries: usize,
 }
 
 impl RegexCache {
@@ -771,7 +774,7 @@ impl RegexCache {
 
     /// Number of cached entries.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.lock().entries
     }
 
     /// Whether the cache holds nothing.
@@ -792,12 +795,12 @@ impl RegexCache {
         caseless: bool,
         compile: impl FnOnce() -> Result<Regex, RegexError>,
     ) -> Result<Arc<Regex>, RegexError> {
-        let key: CacheKey = (munged, pattern.to_owned(), caseless);
+        let slot = usize::from(munged) * 2 + usize::from(caseless);
         {
             let mut st = self.lock();
             st.tick += 1;
             let tick = st.tick;
-            if let Some(entry) = st.map.get_mut(&key) {
+            if let Some(Some(entry)) = st.map.get_mut(pattern).and_then(|s| s.get_mut(slot)) {
                 entry.0 = tick;
                 return entry.1.clone();
             }
@@ -807,13 +810,42 @@ impl RegexCache {
         let mut st = self.lock();
         st.tick += 1;
         let tick = st.tick;
-        if st.map.len() >= self.capacity && !st.map.contains_key(&key) {
-            let oldest = st.map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                st.map.remove(&oldest);
+        let present = matches!(st.map.get(pattern).and_then(|s| s.get(slot)), Some(Some(_)));
+        if st.entries >= self.capacity && !present {
+            let oldest = st
+                .map
+                .iter()
+                .flat_map(|(k, slots)| {
+                    slots
+                        .iter()
+                        .enumerate()
+                        .filter_map(move |(i, e)| e.as_ref().map(|(t, _)| (*t, k, i)))
+                })
+                .min_by_key(|(t, _, _)| *t)
+                .map(|(_, k, i)| (k.clone(), i));
+            if let Some((k, i)) = oldest {
+                let now_empty = match st.map.get_mut(&k) {
+                    Some(slots) => {
+                        if let Some(e) = slots.get_mut(i) {
+                            *e = None;
+                        }
+                        slots.iter().all(Option::is_none)
+                    }
+                    None => false,
+                };
+                if now_empty {
+                    st.map.remove(&k);
+                }
+                st.entries -= 1;
             }
         }
-        st.map.insert(key, (tick, result.clone()));
+        if !present {
+            st.entries += 1;
+        }
+        let slots = st.map.entry(pattern.into()).or_default();
+        if let Some(e) = slots.get_mut(slot) {
+            *e = Some((tick, result.clone()));
+        }
         result
     }
 }
