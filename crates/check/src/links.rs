@@ -34,6 +34,7 @@ struct Patterns {
     skip: Regex,
     bracketed: Regex,
     free: Regex,
+    word_char: Regex,
     wikilink: Regex,
     host: Regex,
     encoded_ipv6_host: Regex,
@@ -56,7 +57,10 @@ fn patterns() -> Option<&'static Patterns> {
                 r"\[((?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*)\p{{Zs}}*([^\]\x00-\x08\x0a-\x1F\x{{FFFD}}]*?)\]"
             ))
             .ok()?,
-            free: Regex::new(&format!(r"\b((?i:{PROTOCOLS}){ADDR}{URL_CHAR}*)")).ok()?,
+            // The parser's `\b` before the protocol is checked by hand (`after_word`): a Unicode
+            // word boundary would make the regex crate leave its DFA on non-ASCII text.
+            free: Regex::new(&format!(r"(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).ok()?,
+            word_char: Regex::new(r"^\w$").ok()?,
             wikilink: Regex::new(r"\[\[([^\[\]|]*)(?:\|[^\[\]]*)?\]\]").ok()?,
             host: Regex::new(r"(?is)^([^:]+:)(//[^/]+)?(.*)$").ok()?,
             encoded_ipv6_host: Regex::new(r"^//%5B([0-9A-Fa-f:.]+)%5D((?::\d+)?)$").ok()?,
@@ -447,10 +451,17 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
         last = all.end();
     }
     rest.push_str(&text[last..]);
-    for c in p.free.captures_iter(&rest) {
-        if let Some(url) = c.get(1) {
-            push(trim_free_link(url.as_str()), &mut links);
+    let mut at = 0;
+    while let Some(m) = p.free.find_at(&rest, at) {
+        let prev = rest[..m.start()].chars().next_back();
+        if prev.is_some_and(|c| p.word_char.is_match(c.encode_utf8(&mut [0; 4]))) {
+            // No word boundary before the protocol: not a link here. A protocol inside this
+            // one (`sftp:` holds `ftp:`) still gets its own chance.
+            at = m.start() + rest[m.start()..].chars().next().map_or(1, char::len_utf8);
+            continue;
         }
+        push(trim_free_link(m.as_str()), &mut links);
+        at = m.end().max(m.start() + 1);
     }
     links
 }

@@ -17,7 +17,7 @@ mod counters;
 mod sqlite;
 
 pub use counters::MemoryCounters;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 use serde::{Deserialize, Serialize};
 

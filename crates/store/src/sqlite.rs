@@ -129,6 +129,18 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// When a commit is on disk (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is fsynced before the caller hears of it: a committed row survives a power
+    /// cut. Costs one fsync per write batch.
+    #[default]
+    Full,
+    /// A commit is in the WAL file (the operating system's cache) before the caller hears of it:
+    /// it survives a crash of wikiguard, not of the machine; the database never corrupts.
+    Normal,
+}
+
 impl SqliteStore {
     /// The schema version this code writes and reads (`PRAGMA user_version`).
     pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -137,6 +149,11 @@ impl SqliteStore {
     /// any pending migrations and starts the writer thread. A database whose schema is newer
     /// than this code knows is refused.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// [`SqliteStore::open`] with a chosen [`Durability`].
+    pub fn open_with(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|e| {
@@ -146,7 +163,7 @@ impl SqliteStore {
         }
         let conn = Connection::open(path)
             .map_err(|e| StoreError::Backend(format!("cannot open the database {}: {e}", path.display())))?;
-        configure(&conn, true)
+        configure(&conn, true, durability)
             .map_err(|e| StoreError::Backend(format!("cannot configure the database {}: {e}", path.display())))?;
         migrate(&conn)?;
         let readers = Readers::Pool {
@@ -161,7 +178,7 @@ impl SqliteStore {
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
         let conn = Connection::open_in_memory()
             .map_err(|e| StoreError::Backend(format!("cannot open an in-memory database: {e}")))?;
-        configure(&conn, false)
+        configure(&conn, false, Durability::Full)
             .map_err(|e| StoreError::Backend(format!("cannot configure the in-memory database: {e}")))?;
         migrate(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
@@ -268,7 +285,7 @@ fn sql_error(context: &str, e: rusqlite::Error) -> StoreError {
 
 /// Sets the pragmas every connection needs. `file` is false for an in-memory database, which
 /// has no WAL.
-fn configure(conn: &Connection, file: bool) -> Result<(), String> {
+fn configure(conn: &Connection, file: bool, durability: Durability) -> Result<(), String> {
     let text = |e: rusqlite::Error| e.to_string();
     conn.busy_timeout(BUSY_TIMEOUT).map_err(text)?;
     if file {
@@ -279,7 +296,11 @@ fn configure(conn: &Connection, file: bool) -> Result<(), String> {
             return Err(format!("journal_mode is {mode}, not wal"));
         }
     }
-    conn.pragma_update(None, "synchronous", "FULL").map_err(text)?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync).map_err(text)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(text)?;
     Ok(())
 }

@@ -35,8 +35,26 @@ pub struct RawConfig {
     pub recent_actions: usize,
     /// The filter engine.
     pub engine: EngineConfig,
+    /// The database.
+    pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[store]`: the SQLite database under `data_dir`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `full`: every commit (a check's hits) is fsynced before the answer, and survives a power
+    /// cut. `normal`: committed to the write-ahead log before the answer; survives a crash of
+    /// wikiguard, not of the machine, and is several times faster on slow disks.
+    pub durability: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { durability: "full".into() }
+    }
 }
 
 /// `[engine]`: how filters are evaluated.
@@ -79,6 +97,7 @@ impl Default for RawConfig {
             max_body_bytes: 4 * 1024 * 1024,
             recent_actions: 1000,
             engine: EngineConfig::default(),
+            store: StoreConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -153,6 +172,8 @@ pub struct Settings {
     pub recent_actions: usize,
     /// Engine settings as written.
     pub engine: EngineConfig,
+    /// Store durability.
+    pub durability: wikiguard_store::Durability,
     /// Log settings.
     pub log: LogConfig,
 }
@@ -281,6 +302,11 @@ impl RawConfig {
         if self.engine.max_rule_bytes == 0 {
             bail!("engine.max_rule_bytes must be at least 1");
         }
+        let durability = match self.store.durability.as_str() {
+            "full" => wikiguard_store::Durability::Full,
+            "normal" => wikiguard_store::Durability::Normal,
+            other => bail!("store.durability = {other:?}: expected \"full\" or \"normal\""),
+        };
         if !matches!(self.log.format.as_str(), "json" | "text") {
             bail!("log.format = {:?}: expected \"json\" or \"text\"", self.log.format);
         }
@@ -338,6 +364,7 @@ impl RawConfig {
             max_body_bytes: self.max_body_bytes,
             recent_actions: self.recent_actions,
             engine: self.engine.clone(),
+            durability,
             log: self.log.clone(),
         })
     }

@@ -44,7 +44,7 @@ pub fn open_store(settings: &Settings) -> Result<SqliteStore> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     let path = settings.data_dir.join("wikiguard.sqlite3");
-    SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))
+    SqliteStore::open_with(&path, settings.durability).with_context(|| format!("opening {}", path.display()))
 }
 
 /// Loads and validates the configuration (file, then environment).

@@ -319,6 +319,7 @@ async fn check(
 /// Evaluates every enabled filter against one action, decides, logs the hits, and answers.
 pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<Json_, ApiError> {
     let inner = &state.inner;
+    let started = Instant::now();
     let set = state.filters();
     let mut vars = ActionVars::new(action, now);
     let mut sample = CheckSample {
@@ -356,6 +357,7 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
         }
         conditions = ev.conditions();
     }
+    let evaluated = started.elapsed();
     sample.conditions = conditions;
     let matched: Vec<Matched<'_>> = matched_idx
         .iter()
@@ -397,11 +399,13 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
             vars: vars.dump(&f.reads),
         });
     }
+    let dumped = started.elapsed();
     let hit_ids = if hits.is_empty() {
         Vec::new()
     } else {
         inner.store.record_hits(&hits)?
     };
+    let logged = started.elapsed();
     if inner.settings.recent_actions > 0 {
         let recent = NewRecentAction {
             time: now,
@@ -414,6 +418,13 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
             .store
             .record_recent_action(&recent, inner.settings.recent_actions)?;
     }
+    tracing::debug!(
+        eval_us = evaluated.as_micros() as u64,
+        dump_us = (dumped - evaluated).as_micros() as u64,
+        hits_us = (logged - dumped).as_micros() as u64,
+        recent_us = (started.elapsed() - logged).as_micros() as u64,
+        "check timings"
+    );
     inner.metrics.check(&sample);
     if !verdict.matches.is_empty() {
         tracing::info!(
