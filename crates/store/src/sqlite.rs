@@ -85,6 +85,15 @@ const MIGRATIONS: &[&str] = &[
         body      TEXT NOT NULL
     );
     ",
+    // 2: one variable dump per checked action, shared by its hits (as AbuseFilter's log rows
+    // share one dump): an edit that trips twelve filters stores its texts once, not twelve times.
+    "
+    CREATE TABLE var_dumps (
+        id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        vars TEXT NOT NULL
+    );
+    ALTER TABLE hits ADD COLUMN dump_id INTEGER REFERENCES var_dumps(id);
+    ",
 ];
 
 /// How long a connection waits for a lock before it reports `SQLITE_BUSY`.
@@ -461,7 +470,11 @@ const FILTER_COLUMNS: &str = "id, version, description, pattern, enabled, delete
 const VERSION_COLUMNS: &str = "id, version, description, pattern, enabled, deleted, private, grp, comments, actions, \
                                editor, time, change";
 const HIT_COLUMNS: &str = "id, filter_id, filter_version, time, action, user_name, page, namespace, verdict, \
-                           actions_taken, vars";
+                           actions_taken, vars, dump_id";
+/// The columns of a hit as read: the shared dump when there is one, else the row's own.
+const HIT_SELECT: &str = "hits.id, hits.filter_id, hits.filter_version, hits.time, hits.action, hits.user_name, \
+                          hits.page, hits.namespace, hits.verdict, hits.actions_taken, \
+                          COALESCE(var_dumps.vars, hits.vars) FROM hits LEFT JOIN var_dumps ON var_dumps.id = hits.dump_id";
 
 /// A value read from a row, or why the row is unreadable (bad JSON, an unknown change kind).
 type RowResult<T> = rusqlite::Result<Result<T, String>>;
@@ -670,34 +683,48 @@ fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(),
     Ok(())
 }
 
-/// A hit with its JSON fields encoded, ready for the writer.
-type EncodedHit = (NewHit, String, String);
+/// A hit with its JSON fields encoded, ready for the writer: the hit, its actions_taken, and
+/// the index of its variable dump in the batch's list of distinct dumps.
+type EncodedHit = (NewHit, String, usize);
 
-fn encode_hits(hits: &[NewHit]) -> Result<Vec<EncodedHit>, StoreError> {
-    hits.iter()
-        .map(|hit| {
-            Ok((
-                hit.clone(),
-                encode(&hit.actions_taken, "a hit's actions_taken")?,
-                encode(&hit.vars, "a hit's vars")?,
-            ))
-        })
-        .collect()
+/// Hits of one call with equal variables (the hits of one check) share one dump.
+fn encode_hits(hits: &[NewHit]) -> Result<(Vec<EncodedHit>, Vec<String>), StoreError> {
+    let mut dumps: Vec<String> = Vec::new();
+    let mut rows = Vec::with_capacity(hits.len());
+    for (i, hit) in hits.iter().enumerate() {
+        let same_as_before = i > 0 && hits.get(i - 1).is_some_and(|p| p.vars == hit.vars);
+        if !same_as_before {
+            let text = encode(&hit.vars, "a hit's vars")?;
+            if dumps.last() != Some(&text) {
+                dumps.push(text);
+            }
+        }
+        let mut slim = hit.clone();
+        slim.vars = serde_json::Value::Null;
+        rows.push((slim, encode(&hit.actions_taken, "a hit's actions_taken")?, dumps.len().saturating_sub(1)));
+    }
+    Ok((rows, dumps))
 }
 
 /// Inserts hits and counts them on their filters (`NotFound` for an unknown filter).
-fn insert_hits(conn: &Connection, rows: &[EncodedHit]) -> Result<Vec<i64>, StoreError> {
+fn insert_hits(conn: &Connection, rows: &[EncodedHit], dumps: &[String]) -> Result<Vec<i64>, StoreError> {
     let fail = |e| sql_error("cannot record a hit", e);
+    let mut dump = conn.prepare_cached("INSERT INTO var_dumps (vars) VALUES (?1)").map_err(fail)?;
+    let mut dump_ids = Vec::with_capacity(dumps.len());
+    for d in dumps {
+        dump.execute([d]).map_err(fail)?;
+        dump_ids.push(conn.last_insert_rowid());
+    }
     let mut count = conn
         .prepare_cached("UPDATE filters SET hits = hits + 1 WHERE id = ?1")
         .map_err(fail)?;
     let mut insert = conn
         .prepare_cached(&format!(
-            "INSERT INTO hits ({HIT_COLUMNS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            "INSERT INTO hits ({HIT_COLUMNS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '', ?10)"
         ))
         .map_err(fail)?;
     let mut ids = Vec::with_capacity(rows.len());
-    for (hit, actions_taken, vars) in rows {
+    for (hit, actions_taken, dump_index) in rows {
         if count.execute([hit.filter_id]).map_err(fail)? == 0 {
             return Err(StoreError::NotFound {
                 what: "filter",
@@ -715,7 +742,7 @@ fn insert_hits(conn: &Connection, rows: &[EncodedHit]) -> Result<Vec<i64>, Store
                 hit.namespace,
                 hit.verdict,
                 actions_taken,
-                vars,
+                dump_ids.get(*dump_index),
             ])
             .map_err(fail)?;
         ids.push(conn.last_insert_rowid());
@@ -843,41 +870,41 @@ impl Store for SqliteStore {
         if hits.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = encode_hits(hits)?;
-        self.write(move |conn| insert_hits(conn, &rows))
+        let (rows, dumps) = encode_hits(hits)?;
+        self.write(move |conn| insert_hits(conn, &rows, &dumps))
     }
 
     fn hits(&self, query: &HitQuery) -> Result<Vec<Hit>, StoreError> {
-        let mut sql = format!("SELECT {HIT_COLUMNS} FROM hits WHERE 1");
+        let mut sql = format!("SELECT {HIT_SELECT} WHERE 1");
         let mut values: Vec<Value> = Vec::new();
         let mut narrow = |clause: &str, value: Value| {
             values.push(value);
             sql.push_str(&format!(" AND {clause} ?{}", values.len()));
         };
         if let Some(filter) = query.filter {
-            narrow("filter_id =", Value::Integer(filter));
+            narrow("hits.filter_id =", Value::Integer(filter));
         }
         if let Some(user) = &query.user {
-            narrow("user_name =", Value::Text(user.clone()));
+            narrow("hits.user_name =", Value::Text(user.clone()));
         }
         if let Some(page) = &query.page {
-            narrow("page =", Value::Text(page.clone()));
+            narrow("hits.page =", Value::Text(page.clone()));
         }
         if let Some(since) = query.since {
-            narrow("time >=", Value::Integer(since));
+            narrow("hits.time >=", Value::Integer(since));
         }
         if let Some(until) = query.until {
-            narrow("time <=", Value::Integer(until));
+            narrow("hits.time <=", Value::Integer(until));
         }
         if let Some(before) = query.before_id {
-            narrow("id <", Value::Integer(before));
+            narrow("hits.id <", Value::Integer(before));
         }
         let limit = match query.limit {
             0 => DEFAULT_HIT_LIMIT,
             n => n.min(MAX_HIT_LIMIT),
         };
         values.push(Value::Integer(clamp_i64(limit)));
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+        sql.push_str(&format!(" ORDER BY hits.id DESC LIMIT ?{}", values.len()));
         self.read(|conn| query_all(conn, &sql, rusqlite::params_from_iter(values), "hits", hit_from_row))
     }
 
@@ -980,6 +1007,24 @@ mod tests {
     }
 
     #[test]
+    fn hits_with_equal_variables_share_one_dump() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
+        let mut a = hit(f.id);
+        a.vars = serde_json::json!({"new_wikitext": "x".repeat(1000)});
+        let mut b = a.clone();
+        b.verdict = "warn".into();
+        let mut c = a.clone();
+        c.vars = serde_json::json!({"user_name": "other"});
+        store.record_hits(&[a.clone(), b.clone(), c.clone()]).unwrap();
+        let dumps: i64 = store.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM var_dumps", [], |r| r.get(0)).unwrap())).unwrap();
+        assert_eq!(dumps, 2);
+        let back = store.hits(&HitQuery::default()).unwrap();
+        let vars: Vec<_> = back.iter().rev().map(|h| h.hit.vars.clone()).collect();
+        assert_eq!(vars, vec![a.vars, b.vars, c.vars]);
+    }
+
+    #[test]
     fn queued_writes_commit_as_one_batch_and_a_failure_stays_alone() {
         let store = SqliteStore::open_in_memory().unwrap();
         let f = store.create_filter(&spec("f"), "A", 1).unwrap();
@@ -1047,8 +1092,8 @@ mod tests {
         let answers: Vec<_> = [vec![hit(f.id)], vec![hit(f.id), hit(404)], vec![hit(f.id), hit(f.id)]]
             .into_iter()
             .map(|hits| {
-                let rows = encode_hits(&hits).unwrap();
-                store.submit(move |conn| insert_hits(conn, &rows)).unwrap()
+                let (rows, dumps) = encode_hits(&hits).unwrap();
+                store.submit(move |conn| insert_hits(conn, &rows, &dumps)).unwrap()
             })
             .collect();
         release.send(()).unwrap();

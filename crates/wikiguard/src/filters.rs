@@ -3,6 +3,7 @@
 //! testing a draft against recorded actions, and reading AbuseFilter's API export.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
 use wikiguard_check::{Action, ActionVars, FilterActions};
@@ -32,7 +33,7 @@ pub struct CompiledFilter {
 #[derive(Debug, Default)]
 pub struct FilterSet {
     /// Filters that run.
-    pub filters: Vec<CompiledFilter>,
+    pub filters: Vec<Arc<CompiledFilter>>,
     /// Enabled filters that do not compile (imported from a wiki with other extensions, or
     /// saved by an older version): id and why.
     pub broken: Vec<(i64, String)>,
@@ -41,11 +42,17 @@ pub struct FilterSet {
 }
 
 impl FilterSet {
-    /// Loads and compiles every enabled, undeleted filter.
-    pub fn load(store: &dyn Store, engine: &Engine) -> Result<FilterSet, StoreError> {
+    /// Loads and compiles every enabled, undeleted filter, reusing the compiled form of
+    /// those whose version `previous` already holds (a change recompiles one filter, not all).
+    pub fn load(store: &dyn Store, engine: &Engine, previous: Option<&FilterSet>) -> Result<FilterSet, StoreError> {
         let mut set = FilterSet::default();
         for f in store.list_filters(false)? {
             if !f.spec.enabled || f.spec.deleted {
+                continue;
+            }
+            if let Some(old) = previous.and_then(|p| p.filters.iter().find(|c| c.id == f.id && c.version == f.version)) {
+                set.reads.extend(old.reads.iter().cloned());
+                set.filters.push(old.clone());
                 continue;
             }
             let program = match Program::parse_with(&f.spec.pattern, engine.known_variables()) {
@@ -64,14 +71,14 @@ impl FilterSet {
             };
             let reads = crate::server::reads(&program);
             set.reads.extend(reads.iter().cloned());
-            set.filters.push(CompiledFilter {
+            set.filters.push(Arc::new(CompiledFilter {
                 id: f.id,
                 version: f.version,
                 description: f.spec.description.clone(),
                 program,
                 actions,
                 reads,
-            });
+            }));
         }
         Ok(set)
     }

@@ -52,7 +52,7 @@ impl AppState {
         engine: Engine,
     ) -> Result<AppState, StoreError> {
         let engine = Arc::new(engine);
-        let set = FilterSet::load(store.as_ref(), &engine)?;
+        let set = FilterSet::load(store.as_ref(), &engine, None)?;
         let state = AppState {
             inner: Arc::new(Inner {
                 settings,
@@ -81,7 +81,8 @@ impl AppState {
 
     /// Reloads the filter set from the store (after a change).
     fn reload(&self) -> Result<(), ApiError> {
-        let set = FilterSet::load(self.inner.store.as_ref(), &self.inner.engine)?;
+        let previous = self.filters();
+        let set = FilterSet::load(self.inner.store.as_ref(), &self.inner.engine, Some(&previous))?;
         self.install(set);
         Ok(())
     }
@@ -312,12 +313,24 @@ async fn check(
     let action = Action::from_json(&value)
         .map_err(|e| ApiError::bad("invalid_action", e.to_string()).with("field", json!(e.field)))?;
     let st = state.clone();
-    let out = blocking(move || run_check(&st, &action, unix_now())).await?;
+    let (out, recent) = blocking(move || run_check(&st, &action, unix_now())).await?;
+    // The recent-actions log is test data, not a verdict's record: it is written after the
+    // answer, in the writer's next group commit, so it never delays a save.
+    if let Some(recent) = recent {
+        let store = state.inner.store.clone();
+        let keep = state.inner.settings.recent_actions;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.record_recent_action(&recent, keep) {
+                tracing::warn!(error = %e, "could not keep a recent action");
+            }
+        });
+    }
     Ok(Json(out).into_response())
 }
 
-/// Evaluates every enabled filter against one action, decides, logs the hits, and answers.
-pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<Json_, ApiError> {
+/// Evaluates every enabled filter against one action, decides, logs the hits, and answers;
+/// also returns the action for the recent-actions log (when one is kept).
+pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<(Json_, Option<NewRecentAction>), ApiError> {
     let inner = &state.inner;
     let started = Instant::now();
     let set = state.filters();
@@ -377,6 +390,15 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
     );
     sample.verdict = verdict.verdict.as_str().to_string();
 
+    // One dump for the action, shared by all its hits (AbuseFilter logs one dump per action):
+    // the variables any matched filter reads.
+    let mut reads = BTreeSet::new();
+    for &i in &matched_idx {
+        if let Some(f) = set.filters.get(i) {
+            reads.extend(f.reads.iter().cloned());
+        }
+    }
+    let dump = if matched_idx.is_empty() { Json_::Null } else { vars.dump(&reads) };
     let mut hits = Vec::with_capacity(matched_idx.len());
     for &i in &matched_idx {
         let Some(f) = set.filters.get(i) else { continue };
@@ -396,7 +418,7 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
             namespace: action.namespace(),
             verdict: verdict.verdict.as_str().to_string(),
             actions_taken: taken,
-            vars: vars.dump(&f.reads),
+            vars: dump.clone(),
         });
     }
     let dumped = started.elapsed();
@@ -406,23 +428,18 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
         inner.store.record_hits(&hits)?
     };
     let logged = started.elapsed();
-    if inner.settings.recent_actions > 0 {
-        let recent = NewRecentAction {
-            time: now,
-            action: action.kind().as_str().to_string(),
-            user_name: action.user_name().to_string(),
-            page: action.page_title(),
-            body: action.stored_body(),
-        };
-        inner
-            .store
-            .record_recent_action(&recent, inner.settings.recent_actions)?;
-    }
+    let recent = (inner.settings.recent_actions > 0).then(|| NewRecentAction {
+        time: now,
+        action: action.kind().as_str().to_string(),
+        user_name: action.user_name().to_string(),
+        page: action.page_title(),
+        body: action.stored_body(),
+    });
     tracing::debug!(
         eval_us = evaluated.as_micros() as u64,
         dump_us = (dumped - evaluated).as_micros() as u64,
         hits_us = (logged - dumped).as_micros() as u64,
-        recent_us = (started.elapsed() - logged).as_micros() as u64,
+        rest_us = (started.elapsed() - logged).as_micros() as u64,
         "check timings"
     );
     inner.metrics.check(&sample);
@@ -434,7 +451,7 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
             "filters matched"
         );
     }
-    Ok(json!({
+    let answer = json!({
         "verdict": verdict.verdict,
         "matches": verdict.matches,
         "actions": verdict.actions,
@@ -444,7 +461,8 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
         "condition_limit_reached": sample.limit_reached,
         "errors": errors,
         "hits": hit_ids,
-    }))
+    });
+    Ok((answer, recent))
 }
 
 #[derive(Deserialize)]
