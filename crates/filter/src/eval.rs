@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::ast::{ArithOp, CmpOp, Expr, ExprKind, KeywordOp, LogicOp, Span};
@@ -168,9 +169,9 @@ pub struct Evaluator<'e, V> {
     /// Arrays (`added_lines`…) already joined into PHP's string form, by `Arc` address; the
     /// `Arc` is kept so the address cannot be reused while cached.
     joined: FxMap<usize, (Arc<Vec<Value>>, Arc<str>)>,
-    /// Long strings already ASCII-lowercased for the regex literal prefilter, by `Arc` address
+    /// What regex searches of one long string share (its lowercased copy…), by `Arc` address
     /// (kept, like `joined`).
-    folded: FxMap<usize, (Arc<str>, Arc<str>)>,
+    facts: FxMap<usize, (Arc<str>, Rc<pcre::HaystackFacts>)>,
     conditions: usize,
 }
 
@@ -192,7 +193,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             builtin_vars: FxMap::default(),
             memo: FxMap::default(),
             joined: FxMap::default(),
-            folded: FxMap::default(),
+            facts: FxMap::default(),
             conditions: 0,
         }
     }
@@ -554,23 +555,22 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
     }
 
-    /// The ASCII-lowercased copy of `hay` that `re`'s literal prefilter compares, computed once
-    /// per action for long strings.
-    fn folded_for(&mut self, re: &pcre::Regex, hay: &Arc<str>) -> Option<Arc<str>> {
-        if !re.prefilter_folds() || hay.len() < 256 {
+    /// The shared search facts of `hay`, kept for the action when it is long.
+    fn facts_for(&mut self, hay: &Arc<str>) -> Option<Rc<pcre::HaystackFacts>> {
+        if hay.len() < 256 {
             return None;
         }
         let key = Arc::as_ptr(hay) as *const u8 as usize;
-        if let Some((kept, f)) = self.folded.get(&key) {
+        if let Some((kept, f)) = self.facts.get(&key) {
             if Arc::ptr_eq(kept, hay) {
-                return Some(Arc::clone(f));
+                return Some(Rc::clone(f));
             }
         }
-        let f: Arc<str> = Arc::from(hay.to_ascii_lowercase());
-        if self.folded.len() >= MEMO_LIMIT {
-            self.folded.clear();
+        let f = Rc::new(pcre::HaystackFacts::new());
+        if self.facts.len() >= MEMO_LIMIT {
+            self.facts.clear();
         }
-        self.folded.insert(key, (Arc::clone(hay), Arc::clone(&f)));
+        self.facts.insert(key, (Arc::clone(hay), Rc::clone(&f)));
         Some(f)
     }
 
@@ -605,8 +605,8 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 match self.engine.regexes.get_or_compile_body(&body, false) {
                     Ok(re) => {
                         let hay = self.php_str(x);
-                        let folded = self.folded_for(&re, &hay);
-                        re.is_match_in(&hay, folded.as_deref()).unwrap_or(false)
+                        let facts = self.facts_for(&hay);
+                        re.is_match_in(&hay, facts.as_deref()).unwrap_or(false)
                     }
                     Err(_) => false,
                 }
@@ -618,8 +618,8 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                     Self::empty_match_warning(run, span, &re);
                 }
                 let hay = self.php_str(x);
-                let folded = self.folded_for(&re, &hay);
-                re.is_match_in(&hay, folded.as_deref())
+                let facts = self.facts_for(&hay);
+                re.is_match_in(&hay, facts.as_deref())
                     .map_err(|err| regex_err(run, span, &pattern, &err))?
             }
         }))
@@ -759,9 +759,9 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                         Self::empty_match_warning(run, span, &re);
                     }
                     let hay = self.arg_str(a, 1);
-                    let folded = self.folded_for(&re, &hay);
+                    let facts = self.facts_for(&hay);
                     let n = re
-                        .count_matches_in(&hay, folded.as_deref())
+                        .count_matches_in(&hay, facts.as_deref())
                         .map_err(|err| regex_err(run, span, &pattern, &err))?;
                     Value::Int(n as i64)
                 }
@@ -772,9 +772,9 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 let re = self.regex(run, span, &pattern, false)?;
                 Self::empty_match_warning(run, span, &re);
                 let hay = self.arg_str(a, 1);
-                let folded = self.folded_for(&re, &hay);
+                let facts = self.facts_for(&hay);
                 let caps = re
-                    .captures_in(&hay, folded.as_deref())
+                    .captures_in(&hay, facts.as_deref())
                     .map_err(|err| regex_err(run, span, &pattern, &err))?;
                 let found: Vec<Value> = caps.map_or_else(Vec::new, |c| {
                     c.groups()
@@ -874,9 +874,9 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 let pattern = s(1);
                 let re = self.regex(run, span, &pattern, false)?;
                 let hay = self.arg_str(a, 0);
-                let folded = self.folded_for(&re, &hay);
+                let facts = self.facts_for(&hay);
                 let out = re
-                    .replace_all_in(&hay, folded.as_deref(), &s(2))
+                    .replace_all_in(&hay, facts.as_deref(), &s(2))
                     .map_err(|err| regex_err(run, span, &pattern, &err))?;
                 Value::from(out)
             }

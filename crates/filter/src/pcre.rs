@@ -259,13 +259,13 @@ impl Regex {
     }
 
     /// A cheap necessary condition: `false` when no search of this pattern can match
-    /// `haystack`. `folded`, if given, must be `haystack.to_ascii_lowercase()`.
-    pub fn may_match(&self, haystack: &str, folded: Option<&str>) -> bool {
+    /// `haystack`. `facts`, if given, must have been made for this `haystack`.
+    pub fn may_match(&self, haystack: &str, facts: Option<&HaystackFacts>) -> bool {
         match &self.inner.required {
             None => true,
             Some(req) if !req.folded => req.searcher.is_match(haystack.as_bytes()),
-            Some(req) => match folded {
-                Some(f) => req.searcher.is_match(f.as_bytes()),
+            Some(req) => match facts {
+                Some(f) => req.searcher.is_match(f.folded(haystack).as_bytes()),
                 None => req.searcher.is_match(haystack.to_ascii_lowercase().as_bytes()),
             },
         }
@@ -277,8 +277,8 @@ impl Regex {
     }
 
     /// [`Regex::is_match`] with the haystack's ASCII-lowercased copy, if the caller has it.
-    pub fn is_match_in(&self, haystack: &str, folded: Option<&str>) -> Result<bool, RegexError> {
-        if !self.may_match(haystack, folded) {
+    pub fn is_match_in(&self, haystack: &str, facts: Option<&HaystackFacts>) -> Result<bool, RegexError> {
+        if !self.may_match(haystack, facts) {
             return Ok(false);
         }
         if let Some(found) = self.match_at_candidates(haystack) {
@@ -287,7 +287,7 @@ impl Regex {
         let Some(start) = self.lower_bound(haystack) else {
             return Ok(false);
         };
-        match self.engine(haystack) {
+        match self.engine(haystack, facts) {
             Engine::Fast(re) => Ok(re.is_match_at(haystack, start)),
             // Some match ends before the end of the haystack: PCRE2 accepts its path too.
             Engine::FastChecked(re, exact) => match re.shortest_match_at(haystack, start) {
@@ -340,15 +340,15 @@ impl Regex {
     }
 
     /// [`Regex::captures`] with the haystack's ASCII-lowercased copy, if the caller has it.
-    pub fn captures_in(&self, haystack: &str, folded: Option<&str>) -> Result<Option<Captures>, RegexError> {
-        if !self.may_match(haystack, folded) {
+    pub fn captures_in(&self, haystack: &str, facts: Option<&HaystackFacts>) -> Result<Option<Captures>, RegexError> {
+        if !self.may_match(haystack, facts) {
             return Ok(None);
         }
         let Some(start) = self.lower_bound(haystack) else {
             return Ok(None);
         };
         let mut slots = Vec::new();
-        if !self.captures_at(self.engine(haystack), haystack, start, &mut slots)? {
+        if !self.captures_at(self.engine(haystack, facts), haystack, start, &mut slots)? {
             return Ok(None);
         }
         let last = slots.iter().rposition(Option::is_some).unwrap_or(0);
@@ -373,10 +373,10 @@ impl Regex {
     pub fn replace_all_in(
         &self,
         haystack: &str,
-        folded: Option<&str>,
+        facts: Option<&HaystackFacts>,
         replacement: &str,
     ) -> Result<String, RegexError> {
-        if !self.may_match(haystack, folded) {
+        if !self.may_match(haystack, facts) {
             return Ok(haystack.to_owned());
         }
         let parts = parse_replacement(replacement);
@@ -440,7 +440,7 @@ impl Regex {
         }
         let mut out = String::with_capacity(haystack.len());
         let mut copied = 0;
-        self.for_each_match(haystack, |slots| {
+        self.for_each_match(haystack, facts, |slots| {
             if let Some(Some((start, end))) = slots.first().copied() {
                 out.push_str(haystack.get(copied..start).unwrap_or_default());
                 for part in &parts {
@@ -466,8 +466,8 @@ impl Regex {
     }
 
     /// [`Regex::count_matches`] with the haystack's ASCII-lowercased copy, if the caller has it.
-    pub fn count_matches_in(&self, haystack: &str, folded: Option<&str>) -> Result<usize, RegexError> {
-        if !self.may_match(haystack, folded) {
+    pub fn count_matches_in(&self, haystack: &str, facts: Option<&HaystackFacts>) -> Result<usize, RegexError> {
+        if !self.may_match(haystack, facts) {
             return Ok(0);
         }
         if let Some(set) = &self.inner.single {
@@ -482,7 +482,7 @@ impl Regex {
             });
         }
         let mut n = 0;
-        self.for_each_match(haystack, |_| n += 1)?;
+        self.for_each_match(haystack, facts, |_| n += 1)?;
         Ok(n)
     }
 
@@ -502,13 +502,18 @@ impl Regex {
         self.inner.matches_empty
     }
 
-    fn engine(&self, haystack: &str) -> Engine<'_> {
+    fn engine(&self, haystack: &str, facts: Option<&HaystackFacts>) -> Engine<'_> {
         let inner = &*self.inner;
         if let Some(fast) = &inner.fast {
             let newline_ok = !inner.dep_final_newline || !haystack.ends_with('\n');
             let words_ok = match &inner.word_disagreement {
                 None => true,
-                Some(check) => !has_word_disagreement(check, haystack),
+                Some(check) => !match facts {
+                    Some(f) => *f
+                        .word_disagreement
+                        .get_or_init(|| has_word_disagreement(check, haystack)),
+                    None => has_word_disagreement(check, haystack),
+                },
             };
             if newline_ok && words_ok {
                 if inner.dep_line_start && haystack.ends_with('\n') {
@@ -567,11 +572,16 @@ impl Regex {
 
     /// PHP's preg_replace/preg_match_all loop: after an empty match it retries at the same
     /// offset anchored and non-empty, and only then moves one character on.
-    fn for_each_match(&self, haystack: &str, mut f: impl FnMut(&[Option<(usize, usize)>])) -> Result<(), RegexError> {
+    fn for_each_match(
+        &self,
+        haystack: &str,
+        facts: Option<&HaystackFacts>,
+        mut f: impl FnMut(&[Option<(usize, usize)>]),
+    ) -> Result<(), RegexError> {
         let Some(mut start) = self.lower_bound(haystack) else {
             return Ok(());
         };
-        let engine = self.engine(haystack);
+        let engine = self.engine(haystack, facts);
         let mut slots = Vec::new();
         let mut after_empty = false;
         loop {
@@ -608,39 +618,53 @@ impl Regex {
 }
 
 /// Whether `haystack` holds a character on which Rust's and PCRE2's `\b` disagree (`check`
-/// finds them). The answer depends on the haystack alone and the same long haystack
-/// (`added_lines`…) meets many patterns, so the last few long answers are kept per thread.
+/// finds them). It depends on the haystack alone: callers searching one haystack with many
+/// patterns keep the answer in [`HaystackFacts`].
 fn has_word_disagreement(check: &regex::Regex, haystack: &str) -> bool {
-    const CACHED: usize = 4;
-    const MIN_LEN: usize = 4096;
-    type Entries = Vec<(Box<str>, bool)>;
-    thread_local! {
-        static RECENT: std::cell::RefCell<Entries> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    if haystack.is_ascii() {
-        return false;
-    }
-    if haystack.len() < MIN_LEN {
-        return check.is_match(haystack);
-    }
-    let known = RECENT.with(|r| {
-        r.borrow()
-            .iter()
-            .find(|(h, _)| **h == *haystack)
-            .map(|&(_, found)| found)
-    });
-    if let Some(found) = known {
-        return found;
-    }
-    let found = check.is_match(haystack);
-    RECENT.with(|r| {
-        let mut r = r.borrow_mut();
-        if r.len() >= CACHED {
-            r.remove(0);
+    // Only non-ASCII characters can be in the set: test each maximal run of them.
+    let b = haystack.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while b.get(i..i + 32).is_some_and(<[u8]>::is_ascii) {
+            i += 32;
         }
-        r.push((haystack.into(), found));
-    });
-    found
+        match b.get(i) {
+            Some(&c) if c.is_ascii() => i += 1,
+            Some(_) => {
+                let start = i;
+                while b.get(i).is_some_and(|c| !c.is_ascii()) {
+                    i += 1;
+                }
+                if haystack.get(start..i).is_some_and(|run| check.is_match(run)) {
+                    return true;
+                }
+            }
+            None => break,
+        }
+    }
+    false
+}
+
+/// What the searches of one haystack can share, whatever the pattern: its ASCII-lowercased
+/// copy (for caseless literal prefilters) and whether it holds characters on which the fast
+/// engine's `\b` is inexact. Computed on first use; the caller keeps one per haystack (for
+/// one action) and must pass it only with that haystack.
+#[derive(Debug, Default)]
+pub struct HaystackFacts {
+    folded: std::cell::OnceCell<Box<str>>,
+    word_disagreement: std::cell::OnceCell<bool>,
+}
+
+impl HaystackFacts {
+    /// Facts not yet computed.
+    pub fn new() -> HaystackFacts {
+        HaystackFacts::default()
+    }
+
+    fn folded(&self, haystack: &str) -> &str {
+        self.folded
+            .get_or_init(|| haystack.to_ascii_lowercase().into_boxed_str())
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -3028,9 +3052,14 @@ impl Period {
             // bound.
             Some(0)
         } else {
-            let chars: Vec<char> = haystack.chars().collect();
-            let at = periodic_run(&chars, self.lo, self.hi, self.reps, |x, y| x == y)?;
-            Some(chars.iter().take(at).map(|c| c.len_utf8()).sum())
+            // `p` characters are `p..=4p` bytes, and a string repeated is periodic in bytes
+            // too: scan the bytes with every such period, then back up to a character start.
+            let b = haystack.as_bytes();
+            let mut at = periodic_run(b, self.lo, self.hi.saturating_mul(4), self.reps, |x, y| x == y)?;
+            while at > 0 && !haystack.is_char_boundary(at) {
+                at -= 1;
+            }
+            Some(at)
         }
     }
 }
@@ -3038,6 +3067,47 @@ impl Period {
 /// Index of the first `j` starting a run of `reps * p` positions with `s[j] == s[j + p]`, for
 /// some `p` in `lo..=hi`.
 fn periodic_run<T: Copy>(s: &[T], lo: usize, hi: usize, reps: usize, eq: impl Fn(T, T) -> bool) -> Option<usize> {
+    if reps == 0 {
+        return periodic_run_plain(s, lo, hi, reps, eq);
+    }
+    let mut best: Option<usize> = None;
+    for p in lo.max(1)..=hi {
+        // Every run of `need` positions `j` with `s[j] == s[j + p]` holds one of the checked
+        // positions, `need` apart: only around a checked position that holds is the run
+        // measured.
+        let need = reps.saturating_mul(p);
+        let m = s.len().saturating_sub(p);
+        let limit = best.unwrap_or(usize::MAX);
+        let same = |j: usize| eq(s[j], s[j + p]);
+        let mut q = need - 1;
+        while q < m {
+            if !same(q) {
+                q += need;
+                continue;
+            }
+            let mut a = q;
+            while a > 0 && same(a - 1) {
+                a -= 1;
+            }
+            if a >= limit {
+                break;
+            }
+            let mut end = q + 1;
+            while end < m && end - a < need && same(end) {
+                end += 1;
+            }
+            if end - a >= need {
+                best = Some(a);
+                break;
+            }
+            q = end + need;
+        }
+    }
+    best
+}
+
+/// [`periodic_run`] position by position.
+fn periodic_run_plain<T: Copy>(s: &[T], lo: usize, hi: usize, reps: usize, eq: impl Fn(T, T) -> bool) -> Option<usize> {
     let mut best: Option<usize> = None;
     for p in lo.max(1)..=hi {
         let need = reps.saturating_mul(p);
@@ -3376,45 +3446,76 @@ fn repeated_word_starts(haystack: &str, rw: RepeatedWord, limit: usize) -> Vec<u
     let Some((word, space, ascii)) = char_kinds() else {
         return vec![0];
     };
-    let (offsets, chars): (Vec<usize>, Vec<char>) = haystack.char_indices().unzip();
-    let mut found = Vec::new();
-    let kinds: Vec<u8> = chars
-        .iter()
-        .map(|&c| match ascii.get(c as usize) {
-            Some(&k) => k,
-            None => {
-                let mut buf = [0; 4];
-                let s = c.encode_utf8(&mut buf);
-                if word.is_match(s) {
-                    WORD
-                } else if space.is_match(s) {
-                    SPACE
-                } else {
-                    OTHER
+    let b = haystack.as_bytes();
+    let n = b.len();
+    // The kind and UTF-8 length of the character at byte `i` (`(OTHER, 0)` at the end).
+    let kind_at = |i: usize| -> (u8, usize) {
+        match b.get(i) {
+            Some(&c) if c.is_ascii() => (ascii[usize::from(c)], 1),
+            Some(_) => match haystack.get(i..).and_then(|r| r.chars().next()) {
+                Some(ch) => {
+                    let mut buf = [0; 4];
+                    let s = ch.encode_utf8(&mut buf);
+                    let k = if word.is_match(s) {
+                        WORD
+                    } else if space.is_match(s) {
+                        SPACE
+                    } else {
+                        OTHER
+                    };
+                    (k, ch.len_utf8())
                 }
-            }
-        })
-        .collect();
+                None => (OTHER, 1),
+            },
+            None => (OTHER, 0),
+        }
+    };
+    // Byte offset of the character before byte `i` (> 0).
+    let prev_start = |i: usize| -> usize {
+        let mut p = i.saturating_sub(1);
+        while p > 0 && b.get(p).is_some_and(|&c| c & 0xC0 == 0x80) {
+            p -= 1;
+        }
+        p
+    };
     let same =
         |x: char, y: char| x == y || (caseless && (!x.is_ascii() || !y.is_ascii() || x.eq_ignore_ascii_case(&y)));
-    let n = chars.len();
-    let mut j = 1;
+    let mut found = Vec::new();
+    let mut prev_kind = OTHER;
+    // Where the run of word characters before `j` starts.
+    let mut word_start = 0;
+    let mut j = 0;
     while j < n {
-        if kinds[j] != SPACE || kinds[j - 1] != WORD {
-            j += 1;
+        (j, prev_kind, word_start) = ascii_scan_to_word_space(b, ascii, j, prev_kind, word_start);
+        let (kj, lj) = kind_at(j);
+        if lj == 0 {
+            break;
+        }
+        if kj != SPACE || prev_kind != WORD {
+            if kj == WORD && prev_kind != WORD {
+                word_start = j;
+            }
+            prev_kind = kj;
+            j += lj.max(1);
             continue;
         }
-        let mut a = j;
-        while a > 0 && kinds[a - 1] == WORD {
-            a -= 1;
-        }
+        let a = word_start;
         let mut k = j;
-        while k < n && kinds[k] == SPACE {
-            k += 1;
+        loop {
+            let (kk, lk) = kind_at(k);
+            if kk != SPACE || lk == 0 {
+                break;
+            }
+            k += lk;
         }
-        if j - a > 256 {
+        let word_chars = if j - a > 256 {
+            haystack.get(a..j).map_or(0, |w| w.chars().count())
+        } else {
+            0
+        };
+        if word_chars > 256 {
             // Too long a word to compare every suffix: it could start anywhere in it.
-            found.push(offsets.get(a).copied().unwrap_or(0));
+            found.push(a);
             if !rw.boundary_before {
                 found.resize(limit.max(found.len()), usize::MAX);
             }
@@ -3422,28 +3523,76 @@ fn repeated_word_starts(haystack: &str, rw: RepeatedWord, limit: usize) -> Vec<u
                 return found;
             }
             j = k;
+            prev_kind = SPACE;
             continue;
         }
-        let is_word = |at: usize| kinds.get(at) == Some(&WORD);
         // With `\b` before the group, it starts where the word does (its first character is a
         // word character).
-        let last_start = if rw.boundary_before { a } else { j - 1 };
-        for i in a..=last_start {
-            let len = j - i;
-            let end = k + len;
-            if end <= n
-                && (0..len).all(|t| same(chars[i + t], chars[k + t]))
-                && (!rw.boundary_after || is_word(end - 1) != is_word(end))
-            {
-                found.push(offsets.get(i).copied().unwrap_or(0));
+        let last_start = if rw.boundary_before { a } else { prev_start(j) };
+        let mut i = a;
+        while i <= last_start {
+            // Cheap rejection on the first bytes when both are ASCII.
+            if let (Some(&x), Some(&y)) = (b.get(i), b.get(k)) {
+                if x.is_ascii() && y.is_ascii() && !(x == y || (caseless && x.eq_ignore_ascii_case(&y))) {
+                    i += 1;
+                    continue;
+                }
+            }
+            let group = haystack.get(i..j).unwrap_or_default();
+            let mut copy = haystack.get(k..).unwrap_or_default().chars();
+            let mut end = k;
+            let mut last_word = false;
+            let mut ok = true;
+            for x in group.chars() {
+                match copy.next() {
+                    Some(y) if same(x, y) => {
+                        last_word = kind_at(end).0 == WORD;
+                        end += y.len_utf8();
+                    }
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok && (!rw.boundary_after || last_word != (kind_at(end).0 == WORD)) {
+                found.push(i);
                 if found.len() >= limit {
                     return found;
                 }
             }
+            i += kind_at(i).1.max(1);
         }
         j = k;
+        prev_kind = SPACE;
     }
     found
+}
+
+/// From byte `j` (after a character of kind `prev`), the first byte that is not ASCII or is
+/// white space right after a word character, with the kind of the character before it.
+fn ascii_scan_to_word_space(
+    b: &[u8],
+    ascii: &[u8; 128],
+    mut j: usize,
+    mut prev: u8,
+    mut word_start: usize,
+) -> (usize, u8, usize) {
+    while let Some(&c) = b.get(j) {
+        if !c.is_ascii() {
+            break;
+        }
+        let k = ascii[usize::from(c)];
+        if k == SPACE && prev == WORD {
+            break;
+        }
+        if k == WORD && prev != WORD {
+            word_start = j;
+        }
+        prev = k;
+        j += 1;
+    }
+    (j, prev, word_start)
 }
 
 fn contains_continue(node: &Node) -> bool {
@@ -4471,6 +4620,82 @@ mod tests {
         assert_eq!(re.map(|r| r.count_matches("ab\nab").ok()), Some(Some(1)));
     }
 
+    #[allow(clippy::needless_range_loop)]
+    fn repeated_word_starts_slow(haystack: &str, rw: RepeatedWord, limit: usize) -> Vec<usize> {
+        let caseless = rw.caseless;
+        let Some((word, space, ascii)) = char_kinds() else {
+            return vec![0];
+        };
+        let (offsets, chars): (Vec<usize>, Vec<char>) = haystack.char_indices().unzip();
+        let mut found = Vec::new();
+        let kinds: Vec<u8> = chars
+            .iter()
+            .map(|&c| match ascii.get(c as usize) {
+                Some(&k) => k,
+                None => {
+                    let mut buf = [0; 4];
+                    let s = c.encode_utf8(&mut buf);
+                    if word.is_match(s) {
+                        WORD
+                    } else if space.is_match(s) {
+                        SPACE
+                    } else {
+                        OTHER
+                    }
+                }
+            })
+            .collect();
+        let same =
+            |x: char, y: char| x == y || (caseless && (!x.is_ascii() || !y.is_ascii() || x.eq_ignore_ascii_case(&y)));
+        let n = chars.len();
+        let mut j = 1;
+        while j < n {
+            if kinds[j] != SPACE || kinds[j - 1] != WORD {
+                j += 1;
+                continue;
+            }
+            let mut a = j;
+            while a > 0 && kinds[a - 1] == WORD {
+                a -= 1;
+            }
+            let mut k = j;
+            while k < n && kinds[k] == SPACE {
+                k += 1;
+            }
+            if j - a > 256 {
+                // Too long a word to compare every suffix: it could start anywhere in it.
+                found.push(offsets.get(a).copied().unwrap_or(0));
+                if !rw.boundary_before {
+                    found.resize(limit.max(found.len()), usize::MAX);
+                }
+                if found.len() >= limit {
+                    return found;
+                }
+                j = k;
+                continue;
+            }
+            let is_word = |at: usize| kinds.get(at) == Some(&WORD);
+            // With `\b` before the group, it starts where the word does (its first character is a
+            // word character).
+            let last_start = if rw.boundary_before { a } else { j - 1 };
+            for i in a..=last_start {
+                let len = j - i;
+                let end = k + len;
+                if end <= n
+                    && (0..len).all(|t| same(chars[i + t], chars[k + t]))
+                    && (!rw.boundary_after || is_word(end - 1) != is_word(end))
+                {
+                    found.push(offsets.get(i).copied().unwrap_or(0));
+                    if found.len() >= limit {
+                        return found;
+                    }
+                }
+            }
+            j = k;
+        }
+        found
+    }
+
     /// The same pattern without the shortcuts (prefilter, single-character path, checked fast
     /// path): the exact engine whenever it exists.
     fn reference(re: &Regex) -> Regex {
@@ -4802,6 +5027,32 @@ mod tests {
                     }
                     let _ = re.replace_all(&h, "<$0>");
                 }
+            }
+
+            #[test]
+            fn periodic_run_skips_like_the_plain_scan(
+                s in "[ab]{0,40}|[abc]{0,60}",
+                lo in 1usize..4,
+                span in 0usize..4,
+                reps in 1usize..5,
+            ) {
+                let b = s.as_bytes();
+                prop_assert_eq!(
+                    periodic_run(b, lo, lo + span, reps, |x, y| x == y),
+                    periodic_run_plain(b, lo, lo + span, reps, |x, y| x == y)
+                );
+            }
+
+            #[test]
+            fn repeated_word_scan_matches_the_char_array_version(
+                h in "[ab\u{e9}\u{301}\u{212A}kK ,\t]{0,20}",
+                ci in any::<bool>(),
+                before in any::<bool>(),
+                after in any::<bool>(),
+                limit in 1usize..6,
+            ) {
+                let rw = RepeatedWord { caseless: ci, boundary_before: before, boundary_after: after, leading: true };
+                prop_assert_eq!(repeated_word_starts(&h, rw, limit), super::repeated_word_starts_slow(&h, rw, limit));
             }
 
             /// The literal prefilter never rules out a haystack the engines would match.

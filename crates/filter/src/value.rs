@@ -364,6 +364,8 @@ impl Value {
     pub(crate) fn equals(&self, other: &Value, strict: bool) -> Result<bool, ArithError> {
         let is_array = |v: &Value| v.type_of() == Type::Array;
         match (self, other) {
+            // Same type, and equal decimal strings exactly when equal.
+            (Value::Int(a), Value::Int(b)) => Ok(a == b),
             (Value::Array(a), Value::Array(b)) => {
                 if a.len() != b.len() {
                     return Ok(false);
@@ -405,6 +407,12 @@ impl Value {
     /// [`Value::php_compare`], failing where AbuseFilter does: an array holding an undefined
     /// item cannot become a string.
     pub(crate) fn compare(&self, other: &Value) -> Result<Ordering, ArithError> {
+        // Two integers' decimal strings compare numerically: skip building them.
+        if let (Value::Int(a), Value::Int(b)) = (self, other) {
+            if *a != i64::MIN && *b != i64::MIN {
+                return Ok(a.cmp(b));
+            }
+        }
         if self.has_undefined() || other.has_undefined() {
             return Err(ArithError::Undefined);
         }
