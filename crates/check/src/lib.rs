@@ -41,6 +41,7 @@
 pub mod action;
 pub mod actions;
 pub mod diff;
+pub mod import;
 pub mod links;
 mod mwdiff;
 pub mod time;

@@ -53,7 +53,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { durability: "full".into() }
+        StoreConfig {
+            durability: "full".into(),
+        }
     }
 }
 
@@ -524,5 +526,23 @@ mod tests {
         assert_eq!(a.check_token.expose(), b.check_token.expose());
         assert_eq!(a.check_token.expose().len(), 64);
         assert_eq!(format!("{:?}", a.check_token), "Secret(***)");
+    }
+
+    proptest::proptest! {
+        // Whatever the file and environment say, loading answers Ok or a clear error.
+        #[test]
+        fn loading_never_panics(text in "[ -~\n]{0,200}", limit in "[0-9a-z-]{0,8}") {
+            let p = write("prop", &text);
+            let env = env(&[("WIKIGUARD_ENGINE_CONDITION_LIMIT", limit.as_str())]);
+            if let Ok(raw) = load_raw(Some(&p), &env) {
+                let _ = raw.validate(false);
+            }
+        }
+
+        #[test]
+        fn numbers_from_the_environment_round_trip(n in 0usize..1_000_000) {
+            let raw = load_raw(None, &env(&[("WIKIGUARD_RECENT_ACTIONS", &n.to_string())])).unwrap();
+            proptest::prop_assert_eq!(raw.recent_actions, n);
+        }
     }
 }

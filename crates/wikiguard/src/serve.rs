@@ -10,7 +10,6 @@ use wikiguard_filter::{Engine, Evaluator, Program};
 use wikiguard_store::{MemoryCounters, SqliteStore, Store};
 
 use crate::config::{self, Settings, TokenSource};
-use crate::filters;
 use crate::server::{self, AppState};
 
 /// The engine as the settings describe it.
@@ -118,8 +117,8 @@ pub fn import_abusefilter(config_file: Option<&Path>, file: &Path) -> Result<Str
     let settings = settings(config_file, false)?;
     let engine = engine(&settings.engine)?;
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let (imported, warnings) =
-        filters::parse_abusefilter_export(&text, &engine).with_context(|| format!("{}", file.display()))?;
+    let (imported, warnings) = wikiguard_check::import::parse_abusefilter_export(&text, &engine)
+        .with_context(|| format!("{}", file.display()))?;
     let store = open_store(&settings)?;
     let mut out = String::new();
     for f in &imported {
@@ -150,7 +149,7 @@ pub fn filter_test(filter_file: &Path, against: &Path, equivset: Option<&Path>) 
     let mut rules: Vec<(String, String)> = Vec::new();
     match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(serde_json::Value::Object(o)) if o.contains_key("query") => {
-            for f in filters::parse_abusefilter_export(&text, &engine)?.0 {
+            for f in wikiguard_check::import::parse_abusefilter_export(&text, &engine)?.0 {
                 rules.push((f.id.to_string(), f.spec.pattern));
             }
         }

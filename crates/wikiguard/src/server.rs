@@ -330,7 +330,11 @@ async fn check(
 
 /// Evaluates every enabled filter against one action, decides, logs the hits, and answers;
 /// also returns the action for the recent-actions log (when one is kept).
-pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<(Json_, Option<NewRecentAction>), ApiError> {
+pub(crate) fn run_check(
+    state: &AppState,
+    action: &Action,
+    now: i64,
+) -> Result<(Json_, Option<NewRecentAction>), ApiError> {
     let inner = &state.inner;
     let started = Instant::now();
     let set = state.filters();
@@ -398,7 +402,11 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<(
             reads.extend(f.reads.iter().cloned());
         }
     }
-    let dump = if matched_idx.is_empty() { Json_::Null } else { vars.dump(&reads) };
+    let dump = if matched_idx.is_empty() {
+        Json_::Null
+    } else {
+        vars.dump(&reads)
+    };
     let mut hits = Vec::with_capacity(matched_idx.len());
     for &i in &matched_idx {
         let Some(f) = set.filters.get(i) else { continue };
