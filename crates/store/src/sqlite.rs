@@ -701,7 +701,11 @@ fn encode_hits(hits: &[NewHit]) -> Result<(Vec<EncodedHit>, Vec<String>), StoreE
         }
         let mut slim = hit.clone();
         slim.vars = serde_json::Value::Null;
-        rows.push((slim, encode(&hit.actions_taken, "a hit's actions_taken")?, dumps.len().saturating_sub(1)));
+        rows.push((
+            slim,
+            encode(&hit.actions_taken, "a hit's actions_taken")?,
+            dumps.len().saturating_sub(1),
+        ));
     }
     Ok((rows, dumps))
 }
@@ -709,7 +713,9 @@ fn encode_hits(hits: &[NewHit]) -> Result<(Vec<EncodedHit>, Vec<String>), StoreE
 /// Inserts hits and counts them on their filters (`NotFound` for an unknown filter).
 fn insert_hits(conn: &Connection, rows: &[EncodedHit], dumps: &[String]) -> Result<Vec<i64>, StoreError> {
     let fail = |e| sql_error("cannot record a hit", e);
-    let mut dump = conn.prepare_cached("INSERT INTO var_dumps (vars) VALUES (?1)").map_err(fail)?;
+    let mut dump = conn
+        .prepare_cached("INSERT INTO var_dumps (vars) VALUES (?1)")
+        .map_err(fail)?;
     let mut dump_ids = Vec::with_capacity(dumps.len());
     for d in dumps {
         dump.execute([d]).map_err(fail)?;
@@ -1017,7 +1023,13 @@ mod tests {
         let mut c = a.clone();
         c.vars = serde_json::json!({"user_name": "other"});
         store.record_hits(&[a.clone(), b.clone(), c.clone()]).unwrap();
-        let dumps: i64 = store.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM var_dumps", [], |r| r.get(0)).unwrap())).unwrap();
+        let dumps: i64 = store
+            .read(|conn| {
+                Ok(conn
+                    .query_row("SELECT COUNT(*) FROM var_dumps", [], |r| r.get(0))
+                    .unwrap())
+            })
+            .unwrap();
         assert_eq!(dumps, 2);
         let back = store.hits(&HitQuery::default()).unwrap();
         let vars: Vec<_> = back.iter().rev().map(|h| h.hit.vars.clone()).collect();
