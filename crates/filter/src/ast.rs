@@ -137,8 +137,8 @@ pub enum ExprKind {
     Int(i64),
     /// A float literal.
     Float(f64),
-    /// A string literal.
-    Str(String),
+    /// A string literal (shared, so evaluating it allocates nothing).
+    Str(std::sync::Arc<str>),
     /// `true` / `false`
     Bool(bool),
     /// `null`

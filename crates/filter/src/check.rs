@@ -330,7 +330,7 @@ fn literal(e: &Expr) -> Option<Value> {
     Some(match &e.kind {
         ExprKind::Int(i) => Value::Int(*i),
         ExprKind::Float(f) => Value::Float(*f),
-        ExprKind::Str(s) => Value::from(s.as_str()),
+        ExprKind::Str(s) => Value::Str(std::sync::Arc::clone(s)),
         ExprKind::Bool(b) => Value::Bool(*b),
         ExprKind::Null => Value::Null,
         _ => return None,

@@ -281,16 +281,26 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         if let Some(v) = run.user.get(name) {
             return v.clone();
         }
-        let name = vars::canonical(name);
+        // Cached under the name as written too, so a repeated read skips `canonical`.
         if let Some(v) = self.builtin_vars.get(name) {
             return v.clone();
         }
-        if !self.engine.known.in_use(name) {
-            // A user variable assigned only in a branch that did not run.
-            return Value::Undefined;
+        let canonical = vars::canonical(name);
+        let v = match self.builtin_vars.get(canonical) {
+            Some(v) => v.clone(),
+            None => {
+                if !self.engine.known.in_use(canonical) {
+                    // A user variable assigned only in a branch that did not run.
+                    return Value::Undefined;
+                }
+                let v = self.vars.get(canonical).unwrap_or(Value::Null);
+                self.builtin_vars.insert(canonical.to_string(), v.clone());
+                v
+            }
+        };
+        if canonical != name {
+            self.builtin_vars.insert(name.to_string(), v.clone());
         }
-        let v = self.vars.get(name).unwrap_or(Value::Null);
-        self.builtin_vars.insert(name.to_string(), v.clone());
         v
     }
 
@@ -299,7 +309,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         Ok(match &e.kind {
             Int(i) => Value::Int(*i),
             Float(f) => Value::Float(*f),
-            Str(s) => Value::from(s.as_str()),
+            Str(s) => Value::Str(Arc::clone(s)),
             Bool(b) => Value::Bool(*b),
             Null => Value::Null,
             Var(name) => self.var(run, name),

@@ -198,38 +198,6 @@ impl Equivset {
         }
     }
 
-    /// Calls `f` with every character of `self.normalize(s)`, in order, without building it.
-    #[inline]
-    fn for_each_normalized(&self, s: &str, mut f: impl FnMut(char)) {
-        if self.map.is_empty() {
-            s.chars().for_each(f);
-            return;
-        }
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        while let Some(&b) = bytes.get(i) {
-            if b.is_ascii() {
-                match self.ascii_byte.get(usize::from(b)) {
-                    Some(&m) if m.is_ascii() => f(char::from(m)),
-                    _ => match self.replacement(char::from(b)) {
-                        Some(r) => r.chars().for_each(&mut f),
-                        None => f(char::from(b)),
-                    },
-                }
-                i += 1;
-            } else {
-                let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
-                    break;
-                };
-                match self.map.get(&c) {
-                    Some(r) => r.chars().for_each(&mut f),
-                    None => f(c),
-                }
-                i += c.len_utf8();
-            }
-        }
-    }
-
     /// Replace every character that is a key by its value (PHP `strtr($s, $table)`).
     pub fn normalize(&self, s: &str) -> String {
         if self.map.is_empty() {
@@ -552,26 +520,64 @@ pub fn rmwhitespace(s: &str) -> String {
 pub fn norm(s: &str, eq: &Equivset) -> String {
     // One pass: rmdoubles compares the normalised characters before anything is removed, then
     // a character survives rmspecials and rmwhitespace if it is a letter or number.
-    let mut out = String::with_capacity(s.len());
-    let mut last = None;
-    let keep = |c: char| {
-        if last != Some(c) {
-            last = Some(c);
-            if c.is_ascii() {
-                if c.is_ascii_alphanumeric() {
-                    out.push(c);
+    struct State {
+        out: Vec<u8>,
+        last: u32,
+    }
+    impl State {
+        #[inline]
+        fn ascii(&mut self, m: u8) {
+            if self.last != u32::from(m) {
+                self.last = u32::from(m);
+                if m.is_ascii_alphanumeric() {
+                    self.out.push(m);
                 }
-            } else if is_kept_by_rmspecials(c) && !is_pcre_space(c) {
-                out.push(c);
             }
         }
-    };
-    if eq.map.is_empty() {
-        s.chars().for_each(keep);
-    } else {
-        eq.for_each_normalized(s, keep);
+        #[inline]
+        fn char(&mut self, c: char) {
+            if c.is_ascii() {
+                self.ascii(c as u8);
+            } else if self.last != u32::from(c) {
+                self.last = u32::from(c);
+                if is_kept_by_rmspecials(c) && !is_pcre_space(c) {
+                    let mut buf = [0u8; 4];
+                    self.out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
     }
-    out
+    let mut st = State {
+        out: Vec::with_capacity(s.len()),
+        last: u32::MAX,
+    };
+    let bytes = s.as_bytes();
+    let identity = eq.map.is_empty();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            match eq.ascii_byte.get(usize::from(b)) {
+                _ if identity => st.ascii(b),
+                Some(&m) if m.is_ascii() => st.ascii(m),
+                _ => match eq.replacement(char::from(b)) {
+                    Some(r) => r.chars().for_each(|c| st.char(c)),
+                    None => st.ascii(b),
+                },
+            }
+            i += 1;
+        } else {
+            let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
+                break;
+            };
+            match if identity { None } else { eq.map.get(&c) } {
+                Some(r) => r.chars().for_each(|c| st.char(c)),
+                None => st.char(c),
+            }
+            i += c.len_utf8();
+        }
+    }
+    // Whole characters were copied: always valid UTF-8.
+    String::from_utf8(st.out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `norm` as the composition of the four steps AbuseFilter runs (kept for tests).
@@ -588,9 +594,21 @@ pub fn specialratio(s: &str) -> f64 {
     }
     let mut total = 0usize;
     let mut kept = 0usize;
-    for c in s.chars() {
-        total += 1;
-        kept += usize::from(is_kept_by_rmspecials(c));
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            total += 1;
+            kept += usize::from(b.is_ascii_alphanumeric() || is_pcre_space(char::from(b)));
+            i += 1;
+        } else {
+            let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
+                break;
+            };
+            total += 1;
+            kept += usize::from(is_kept_by_rmspecials(c));
+            i += c.len_utf8();
+        }
     }
     // Same IEEE operations as PHP: int/int division (exact when it divides), then 1. - x.
     1.0 - (kept as f64 / total as f64)

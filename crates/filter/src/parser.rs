@@ -557,7 +557,7 @@ impl Parser<'_> {
         let at = self.span();
         let kind = match &self.cur().tok {
             Tok::Ident(name) => ExprKind::Var(name.to_ascii_lowercase()),
-            Tok::Str(s) => ExprKind::Str(s.clone()),
+            Tok::Str(s) => ExprKind::Str(s.as_str().into()),
             Tok::Int(i) => ExprKind::Int(*i),
             Tok::Float(f) => ExprKind::Float(*f),
             Tok::Keyword("true") => ExprKind::Bool(true),

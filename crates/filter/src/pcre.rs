@@ -136,6 +136,8 @@ struct Inner {
     single: Option<AsciiSet>,
     /// Literals every match contains (see [`Required`]).
     required: Option<Required>,
+    /// A run of characters every match contains (see [`MinRun`]).
+    min_run: Option<MinRun>,
     group_count: usize,
     names: Arc<[(String, usize)]>,
     matches_empty: bool,
@@ -261,6 +263,11 @@ impl Regex {
     /// A cheap necessary condition: `false` when no search of this pattern can match
     /// `haystack`. `facts`, if given, must have been made for this `haystack`.
     pub fn may_match(&self, haystack: &str, facts: Option<&HaystackFacts>) -> bool {
+        if let Some(run) = &self.inner.min_run {
+            if !run.found(haystack.as_bytes()) {
+                return false;
+            }
+        }
         match &self.inner.required {
             None => true,
             Some(req) if !req.folded => req.searcher.is_match(haystack.as_bytes()),
@@ -3795,12 +3802,13 @@ fn class_lits(class: &Class, fold: bool) -> Lits {
     if full.len() <= LIT_MAX_SET {
         return Lits::Exact(full);
     }
-    let prefixes: LitSet = full.iter().map(|s| s[..s.len().min(2)].to_vec()).collect();
-    if prefixes.len() <= LIT_MAX_SET {
-        Lits::Required(prefixes)
-    } else {
-        Lits::Unknown
+    for keep in [2, 1] {
+        let prefixes: LitSet = full.iter().map(|s| s[..s.len().min(keep)].to_vec()).collect();
+        if prefixes.len() <= LIT_MAX_SET {
+            return Lits::Required(prefixes);
+        }
     }
+    Lits::Unknown
 }
 
 fn lits(node: &Node, fold: bool) -> Lits {
@@ -3897,6 +3905,91 @@ fn lits(node: &Node, fold: bool) -> Lits {
             }
         }
     }
+}
+
+/// The pattern needs `min` consecutive characters of one set on every match path, so a window
+/// of `min` bytes all in `table` is necessary (bytes of non-ASCII characters always are).
+#[derive(Debug)]
+struct MinRun {
+    table: [bool; 256],
+    min: usize,
+}
+
+/// A run shorter than this is too common to be worth a scan.
+const MIN_RUN_WORTH: u32 = 4;
+
+impl MinRun {
+    /// Whether `b` has `min` consecutive bytes in the table. Every such window holds one of
+    /// the positions checked (`min` apart), so only around those is a run measured.
+    fn found(&self, b: &[u8]) -> bool {
+        let m = self.min;
+        if m == 0 {
+            return true;
+        }
+        let is_in = |i: usize| b.get(i).is_some_and(|&c| self.table[usize::from(c)]);
+        let mut q = m - 1;
+        while q < b.len() {
+            if !is_in(q) {
+                q += m;
+                continue;
+            }
+            let mut a = q;
+            while a > 0 && q + 1 - a < m && is_in(a - 1) {
+                a -= 1;
+            }
+            let mut end = q + 1;
+            while end - a < m && is_in(end) {
+                end += 1;
+            }
+            if end - a >= m {
+                return true;
+            }
+            q = end + m;
+        }
+        false
+    }
+}
+
+/// The longest `X{m,}` with `X` one character (class) that every match goes through.
+fn build_min_run(tree: &Node) -> Option<MinRun> {
+    let mut nodes = Vec::new();
+    flatten_required(tree, &mut nodes);
+    let mut best: Option<MinRun> = None;
+    for node in nodes {
+        let Node::Repeat { node: x, min, .. } = node else {
+            continue;
+        };
+        if *min < MIN_RUN_WORTH || best.as_ref().is_some_and(|b| b.min >= *min as usize) {
+            continue;
+        }
+        if !matches!(**x, Node::Class(_) | Node::Lit { .. } | Node::Any { .. }) {
+            continue;
+        }
+        let mut em = Emitter {
+            target: Target::Fast,
+            deps: Deps::default(),
+            groups: Vec::new(),
+            in_backref: false,
+        };
+        let mut src = String::from(r"\A(?:");
+        if em.emit(x, &mut src).is_err() {
+            continue;
+        }
+        src.push_str(r")\z");
+        let Ok(one) = compile_fast(&src) else {
+            continue;
+        };
+        let mut table = [true; 256];
+        for (b, slot) in table.iter_mut().enumerate().take(128) {
+            let mut buf = [0u8; 4];
+            *slot = one.is_match(char::from(b as u8).encode_utf8(&mut buf));
+        }
+        best = Some(MinRun {
+            table,
+            min: *min as usize,
+        });
+    }
+    best
 }
 
 /// The literal prefilter of `tree`, when the analysis finds one.
@@ -4034,6 +4127,7 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
             prefilter,
             single: single_char(&tree),
             required: build_required(&tree),
+            min_run: build_min_run(&tree),
             group_count: parser.groups,
             names: parser.names.into(),
             matches_empty: false,
@@ -4711,6 +4805,7 @@ mod tests {
                 prefilter: None,
                 single: None,
                 required: None,
+                min_run: None,
                 group_count: i.group_count,
                 names: Arc::clone(&i.names),
                 matches_empty: i.matches_empty,
@@ -4940,9 +5035,52 @@ mod tests {
 
         fn literal_pattern_strategy() -> impl Strategy<Value = String> {
             let atoms = prop::sample::select(vec![
-                "a", "b", "k", "K", "s", "S", "\u{212A}", "\u{17F}", "é", "É", ":", "\\)", "(?i)", "(?-i)", "(?i:",
-                "(", ")", "(?:", "(?=", "(?<=", "(?!", "|", "?", "*", "+", "{2}", "{0,1}", "{1,2}", "[ab]", "[a-c]",
-                "[kK]", "[sé]", "[^a]", "\\b", ".", "\\s", "\\w", "^", "$", "\\1", "\\K",
+                "a",
+                "b",
+                "k",
+                "K",
+                "s",
+                "S",
+                "\u{212A}",
+                "\u{17F}",
+                "é",
+                "É",
+                ":",
+                "\\)",
+                "(?i)",
+                "(?-i)",
+                "(?i:",
+                "(",
+                ")",
+                "(?:",
+                "(?=",
+                "(?<=",
+                "(?!",
+                "|",
+                "?",
+                "*",
+                "+",
+                "{2}",
+                "{0,1}",
+                "{1,2}",
+                "[ab]",
+                "[a-c]",
+                "[kK]",
+                "[sé]",
+                "[^a]",
+                "\\b",
+                ".",
+                "\\s",
+                "\\w",
+                "^",
+                "$",
+                "\\1",
+                "\\K",
+                "{4,}",
+                "{5}",
+                "[^\\s]{4,}",
+                "[[:alpha:]]{4,}",
+                "[\\x{400}-\\x{4ff}]",
             ]);
             prop::collection::vec(atoms, 0..8).prop_map(|v| v.concat())
         }
@@ -5059,7 +5197,7 @@ mod tests {
             #[test]
             fn literal_prefilter_is_a_necessary_condition(
                 p in literal_pattern_strategy(),
-                h in "[abkKsS\u{212A}\u{17F}éÉ:) \n]{0,14}",
+                h in "[abkKsS\u{212A}\u{17F}éÉ:) \nд]{0,14}",
                 ci in any::<bool>(),
             ) {
                 if let Ok(re) = Regex::new(&p, ci) {

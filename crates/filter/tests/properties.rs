@@ -530,7 +530,7 @@ fn leaf_tree() -> impl Strategy<Value = Expr> {
             select(vec![0.0, 0.1, 1e-7, 5e-324, 1e21, 1e300, f64::MAX, f64::MIN_POSITIVE]),
         ]
         .prop_map(ExprKind::Float),
-        3 => prop_oneof!["(?s).{0,8}", "[\"'\\\\\n\r\t\u{0}-\u{1f}a-z é😀*/]{0,10}"].prop_map(ExprKind::Str),
+        3 => prop_oneof!["(?s).{0,8}", "[\"'\\\\\n\r\t\u{0}-\u{1f}a-z é😀*/]{0,10}"].prop_map(|s: String| ExprKind::Str(s.into())),
         1 => any::<bool>().prop_map(ExprKind::Bool),
         1 => Just(ExprKind::Null),
         3 => var_name().prop_map(ExprKind::Var),
