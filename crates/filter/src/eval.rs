@@ -182,7 +182,7 @@ struct Run<'r> {
     warnings: Vec<Warning>,
 }
 
-type R = Result<Value, EvalError>;
+type R = Result<Value, Box<EvalError>>;
 
 impl<'e, V: Variables> Evaluator<'e, V> {
     /// An evaluator for one action whose variables come from `vars`.
@@ -217,7 +217,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             warnings: Vec::new(),
         };
         let value = match root {
-            Some(root) => self.node(&mut run, root)?,
+            Some(root) => self.node(&mut run, root).map_err(|e| *e)?,
             None => Value::Null,
         };
         // AbuseFilter's `parse()` calls `toBool()`, which fails on a negated array.
@@ -322,12 +322,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             }
             UnknownCall(name, _) => {
                 // The checker refuses such a tree; only an unchecked one gets here.
-                return Err(Self::err(
-                    run,
-                    e.span,
-                    "unknownfunction",
-                    format!("`{name}` is not a function"),
-                ));
+                return Err(Self::err(run, e.span, "unknownfunction", format!("`{name}` is not a function")).into());
             }
             Call(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
@@ -349,15 +344,12 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 let items = match base {
                     Value::Array(items) => items,
                     v @ Value::Tagged(..) if v.type_of() == crate::value::Type::Array => {
-                        return Err(Self::arith_err(run, e.span, ArithError::Type, None));
+                        return Err(Self::arith_err(run, e.span, ArithError::Type, None).into());
                     }
                     _ => {
-                        return Err(Self::err(
-                            run,
-                            e.span,
-                            "notarray",
-                            "indexing something that is not an array",
-                        ))
+                        return Err(
+                            Self::err(run, e.span, "notarray", "indexing something that is not an array").into(),
+                        )
                     }
                 };
                 index(run, e.span, &items, i)?.clone()
@@ -467,11 +459,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 let arr = self.var(run, name);
                 let negated_array = matches!(arr, Value::Tagged(crate::value::Type::Array, _));
                 if !matches!(arr, Value::Array(_) | Value::Undefined) && !negated_array {
-                    return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array")));
+                    return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array")).into());
                 }
                 let idx = self.node(run, idx)?;
                 if negated_array && !idx.is_undefined() {
-                    return Err(Self::arith_err(run, e.span, ArithError::Type, None));
+                    return Err(Self::arith_err(run, e.span, ArithError::Type, None).into());
                 }
                 match arr {
                     Value::Array(mut items) => {
@@ -510,9 +502,9 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                     }
                     // PHP: "Cannot use a scalar value as an array".
                     Value::Tagged(crate::value::Type::Array, _) => {
-                        return Err(Self::arith_err(run, e.span, ArithError::Type, None))
+                        return Err(Self::arith_err(run, e.span, ArithError::Type, None).into())
                     }
-                    _ => return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array"))),
+                    _ => return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array")).into()),
                 }
                 v
             }
@@ -689,7 +681,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Builtin::Ucase => Value::from(normalize::change_case(&s(0), true)),
             Builtin::Length | Builtin::Strlen => match a.first() {
                 Some(Value::Array(items)) => Value::Int(items.len() as i64),
-                Some(Value::Tagged(Type::Array, _)) => return Err(type_err(ArithError::Type)),
+                Some(Value::Tagged(Type::Array, _)) => return Err(type_err(ArithError::Type).into()),
                 _ => Value::Int(s(0).chars().count() as i64),
             },
             // `castTypes` returns a value already of the target type unchanged (see `Value::Tagged`).
@@ -747,7 +739,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 if let (Some(Value::Array(items)), 1) = (a.first(), a.len()) {
                     Value::Int(items.len() as i64)
                 } else if let (Some(Value::Tagged(Type::Array, _)), 1) = (a.first(), a.len()) {
-                    return Err(type_err(ArithError::Type));
+                    return Err(type_err(ArithError::Type).into());
                 } else if a.len() == 1 {
                     Value::Int(s(0).split(',').count() as i64)
                 } else {
@@ -806,7 +798,8 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                         span,
                         "invalidiprange",
                         format!("`{range}` is not an IP address or CIDR range"),
-                    ));
+                    )
+                    .into());
                 };
                 Value::Bool(crate::ip::in_range(&s(0), &r))
             }
@@ -821,7 +814,8 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                             span,
                             "invalidiprange",
                             format!("`{range}` is not an IP address or CIDR range"),
-                        ));
+                        )
+                        .into());
                     };
                     hit = hit || crate::ip::in_range(&ip, &r);
                 }
@@ -836,7 +830,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 };
                 if offset == i64::MIN || length == Some(i64::MIN) {
                     // `mb_substr()` refuses PHP_INT_MIN with a ValueError.
-                    return Err(type_err(ArithError::Type));
+                    return Err(type_err(ArithError::Type).into());
                 }
                 Value::from(mb_substr(&text, offset, length))
             }
@@ -862,7 +856,8 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                         span,
                         "typeerror",
                         "strpos: the offset lies before the start of the text",
-                    ));
+                    )
+                    .into());
                 } else {
                     let start = if offset < 0 { len + offset } else { offset } as usize;
                     let byte = hay.char_indices().nth(start).map_or(hay.len(), |(b, _)| b);

@@ -273,7 +273,7 @@ impl Regex {
             Some(req) if !req.folded => req.searcher.is_match(haystack.as_bytes()),
             Some(req) => match facts {
                 Some(f) => req.searcher.is_match(f.folded(haystack).as_bytes()),
-                None => req.searcher.is_match(haystack.to_ascii_lowercase().as_bytes()),
+                None => req.searcher.is_match(fold_haystack(haystack).as_bytes()),
             },
         }
     }
@@ -669,8 +669,7 @@ impl HaystackFacts {
     }
 
     fn folded(&self, haystack: &str) -> &str {
-        self.folded
-            .get_or_init(|| haystack.to_ascii_lowercase().into_boxed_str())
+        self.folded.get_or_init(|| fold_haystack(haystack).into_boxed_str())
     }
 }
 
@@ -3509,11 +3508,26 @@ fn repeated_word_starts(haystack: &str, rw: RepeatedWord, limit: usize) -> Vec<u
         let a = word_start;
         let mut k = j;
         loop {
-            let (kk, lk) = kind_at(k);
+            let (kk, lk) = match b.get(k) {
+                Some(&c) if c.is_ascii() => (ascii[usize::from(c)], 1),
+                _ => kind_at(k),
+            };
             if kk != SPACE || lk == 0 {
                 break;
             }
             k += lk;
+        }
+        // The common case, decided on two bytes: the group can only start where the word
+        // does, and its copy's first character differs.
+        if rw.boundary_before {
+            if let (Some(&x), Some(&y)) = (b.get(a), b.get(k)) {
+                if x.is_ascii() && y.is_ascii() && !(x == y || (caseless && x.eq_ignore_ascii_case(&y))) && j - a <= 256
+                {
+                    j = k;
+                    prev_kind = SPACE;
+                    continue;
+                }
+            }
         }
         let word_chars = if j - a > 256 {
             haystack.get(a..j).map_or(0, |w| w.chars().count())
@@ -3661,10 +3675,32 @@ fn build_prefilter(tree: &Node, fast_src: &str, with_period: bool) -> Option<Pre
 /// (a byte-for-byte map, so every occurrence in the haystack stays one in the folded copy).
 #[derive(Debug)]
 struct Required {
-    searcher: aho_corasick::AhoCorasick,
+    searcher: LitSearcher,
     folded: bool,
     literals: Vec<Vec<u8>>,
 }
+
+/// Finds whether any of a few literals occurs.
+#[derive(Debug)]
+enum LitSearcher {
+    /// Few literals: one SIMD substring search each (its rare-byte heuristic copes with
+    /// literals that start with common bytes, such as a space, where Teddy's fingerprints do
+    /// not).
+    Each(Vec<memchr::memmem::Finder<'static>>),
+    Many(aho_corasick::AhoCorasick),
+}
+
+impl LitSearcher {
+    fn is_match(&self, hay: &[u8]) -> bool {
+        match self {
+            LitSearcher::Each(finders) => finders.iter().any(|f| f.find(hay).is_some()),
+            LitSearcher::Many(ac) => ac.is_match(hay),
+        }
+    }
+}
+
+/// At most this many literals are searched one by one.
+const LIT_EACH_MAX: usize = 4;
 
 /// Bounds on the literal analysis: strings per set and bytes per string.
 const LIT_MAX_SET: usize = 64;
@@ -3683,11 +3719,31 @@ enum Lits {
     Unknown,
 }
 
-fn fold_bytes(mut b: Vec<u8>, fold: bool) -> Vec<u8> {
-    if fold {
-        b.make_ascii_lowercase();
+/// The UTF-8 of `c`, folded as [`fold_haystack`] folds it when `fold`.
+fn fold_char(c: char, fold: bool) -> Vec<u8> {
+    let c = match c {
+        '\u{17F}' if fold => 's',
+        '\u{212A}' if fold => 'k',
+        c if fold => c.to_ascii_lowercase(),
+        c => c,
+    };
+    char_bytes(c)
+}
+
+/// The haystack the caseless literal prefilter compares: ASCII lowercased, and the only two
+/// non-ASCII characters in the case-folding orbits of ASCII letters (long s, Kelvin sign)
+/// replaced by theirs. Only used to test whether a literal occurs, so lengths may change.
+fn fold_haystack(h: &str) -> String {
+    let mut out = h.to_ascii_lowercase();
+    if !h.is_ascii() {
+        if out.contains('\u{17F}') {
+            out = out.replace('\u{17F}', "s");
+        }
+        if out.contains('\u{212A}') {
+            out = out.replace('\u{212A}', "k");
+        }
     }
-    b
+    out
 }
 
 fn char_bytes(c: char) -> Vec<u8> {
@@ -3731,9 +3787,11 @@ fn has_caseless(node: &Node) -> bool {
     }
 }
 
-/// `a` is better than `b` as a required set: longer shortest string, then fewer strings.
+/// `a` is better than `b` as a required set: longer shortest string (up to 4 bytes, beyond
+/// which strings are rare enough), then fewer strings (the searchers slow down with many,
+/// above all when they share common first bytes, as a cross product's do).
 fn better(a: &LitSet, b: &LitSet) -> bool {
-    let min = |s: &LitSet| s.iter().map(Vec::len).min().unwrap_or(0);
+    let min = |s: &LitSet| s.iter().map(Vec::len).min().unwrap_or(0).min(4);
     (min(a), std::cmp::Reverse(a.len())) > (min(b), std::cmp::Reverse(b.len()))
 }
 
@@ -3798,7 +3856,7 @@ fn class_lits(class: &Class, fold: bool) -> Lits {
             }
         }
     }
-    let full: LitSet = chars.iter().map(|&c| fold_bytes(char_bytes(c), fold)).collect();
+    let full: LitSet = chars.iter().map(|&c| fold_char(c, fold)).collect();
     if full.len() <= LIT_MAX_SET {
         return Lits::Exact(full);
     }
@@ -3815,7 +3873,7 @@ fn lits(node: &Node, fold: bool) -> Lits {
     match node {
         Node::Empty | Node::Assert(_) | Node::Keep | Node::Look { .. } => Lits::Exact(empty_only()),
         Node::Lit { c, caseless } => match char_variants(*c, *caseless) {
-            Some(v) => Lits::Exact(v.into_iter().map(|c| fold_bytes(char_bytes(c), fold)).collect()),
+            Some(v) => Lits::Exact(v.into_iter().map(|c| fold_char(c, fold)).collect()),
             None => Lits::Unknown,
         },
         Node::Class(class) => class_lits(class, fold),
@@ -3855,9 +3913,35 @@ fn lits(node: &Node, fold: bool) -> Lits {
             let mut exact = true;
             let mut best = None;
             for item in items {
+                // `x{m,}` (or `x{m,n}`) of an exact `x`: the match goes on from the run before
+                // it with `m` copies, and the run after it starts with `m` copies.
+                if let Node::Repeat { node, min, max, .. } = item {
+                    if *min >= 1 && *min <= 4 && *max != Some(*min) {
+                        if let Lits::Exact(e) = lits(node, fold) {
+                            let mut copies = Some(empty_only());
+                            for _ in 0..*min {
+                                copies = copies.and_then(|c| cross(&c, &e));
+                            }
+                            if let Some(copies) = copies {
+                                exact = false;
+                                if let Some(c) = cross(&cur, &copies) {
+                                    consider(&mut best, c);
+                                } else {
+                                    consider(&mut best, std::mem::take(&mut cur));
+                                }
+                                cur = copies;
+                                continue;
+                            }
+                        }
+                    }
+                }
                 match lits(item, fold) {
                     Lits::Exact(e) => match cross(&cur, &e) {
-                        Some(c) => cur = c,
+                        Some(c) => {
+                            // The piece alone is required too, and may be the better set.
+                            consider(&mut best, e);
+                            cur = c;
+                        }
                         None => {
                             exact = false;
                             consider(&mut best, std::mem::replace(&mut cur, e));
@@ -3992,20 +4076,79 @@ fn build_min_run(tree: &Node) -> Option<MinRun> {
     best
 }
 
+/// Sets larger than this are worth replacing by a smaller one found deeper in the tree.
+const LIT_GOOD_SET: usize = 8;
+
+/// The best required set of `node`: its own, or, when that is large (a cross product such
+/// as `(is|was) an? (word|…)`), one of a piece every match goes through.
+fn best_required(node: &Node, fold: bool) -> Option<LitSet> {
+    let mut best = None;
+    if let Lits::Exact(s) | Lits::Required(s) = lits(node, fold) {
+        consider(&mut best, s);
+    }
+    if best.as_ref().is_some_and(|b| b.len() <= LIT_GOOD_SET) {
+        return best;
+    }
+    match node {
+        Node::Group { node, .. } | Node::Atomic(node) => {
+            if let Some(r) = best_required(node, fold) {
+                consider(&mut best, r);
+            }
+        }
+        Node::Repeat { node, min, .. } if *min >= 1 => {
+            if let Some(r) = best_required(node, fold) {
+                consider(&mut best, r);
+            }
+        }
+        Node::Concat(items) => {
+            for item in items {
+                if let Some(r) = best_required(item, fold) {
+                    consider(&mut best, r);
+                }
+            }
+        }
+        Node::Alt(items) => {
+            let mut union = LitSet::new();
+            for item in items {
+                match best_required(item, fold) {
+                    Some(r) if union.len() + r.len() <= LIT_MAX_SET * 2 => union.extend(r),
+                    _ => return best,
+                }
+            }
+            consider(&mut best, union);
+        }
+        _ => {}
+    }
+    best
+}
+
 /// The literal prefilter of `tree`, when the analysis finds one.
 fn build_required(tree: &Node) -> Option<Required> {
     let fold = has_caseless(tree);
-    let set = match lits(tree, fold) {
-        Lits::Exact(s) | Lits::Required(s) => s,
-        Lits::Unknown => return None,
-    };
+    let mut set = best_required(tree, fold)?;
+    // A string that contains another of the set adds nothing (`fart` covers `farts`).
+    let all: Vec<Vec<u8>> = set.iter().cloned().collect();
+    set.retain(|l| {
+        !all.iter()
+            .any(|o| o.len() < l.len() && memchr::memmem::find(l, o).is_some())
+    });
     if set.is_empty() || set.iter().any(Vec::is_empty) {
         return None;
     }
-    let searcher = aho_corasick::AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-        .build(&set)
-        .ok()?;
+    let searcher = if set.len() <= LIT_EACH_MAX {
+        LitSearcher::Each(
+            set.iter()
+                .map(|l| memchr::memmem::Finder::new(l).into_owned())
+                .collect(),
+        )
+    } else {
+        LitSearcher::Many(
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(&set)
+                .ok()?,
+        )
+    };
     Some(Required {
         searcher,
         folded: fold,
