@@ -1,0 +1,106 @@
+//! Which address is the client: the peer, unless the peer is a trusted proxy, in which case
+//! the forwarding headers are walked from the right (the hop our trusted proxy appended),
+//! skipping further trusted hops. Everything to the left of the first untrusted hop was
+//! written by the client and could be anything, so it is never read.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+
+use crate::IpSet;
+
+/// Which forwarding header the trusted proxies write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` when present, else `Forwarded` (what [`client_ip`] does).
+    #[default]
+    Auto,
+    /// Only `X-Forwarded-For` (nginx `$proxy_add_x_forwarded_for`, HAProxy `option forwardfor`).
+    XForwardedFor,
+    /// Only RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+}
+
+/// The client address for a request that arrived from `peer`.
+///
+/// When `peer` is not in `trusted`, the headers are ignored entirely (any client can send
+/// them). Otherwise `X-Forwarded-For` is used, or RFC 7239 `Forwarded` when there is no
+/// `X-Forwarded-For`; the hops are walked from the right and the first one that is not a
+/// trusted proxy is the client. When an entry cannot be parsed, the walk stops and the last
+/// address known for sure (the trusted hop that appended the entry) is returned: a garbled
+/// header must not let a client choose its address. When every hop is trusted, the leftmost
+/// is returned.
+///
+/// If your proxies write only `Forwarded` while clients may send `X-Forwarded-For`, use
+/// [`client_ip_from`] with [`ForwardedHeader::Forwarded`].
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &IpSet) -> IpAddr {
+    client_ip_from(peer, headers, trusted, ForwardedHeader::Auto)
+}
+
+/// [`client_ip`] with an explicit choice of forwarding header.
+pub fn client_ip_from(peer: IpAddr, headers: &HeaderMap, trusted: &IpSet, which: ForwardedHeader) -> IpAddr {
+    let peer = crate::ipset::canonical(peer);
+    if trusted.is_empty() || !trusted.contains(peer) {
+        return peer;
+    }
+    let has_xff = headers.contains_key("x-forwarded-for");
+    let hops: Vec<Option<IpAddr>> = match which {
+        ForwardedHeader::XForwardedFor => xff_hops(headers),
+        ForwardedHeader::Forwarded => forwarded_hops(headers),
+        ForwardedHeader::Auto if has_xff => xff_hops(headers),
+        ForwardedHeader::Auto => forwarded_hops(headers),
+    };
+    let mut current = peer;
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = hop else { return current };
+        let ip = crate::ipset::canonical(ip);
+        if !trusted.contains(ip) {
+            return ip;
+        }
+        current = ip;
+    }
+    current
+}
+
+/// Header values of every instance, in order, as one comma-separated list.
+fn all_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        // A value that is not visible ASCII is garbage: map it to an unparseable entry.
+        .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn xff_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    all_values(headers, "x-forwarded-for").map(parse_node).collect()
+}
+
+fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    all_values(headers, "forwarded")
+        .filter_map(|element| {
+            // An element without for= says nothing about the client; skip it.
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| parse_node(v.trim().trim_matches('"')))
+            })
+        })
+        .collect()
+}
+
+/// `203.0.113.5`, `203.0.113.5:1234`, `2001:db8::1`, `[2001:db8::1]:1234`.
+fn parse_node(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let (inner, _) = rest.split_once(']')?;
+        return inner.parse().ok();
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}

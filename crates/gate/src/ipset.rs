@@ -1,0 +1,238 @@
+//! [`IpSet`]: a set of IPv4 and IPv6 CIDR ranges in a binary prefix trie, so a lookup costs
+//! at most 32 (or 128) steps however many thousands of ranges a policy lists.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::GateError;
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    child: [u32; 2],
+    terminal: bool,
+}
+
+impl Node {
+    const EMPTY: Node = Node {
+        child: [NONE, NONE],
+        terminal: false,
+    };
+}
+
+/// One binary trie over the address bits, most significant first.
+#[derive(Debug, Clone)]
+struct Trie {
+    nodes: Vec<Node>,
+}
+
+impl Trie {
+    fn new() -> Self {
+        Trie {
+            nodes: vec![Node::EMPTY],
+        }
+    }
+
+    fn insert(&mut self, bits: u128, width: u32, len: u32) {
+        let mut at = 0usize;
+        for i in 0..len {
+            if self.nodes[at].terminal {
+                return; // a shorter range already covers this one
+            }
+            let bit = ((bits >> (width - 1 - i)) & 1) as usize;
+            let next = self.nodes[at].child[bit];
+            at = if next == NONE {
+                self.nodes.push(Node::EMPTY);
+                let idx = self.nodes.len() - 1;
+                self.nodes[at].child[bit] = idx as u32;
+                idx
+            } else {
+                next as usize
+            };
+        }
+        self.nodes[at].terminal = true;
+        // The subtree below is now redundant; leaving it costs memory only, not correctness.
+        self.nodes[at].child = [NONE, NONE];
+    }
+
+    fn contains(&self, bits: u128, width: u32) -> bool {
+        let mut at = 0usize;
+        for i in 0..=width {
+            let Some(node) = self.nodes.get(at) else { return false };
+            if node.terminal {
+                return true;
+            }
+            if i == width {
+                return false;
+            }
+            let bit = ((bits >> (width - 1 - i)) & 1) as usize;
+            let next = node.child[bit];
+            if next == NONE {
+                return false;
+            }
+            at = next as usize;
+        }
+        false
+    }
+}
+
+/// A set of CIDR ranges (IPv4 and IPv6). IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) are
+/// looked up as the IPv4 address they carry.
+#[derive(Debug, Clone)]
+pub struct IpSet {
+    v4: Trie,
+    v6: Trie,
+    len: usize,
+}
+
+impl Default for IpSet {
+    fn default() -> Self {
+        IpSet::new()
+    }
+}
+
+impl IpSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        IpSet {
+            v4: Trie::new(),
+            v6: Trie::new(),
+            len: 0,
+        }
+    }
+
+    /// Parses ranges such as `"192.0.2.0/24"`, `"2001:db8::/32"` or a bare address (a /32 or
+    /// /128). Host bits below the prefix are ignored. Fails on the first bad entry, naming it.
+    pub fn parse(ranges: &[String]) -> Result<IpSet, GateError> {
+        let mut set = IpSet::new();
+        for range in ranges {
+            let (addr, len) = parse_cidr(range)?;
+            set.insert(addr, len);
+        }
+        Ok(set)
+    }
+
+    /// Adds `addr/len` (`len` is clamped to the address width).
+    pub fn insert(&mut self, addr: IpAddr, len: u8) {
+        match canonical(addr) {
+            IpAddr::V4(a) => self.v4.insert(u128::from(u32::from(a)), 32, u32::from(len.min(32))),
+            IpAddr::V6(a) => self.v6.insert(u128::from(a), 128, u32::from(len.min(128))),
+        }
+        self.len += 1;
+    }
+
+    /// True when `ip` lies in one of the ranges.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match canonical(ip) {
+            IpAddr::V4(a) => self.v4.contains(u128::from(u32::from(a)), 32),
+            IpAddr::V6(a) => self.v6.contains(u128::from(a), 128),
+        }
+    }
+
+    /// How many ranges were inserted (duplicates and covered ranges included).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no range was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Parses one `addr[/len]`.
+pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), GateError> {
+    let err = |message: &str| GateError::Cidr {
+        value: text.to_string(),
+        message: message.to_string(),
+    };
+    let trimmed = text.trim();
+    let (addr, len) = match trimmed.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (trimmed, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| err("not an IPv4 or IPv6 address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => {
+            let l: u8 = l.parse().map_err(|_| err("the prefix length is not a number"))?;
+            if l > max {
+                return Err(err(&format!("the prefix length is larger than {max}")));
+            }
+            l
+        }
+    };
+    // ::ffff:a.b.c.d/len is stored as the IPv4 range it means.
+    if let IpAddr::V6(v6) = addr {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            if len >= 96 {
+                return Ok((IpAddr::V4(v4), len - 96));
+            }
+        }
+    }
+    Ok((addr, len))
+}
+
+/// IPv4-mapped IPv6 addresses become IPv4.
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// The network a client is counted in: its /24 for IPv4, its /64 for IPv6 (one household or
+/// one hosting customer, typically), as text such as `"203.0.113.0/24"`.
+pub fn client_prefix(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(a) => format!("{}/24", Ipv4Addr::from(u32::from(a) & 0xffff_ff00)),
+        IpAddr::V6(a) => format!("{}/64", Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(r: &[&str]) -> IpSet {
+        IpSet::parse(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn basic_membership() {
+        let s = set(&["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "0.0.0.0/0"][..3]);
+        assert!(s.contains("10.1.2.3".parse().unwrap()));
+        assert!(!s.contains("11.0.0.1".parse().unwrap()));
+        assert!(s.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!s.contains("2001:db9::1".parse().unwrap()));
+        assert!(s.contains("::ffff:10.9.9.9".parse().unwrap()));
+        let all = set(&["0.0.0.0/0"]);
+        assert!(all.contains("1.2.3.4".parse().unwrap()));
+        assert!(!all.contains("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_ranges_are_named() {
+        let e = IpSet::parse(&["10.0.0.0/33".to_string()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid IP range \"10.0.0.0/33\": the prefix length is larger than 32"
+        );
+        assert!(IpSet::parse(&["bogus".to_string()]).is_err());
+        assert!(IpSet::parse(&["10.0.0.0/x".to_string()]).is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(client_prefix("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
+        assert_eq!(
+            client_prefix("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(client_prefix("::ffff:203.0.113.77".parse().unwrap()), "203.0.113.0/24");
+    }
+}

@@ -1,0 +1,275 @@
+//! Cost-weighted rate limiting with GCRA (the generic cell rate algorithm), and
+//! [`MemoryRateStore`], the bounded in-memory counter store.
+//!
+//! A limit allows `rate` cost units per `period_seconds`, with bursts of up to `burst`
+//! units. GCRA keeps one number per key, the theoretical arrival time (TAT) of the next
+//! unit: with emission interval `T = period / rate`, a request of cost `c` at time `t` is
+//! allowed iff `max(TAT, t) + c·T − t ≤ burst·T`, and then `TAT = max(TAT, t) + c·T`.
+//! That is a leaky bucket of capacity `burst·T` draining at one unit per `T`, stored as the
+//! time it will be empty. A request costing more than `burst` is charged as `burst` (it could
+//! otherwise never pass). Cost 0 never changes the state, so it is a read-only peek.
+//!
+//! Times inside are microseconds so that `T` stays exact enough for rates up to a million
+//! units per second; the interface is milliseconds like the rest of the crate.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// What a limit's counter is keyed by; a limit names any combination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPart {
+    /// The client IP address.
+    Ip,
+    /// The client's /24 (IPv4) or /64 (IPv6).
+    Prefix,
+    /// The user agent (hashed).
+    UserAgent,
+    /// The MediaWiki session cookie (keyed hash; "none" without a session).
+    Session,
+    /// The request class.
+    Class,
+}
+
+/// A named rate limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    /// Its name in the policy (`[limits.NAME]`), reported as the RateLimit-Policy.
+    pub name: String,
+    /// Cost units allowed per period.
+    pub rate: u64,
+    /// The period, in seconds.
+    pub period_seconds: u64,
+    /// Most cost units allowed at once (bucket size); at least 1.
+    pub burst: u64,
+    /// What the counter is keyed by.
+    pub key: Vec<KeyPart>,
+}
+
+impl RateLimit {
+    /// The emission interval `T` in microseconds (at least 1).
+    pub fn emission_interval_us(&self) -> u64 {
+        let period_us = u128::from(self.period_seconds) * 1_000_000;
+        let t = period_us / u128::from(self.rate.max(1));
+        u64::try_from(t).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Burst tolerance `burst·T` in microseconds: how far the TAT may run ahead of now.
+    pub fn capacity_us(&self) -> u64 {
+        self.emission_interval_us().saturating_mul(self.burst.max(1))
+    }
+}
+
+/// The result of one GCRA step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GcraOutcome {
+    /// Whether the request fits the budget (and was charged).
+    pub allowed: bool,
+    /// Whole cost units still available right now (after this request, if allowed).
+    pub remaining: u64,
+    /// When denied: milliseconds until this request would be allowed; 0 when allowed.
+    pub retry_after_ms: u64,
+    /// Milliseconds until the bucket is completely empty (the full burst is available again).
+    pub reset_ms: u64,
+}
+
+/// The pure GCRA step: given the stored TAT (µs, 0 when none) returns the outcome and the new
+/// TAT to store. Backends (memory, Redis Lua) must compute exactly this.
+pub fn gcra_step(tat_us: u64, limit: &RateLimit, cost: u32, now_ms: u64) -> (GcraOutcome, u64) {
+    let now = now_ms.saturating_mul(1000);
+    let t = limit.emission_interval_us();
+    let cap = limit.capacity_us();
+    let cost = u64::from(cost).min(limit.burst.max(1));
+    let base = tat_us.max(now);
+    let new_tat = base.saturating_add(cost.saturating_mul(t));
+    let ahead = new_tat - now;
+    if ahead <= cap {
+        let remaining = (cap - ahead) / t;
+        let out = GcraOutcome {
+            allowed: true,
+            remaining,
+            retry_after_ms: 0,
+            reset_ms: ceil_ms(if cost == 0 { base - now } else { ahead }),
+        };
+        (out, if cost == 0 { tat_us } else { new_tat })
+    } else {
+        let backlog = base - now;
+        let remaining = cap.saturating_sub(backlog) / t;
+        let out = GcraOutcome {
+            allowed: false,
+            remaining,
+            retry_after_ms: ceil_ms(ahead - cap),
+            reset_ms: ceil_ms(backlog),
+        };
+        (out, tat_us)
+    }
+}
+
+fn ceil_ms(us: u64) -> u64 {
+    us.div_ceil(1000)
+}
+
+/// Where GCRA state lives. Implementations must be atomic per key (two concurrent requests
+/// never both spend the last unit) and treat `cost == 0` as a read-only peek.
+pub trait RateStore: Send + Sync {
+    /// Charges `cost` units against `key` under `limit` at `now_ms` (see [`gcra_step`]).
+    fn gcra(&self, key: &str, limit: &RateLimit, cost: u32, now_ms: u64) -> GcraOutcome;
+    /// How many keys are stored (for the limiter key-count metric).
+    fn key_count(&self) -> usize;
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    tat_us: u64,
+    last_used_ms: u64,
+}
+
+/// Thread-safe, bounded in-memory [`RateStore`]: keys are spread over sharded mutexes; when a
+/// shard is full, keys whose bucket has drained (state equal to "never seen", so dropping them
+/// loses nothing) are removed first, then the least recently used, an eighth of the shard at
+/// a time so the cost of a sweep is spread over many inserts.
+pub struct MemoryRateStore {
+    shards: Vec<Mutex<HashMap<String, Entry>>>,
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl std::fmt::Debug for MemoryRateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRateStore")
+            .field("shards", &self.shards.len())
+            .field("per_shard", &self.per_shard)
+            .finish()
+    }
+}
+
+const SHARDS: usize = 16;
+
+impl MemoryRateStore {
+    /// A store holding at most about `max_keys` keys (at least one per shard).
+    pub fn new(max_keys: usize) -> Self {
+        let per_shard = max_keys.div_ceil(SHARDS).max(1);
+        MemoryRateStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard,
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// The most keys this store will hold.
+    pub fn capacity(&self) -> usize {
+        self.per_shard * SHARDS
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Entry>> {
+        use std::hash::BuildHasher;
+        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        &self.shards[i]
+    }
+}
+
+fn evict(map: &mut HashMap<String, Entry>, per_shard: usize, now_us: u64) {
+    map.retain(|_, e| e.tat_us > now_us);
+    let target = per_shard - (per_shard / 8).max(1);
+    if map.len() > target {
+        let mut ages: Vec<u64> = map.values().map(|e| e.last_used_ms).collect();
+        let drop = map.len() - target;
+        let (_, cutoff, _) = ages.select_nth_unstable(drop - 1);
+        let cutoff = *cutoff;
+        let mut dropped = 0;
+        map.retain(|_, e| {
+            if dropped < drop && e.last_used_ms <= cutoff {
+                dropped += 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+impl RateStore for MemoryRateStore {
+    fn gcra(&self, key: &str, limit: &RateLimit, cost: u32, now_ms: u64) -> GcraOutcome {
+        // A poisoned shard still holds consistent entries (each update is one assignment).
+        let mut map = match self.shard(key).lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let tat = map.get(key).map_or(0, |e| e.tat_us);
+        let (out, new_tat) = gcra_step(tat, limit, cost, now_ms);
+        if new_tat != tat {
+            if let Some(e) = map.get_mut(key) {
+                *e = Entry {
+                    tat_us: new_tat,
+                    last_used_ms: now_ms,
+                };
+            } else {
+                if map.len() >= self.per_shard {
+                    evict(&mut map, self.per_shard, now_ms.saturating_mul(1000));
+                }
+                map.insert(
+                    key.to_string(),
+                    Entry {
+                        tat_us: new_tat,
+                        last_used_ms: now_ms,
+                    },
+                );
+            }
+        } else if let Some(e) = map.get_mut(key) {
+            e.last_used_ms = now_ms;
+        }
+        out
+    }
+
+    fn key_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or_else(|p| p.into_inner().len()))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lim(rate: u64, period: u64, burst: u64) -> RateLimit {
+        RateLimit {
+            name: "t".into(),
+            rate,
+            period_seconds: period,
+            burst,
+            key: vec![KeyPart::Ip],
+        }
+    }
+
+    #[test]
+    fn burst_then_steady_rate() {
+        let s = MemoryRateStore::new(100);
+        let l = lim(60, 60, 5); // 1 unit per second, burst 5
+        for i in 0..5 {
+            let o = s.gcra("k", &l, 1, 1_000_000);
+            assert!(o.allowed, "{i}");
+            assert_eq!(o.remaining, 4 - i);
+        }
+        let o = s.gcra("k", &l, 1, 1_000_000);
+        assert!(!o.allowed);
+        assert_eq!(o.retry_after_ms, 1000);
+        assert_eq!(o.reset_ms, 5000);
+        assert!(s.gcra("k", &l, 1, 1_001_000).allowed);
+        // cost 0 peeks
+        let p = s.gcra("k", &l, 0, 1_001_000);
+        assert!(p.allowed);
+        assert_eq!(p.remaining, 0);
+    }
+
+    #[test]
+    fn cost_over_burst_is_capped() {
+        let s = MemoryRateStore::new(100);
+        let l = lim(10, 60, 3);
+        assert!(s.gcra("k", &l, 50, 0).allowed);
+        assert!(!s.gcra("k", &l, 1, 0).allowed);
+    }
+}
