@@ -584,6 +584,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
     }
 
+    #[inline(never)]
     fn keyword(
         &mut self,
         run: &mut Run<'_>,
@@ -627,6 +628,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }))
     }
 
+    #[inline(never)]
     fn call(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, args: Vec<Value>) -> R {
         let cacheable = f.handler() != Builtin::Set;
         let key = MemoKey {
@@ -656,6 +658,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         Ok(result)
     }
 
+    #[inline(never)]
     fn builtin(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, a: &[Value]) -> R {
         let arg = |i: usize| a.get(i).cloned().unwrap_or(Value::Null);
         // An array first argument (`added_lines`) is joined once per action, not per call.
@@ -925,7 +928,22 @@ fn contains_str(hay: &str, needle: &str) -> bool {
 }
 
 fn memchr_find(hay: &str, needle: &str) -> bool {
-    memchr::memmem::find(hay.as_bytes(), needle.as_bytes()).is_some()
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    match n {
+        [one] => memchr::memchr(*one, h).is_some(),
+        // Building a SIMD searcher costs more than a plain scan of a short text.
+        [first, ..] if h.len() <= 256 => {
+            let mut from = 0;
+            while let Some(p) = h.get(from..).and_then(|t| memchr::memchr(*first, t)) {
+                if h.get(from + p..).is_some_and(|t| t.starts_with(n)) {
+                    return true;
+                }
+                from += p + 1;
+            }
+            false
+        }
+        _ => memchr::memmem::find(h, n).is_some(),
+    }
 }
 
 /// AbuseFilter sizes `get_matches`' answer by counting `(` in the pattern text after removing

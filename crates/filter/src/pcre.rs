@@ -22,6 +22,12 @@
 //!   [`BACKTRACK_LIMIT`] backtracking steps per search; an overrun is
 //!   [`RegexError::BacktrackLimit`], as PHP's `PREG_BACKTRACK_LIMIT_ERROR` is.
 //!
+//! Before either engine runs, necessary conditions derived from the tree rule most haystacks
+//! out cheaply: a set of literals one of which every match contains (searched with SIMD
+//! substring search; for a caseless pattern in an ASCII-lowercased copy of the haystack, which
+//! a caller searching one haystack with many patterns shares through [`HaystackFacts`]), a run
+//! of `n` characters of one class (`[^\s]{150,}`), a period (`(.)\1{10,}`), a repeated word.
+//!
 //! # Unsupported or approximate constructs
 //! These are a clean [`RegexError::Compile`] whose message names the construct:
 //! `\X`, `\C`, recursion and subroutine calls (`(?R)`, `(?1)`, `(?&n)`, `(?P>n)`, `\g<…>`),
