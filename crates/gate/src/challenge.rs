@@ -87,6 +87,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Issues a token: `1.ISSUED.EXPIRES.DIFFICULTY.SLOW.RANDOM.BIND.MAC`.
+#[allow(clippy::too_many_arguments)] // each is one field of the token; a struct would only rename them
 pub(crate) fn issue(
     keys: &Keys,
     ip: IpAddr,

@@ -153,11 +153,8 @@ impl Rule {
             match &h.regex {
                 None if !present => return false,
                 None => {}
-                Some(r) => {
-                    if !values.iter().any(|v| r.is_match(v)) {
-                        return false;
-                    }
-                }
+                Some(r) if !values.iter().any(|v| r.is_match(v)) => return false,
+                Some(_) => {}
             }
         }
         true
@@ -452,6 +449,24 @@ fn tier_default(tier: Tier) -> TierPolicy {
     }
 }
 
+/// The budgets tiers use when a policy does not define them.
+fn builtin_limit(name: &str) -> Option<RateLimit> {
+    let (rate, burst, key) = match name {
+        "known-good" => (3000, 1000, KeyPart::Ip),
+        "unknown" => (600, 300, KeyPart::Ip),
+        "suspicious" => (120, 60, KeyPart::Prefix),
+        "abusive" => (30, 20, KeyPart::Prefix),
+        _ => return None,
+    };
+    Some(RateLimit {
+        name: name.to_string(),
+        rate,
+        period_seconds: 60,
+        burst,
+        key: vec![key],
+    })
+}
+
 struct Located<'a> {
     src: &'a str,
 }
@@ -583,6 +598,29 @@ impl Policy {
                 },
             );
         }
+
+        let mut tiers = Tier::ALL.map(tier_default);
+        let raw_tiers = [
+            &raw.tiers.known_good,
+            &raw.tiers.unknown,
+            &raw.tiers.suspicious,
+            &raw.tiers.abusive,
+        ];
+        // A tier that does not list its budgets uses the budget named after it; when the policy
+        // does not define that limit either, the built-in one is used (so an empty policy
+        // still has per-tier budgets).
+        for (i, raw_tier) in raw_tiers.iter().enumerate() {
+            if raw_tier.as_ref().is_some_and(|t| t.limits.is_some()) {
+                continue;
+            }
+            for name in &tiers[i].limits {
+                if !limits.contains_key(name) {
+                    if let Some(l) = builtin_limit(name) {
+                        limits.insert(name.clone(), l);
+                    }
+                }
+            }
+        }
         let need_limit = |name: &str, at: Option<usize>, rule: Option<String>, what: &str| {
             if limits.contains_key(name) {
                 Ok(())
@@ -595,13 +633,6 @@ impl Policy {
             }
         };
 
-        let mut tiers = Tier::ALL.map(tier_default);
-        let raw_tiers = [
-            &raw.tiers.known_good,
-            &raw.tiers.unknown,
-            &raw.tiers.suspicious,
-            &raw.tiers.abusive,
-        ];
         for (i, raw_tier) in raw_tiers.iter().enumerate() {
             let Some(rt) = raw_tier else { continue };
             let t = &mut tiers[i];
@@ -818,24 +849,10 @@ impl Policy {
 
     /// A policy with no rules and generous per-tier budgets.
     pub fn minimal() -> Policy {
-        let mut limits = HashMap::new();
-        for (name, rate) in [
-            ("known-good", 6000),
-            ("unknown", 600),
-            ("suspicious", 120),
-            ("abusive", 30),
-        ] {
-            limits.insert(
-                name.to_string(),
-                RateLimit {
-                    name: name.into(),
-                    rate,
-                    period_seconds: 60,
-                    burst: rate,
-                    key: vec![KeyPart::Ip],
-                },
-            );
-        }
+        let limits = ["known-good", "unknown", "suspicious", "abusive"]
+            .iter()
+            .filter_map(|n| builtin_limit(n).map(|l| (n.to_string(), l)))
+            .collect();
         Policy {
             rules: Vec::new(),
             limits,
