@@ -37,6 +37,13 @@ pub struct RawConfig {
     pub engine: EngineConfig,
     /// The database.
     pub store: StoreConfig,
+    /// Redis URL (`redis://127.0.0.1:6379/0`) for counters shared by several nodes (the gate's
+    /// rate limits); empty: counters live in this process's memory.
+    pub redis: String,
+    /// The gate (bot defence in front of MediaWiki); absent: `serve` runs no gate. See
+    /// `docs/gate.md` for its keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<wikiguard_gate::GateConfig>,
     /// Logging.
     pub log: LogConfig,
 }
@@ -100,6 +107,8 @@ impl Default for RawConfig {
             recent_actions: 1000,
             engine: EngineConfig::default(),
             store: StoreConfig::default(),
+            redis: String::new(),
+            gate: None,
             log: LogConfig::default(),
         }
     }
@@ -274,7 +283,7 @@ fn check_token_strength(token: &str, key: &str) -> Result<()> {
 }
 
 /// A random token from the operating system (32 bytes, hex).
-fn random_token() -> Result<String> {
+pub(crate) fn random_token() -> Result<String> {
     let mut buf = [0u8; 32];
     std::io::Read::read_exact(
         &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,

@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 mod config;
 mod filter_cmd;
 mod filters;
+mod gate_cmd;
+mod gate_proxy;
+mod gate_redis;
 mod metrics;
 mod serve;
 mod server;
@@ -35,6 +38,14 @@ enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the gate alone: bot defence in front of MediaWiki (a reverse proxy).
+    #[command(args_conflicts_with_subcommands = true)]
+    Gate {
+        #[command(subcommand)]
+        explain: Option<GateCommand>,
+        #[command(flatten)]
+        flags: GateArgs,
+    },
     /// Bring data from MediaWiki into wikiguard's store.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -49,6 +60,63 @@ enum ConfigCommand {
     Check {
         /// The TOML file.
         file: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct GateArgs {
+    /// Address to listen on (e.g. 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<String>,
+    /// The wiki to forward to (http://host:port).
+    #[arg(long)]
+    upstream: Option<String>,
+    /// A policy TOML file (default: the built-in policy, docs/gate-policy.md).
+    #[arg(long)]
+    policy: Option<String>,
+    /// A reverse proxy in front of the gate whose X-Forwarded-For is believed (CIDR); repeatable.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxy: Vec<String>,
+    /// Redis URL for rate-limit counters shared by several gates.
+    #[arg(long)]
+    redis: Option<String>,
+    /// Decide and log, but let every request through.
+    #[arg(long)]
+    shadow: bool,
+}
+
+impl GateArgs {
+    fn flags(&self) -> gate_cmd::GateFlags {
+        gate_cmd::GateFlags {
+            listen: self.listen.clone(),
+            upstream: self.upstream.clone(),
+            policy: self.policy.clone(),
+            trusted_proxies: self.trusted_proxy.clone(),
+            redis: self.redis.clone(),
+            shadow: self.shadow,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum GateCommand {
+    /// Show which rules match a request, its class, cost, tier, the limiter state and the decision.
+    Explain {
+        /// The method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request target, e.g. "/w/index.php?title=X&action=history".
+        #[arg(long)]
+        url: String,
+        /// A request header, `Name: value`; repeatable.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// The client's IP address.
+        #[arg(long, default_value = "192.0.2.1")]
+        client_ip: String,
+        /// The policy to explain (default: the configured one, else the built-in policy).
+        #[arg(long)]
+        policy: Option<String>,
     },
 }
 
@@ -131,6 +199,24 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve => serve::serve(config).map(|()| ExitCode::SUCCESS),
+        Command::Gate { explain: None, flags } => gate_cmd::run(config, &flags.flags()).map(|()| ExitCode::SUCCESS),
+        Command::Gate {
+            explain:
+                Some(GateCommand::Explain {
+                    method,
+                    url,
+                    headers,
+                    client_ip,
+                    policy,
+                }),
+            flags,
+        } => {
+            let mut f = flags.flags();
+            if policy.is_some() {
+                f.policy = policy;
+            }
+            printed(gate_cmd::explain(config, &f, &method, &url, &headers, &client_ip))
+        }
         Command::Config(ConfigCommand::Check { file }) => printed(config::check_command(&file)),
         Command::Import(ImportCommand::Abusefilter { file }) => printed(serve::import_abusefilter(config, &file)),
         Command::Filter(FilterCommand::Test {

@@ -24,7 +24,8 @@ pub fn engine(settings: &config::EngineConfig) -> Result<Engine> {
         )))
 }
 
-fn init_logging(settings: &Settings) {
+/// Sets up the JSON (or text) log on stderr.
+pub fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -53,8 +54,17 @@ pub fn settings(config_file: Option<&Path>, generate: bool) -> Result<Settings> 
 
 /// `wikiguard serve`.
 pub fn serve(config_file: Option<&Path>) -> Result<()> {
-    let settings = settings(config_file, true)?;
+    let raw = config::load_raw(config_file, &config::process_env)?;
+    let settings = raw.validate(true)?;
     init_logging(&settings);
+    let gate = match raw.gate {
+        Some(_) => Some(crate::gate_cmd::state(
+            &settings,
+            &raw,
+            &crate::gate_cmd::GateFlags::default(),
+        )?),
+        None => None,
+    };
     let store: Arc<dyn Store> = Arc::new(open_store(&settings)?);
     let counters = Arc::new(MemoryCounters::new(settings.engine.counters_max_keys.max(1)));
     let engine = engine(&settings.engine)?;
@@ -81,8 +91,20 @@ pub fn serve(config_file: Option<&Path>) -> Result<()> {
             .with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr().context("reading the bound address")?;
         tracing::info!(listen = %local, data_dir = %data_dir.display(), "wikiguard serving");
+        if let Some((gate_state, g)) = gate {
+            let gl = tokio::net::TcpListener::bind(&g.listen)
+                .await
+                .with_context(|| format!("gate: listening on {}", g.listen))?;
+            let gate_addr = gl.local_addr().context("reading the gate's address")?;
+            tracing::info!(listen = %gate_addr, upstream = %g.upstream, "wikiguard gate serving");
+            tokio::spawn(async move {
+                if let Err(e) = crate::gate_proxy::run(gate_state, gl).await {
+                    tracing::error!(error = %format!("{e:#}"), "gate stopped");
+                }
+            });
+        }
         axum::serve(listener, server::router(state))
-            .with_graceful_shutdown(shutdown())
+            .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")?;
         tracing::info!("wikiguard stopped");
@@ -90,7 +112,8 @@ pub fn serve(config_file: Option<&Path>) -> Result<()> {
     })
 }
 
-async fn shutdown() {
+/// Resolves at SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

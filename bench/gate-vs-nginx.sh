@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The gate's overhead against nginx as a reverse proxy, on loopback: the same upstream (nginx
+# serving a 2 KB wiki-like page), (a) nginx proxying to it, (b) `wikiguard gate` with the
+# default policy proxying to it. wrk drives each for a bounded time. See bench/README.md.
+#
+# Usage: bench/gate-vs-nginx.sh [--no-build] [--duration SECONDS] [--connections N]
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+build=1
+duration=10
+connections=32
+while [ $# -gt 0 ]; do
+  case $1 in
+    --no-build) build=0 ;;
+    --duration) duration=${2:?}; shift ;;
+    --connections) connections=${2:?}; shift ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "gate-vs-nginx.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+for tool in wrk nginx; do
+  command -v $tool >/dev/null || [ -x /usr/sbin/$tool ] || { echo "gate-vs-nginx.sh: $tool is not installed (apt-get install wrk nginx)" >&2; exit 2; }
+done
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+target=${CARGO_TARGET_DIR:-$root/target}
+if [ "$build" = 1 ]; then
+  (cd "$root" && cargo build --release --quiet -p wikiguard)
+fi
+wg="$target/release/wikiguard"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+up=$(port); np=$(port); gp=$(port)
+mkdir -p "$work/html/wiki" "$work/logs"
+python3 -c "print('<!DOCTYPE html><html><body>' + 'Lorem ipsum dolor sit amet. ' * 70 + '</body></html>')" > "$work/html/wiki/Main_Page"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  client_body_temp_path $work/tmp_body; proxy_temp_path $work/tmp_proxy; fastcgi_temp_path $work/tmp_fcgi;
+  uwsgi_temp_path $work/tmp_uwsgi; scgi_temp_path $work/tmp_scgi;
+  upstream wiki { server 127.0.0.1:$up; keepalive 64; }
+  server { listen 127.0.0.1:$up; root $work/html; }
+  server {
+    listen 127.0.0.1:$np;
+    location / { proxy_pass http://wiki; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Forwarded-For \$remote_addr; }
+  }
+}
+CONF
+"$nginx_bin" -c "$work/nginx.conf" -p "$work" 2>/dev/null
+WIKIGUARD_LOG_LEVEL=warn "$wg" gate --listen 127.0.0.1:$gp --upstream http://127.0.0.1:$up 2>"$work/gate.log" &
+pids+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$gp/wiki/Main_Page" 2>/dev/null && break; sleep 0.1; done
+
+run() {
+  # The page view that dominates wiki traffic; a browser's user agent.
+  wrk -t2 -c"$connections" -d"${duration}s" --latency -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" "$1" 2>&1
+}
+direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
+nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")
+gate=$(run "http://127.0.0.1:$gp/wiki/Main_Page")
+rps() { awk '/^Requests\/sec/{print $2}' <<<"$1"; }
+p99() { awk '$1=="99%"{print $2}' <<<"$1"; }
+non2xx() { awk '/Non-2xx/{print $NF}' <<<"$1"; }
+printf '%-22s %12s %10s %10s\n' "" "requests/s" "p99" "non-2xx"
+printf '%-22s %12s %10s %10s\n' "upstream directly" "$(rps "$direct")" "$(p99 "$direct")" "$(non2xx "$direct")"
+printf '%-22s %12s %10s %10s\n' "nginx proxy" "$(rps "$nginx")" "$(p99 "$nginx")" "$(non2xx "$nginx")"
+printf '%-22s %12s %10s %10s\n' "wikiguard gate" "$(rps "$gate")" "$(p99 "$gate")" "$(non2xx "$gate")"
+awk -v g="$(rps "$gate")" -v n="$(rps "$nginx")" 'BEGIN{ printf "gate/nginx throughput: %.0f%%\n", 100*g/n }'

@@ -1,0 +1,838 @@
+//! The gate's HTTP front: accepts clients (HTTP/1.1 and HTTP/2), asks `wikiguard-gate` for a
+//! decision, and either answers itself (403, 429, the challenge page) or proxies to the wiki
+//! over a keep-alive pool, streaming both bodies. Also the gate's own endpoints under
+//! `/.wikiguard/`: the challenge answer, forward-auth for nginx `auth_request`, explain,
+//! policy reload and metrics.
+//!
+//! Phases, as in pingora: accept (per-IP connection limit) → read head (header timeout and
+//! size limit, by hyper) → client IP (trusted proxies) → decide → answer or proxy → observe the
+//! upstream response (logins) → log (sampled decision log).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use wikiguard_gate::{Decision, Gate, GateConfig, IpSet, Policy, RequestFacts};
+
+use crate::config::Secret;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Counters for `/.wikiguard/metrics`.
+#[derive(Default)]
+struct GateMetrics {
+    decisions: Mutex<HashMap<(String, String), u64>>,
+    upstream_errors: AtomicU64,
+    challenges_issued: AtomicU64,
+    challenges_solved: AtomicU64,
+    challenges_failed: AtomicU64,
+    decision_us: Mutex<(u64, u64)>,
+    upstream_us: Mutex<(u64, u64)>,
+}
+
+impl GateMetrics {
+    fn decision(&self, class: &str, decision: &str) {
+        let mut m = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((class.to_string(), decision.to_string())).or_default() += 1;
+    }
+
+    fn time(slot: &Mutex<(u64, u64)>, d: Duration) {
+        let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 += d.as_micros() as u64;
+        g.1 += 1;
+    }
+}
+
+/// Shared state of a running gate.
+pub struct GateState {
+    gate: Gate,
+    store: Arc<dyn wikiguard_gate::RateStore>,
+    redis: Option<Arc<crate::gate_redis::RedisRateStore>>,
+    config: GateConfig,
+    trusted: IpSet,
+    upstream: Uri,
+    client: Client<HttpConnector, Body>,
+    admin_token: Option<Secret>,
+    policy_path: Option<std::path::PathBuf>,
+    metrics: GateMetrics,
+    connections: Mutex<HashMap<IpAddr, usize>>,
+    sample_counter: AtomicU64,
+}
+
+fn decision_name(d: &Decision) -> &'static str {
+    match d {
+        Decision::Allow { .. } => "allow",
+        Decision::Deny { .. } => "deny",
+        Decision::Challenge { .. } => "challenge",
+        Decision::Limit { .. } => "limit",
+    }
+}
+
+impl GateState {
+    /// Builds the state: parses the policy, the trusted proxies and the upstream.
+    pub fn new(
+        config: GateConfig,
+        policy: Policy,
+        store: Arc<dyn wikiguard_gate::RateStore>,
+        redis: Option<Arc<crate::gate_redis::RedisRateStore>>,
+        admin_token: Option<Secret>,
+    ) -> Result<Arc<GateState>> {
+        config.validate().map_err(|e| anyhow::anyhow!("gate: {e}"))?;
+        let upstream: Uri = config
+            .upstream
+            .parse()
+            .with_context(|| format!("gate.upstream = {:?}", config.upstream))?;
+        if upstream.scheme_str() != Some("http") || upstream.host().is_none() {
+            anyhow::bail!("gate.upstream = {:?}: expected http://host:port (TLS to the wiki is not supported yet; terminate TLS in front)", config.upstream);
+        }
+        let trusted =
+            IpSet::parse(&config.trusted_proxies).map_err(|e| anyhow::anyhow!("gate.trusted_proxies: {e}"))?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(config.timeouts.upstream_connect_ms)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let gate = Gate::new(&config, policy, store.clone()).map_err(|e| anyhow::anyhow!("gate: {e}"))?;
+        let policy_path = (!config.policy.is_empty()).then(|| std::path::PathBuf::from(&config.policy));
+        Ok(Arc::new(GateState {
+            gate,
+            store,
+            redis,
+            config,
+            trusted,
+            upstream,
+            client,
+            admin_token,
+            policy_path,
+            metrics: GateMetrics::default(),
+            connections: Mutex::new(HashMap::new()),
+            sample_counter: AtomicU64::new(0),
+        }))
+    }
+
+    /// Reads the policy file again; a bad policy is refused and the old one stays.
+    pub fn reload(&self) -> Result<String> {
+        let Some(path) = &self.policy_path else {
+            self.gate.set_policy(Policy::default_policy());
+            return Ok("built-in default policy reloaded".into());
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let policy = Policy::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        self.gate.set_policy(policy);
+        Ok(format!("policy reloaded from {}", path.display()))
+    }
+
+    fn admin_ok(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = &self.admin_token else {
+            return false;
+        };
+        let Some(v) = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes) else {
+            return false;
+        };
+        let Some(t) = v.strip_prefix(b"Bearer ") else {
+            return false;
+        };
+        bool::from(expected.expose().ct_eq(t))
+    }
+
+    fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        out += "# HELP wikiguard_gate_decisions_total Requests by class and decision.\n# TYPE wikiguard_gate_decisions_total counter\n";
+        let m = self.metrics.decisions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut rows: Vec<_> = m.into_iter().collect();
+        rows.sort();
+        for ((class, decision), n) in rows {
+            let _ = writeln!(
+                out,
+                "wikiguard_gate_decisions_total{{class=\"{class}\",decision=\"{decision}\"}} {n}"
+            );
+        }
+        let pair = |slot: &Mutex<(u64, u64)>| *slot.lock().unwrap_or_else(|p| p.into_inner());
+        let (d_sum, d_n) = pair(&self.metrics.decision_us);
+        let (u_sum, u_n) = pair(&self.metrics.upstream_us);
+        let _ = writeln!(out, "# TYPE wikiguard_gate_decision_seconds summary\nwikiguard_gate_decision_seconds_sum {}\nwikiguard_gate_decision_seconds_count {d_n}", d_sum as f64 / 1e6);
+        let _ = writeln!(out, "# TYPE wikiguard_gate_upstream_seconds summary\nwikiguard_gate_upstream_seconds_sum {}\nwikiguard_gate_upstream_seconds_count {u_n}", u_sum as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "# TYPE wikiguard_gate_upstream_errors_total counter\nwikiguard_gate_upstream_errors_total {}",
+            self.metrics.upstream_errors.load(Ordering::Relaxed)
+        );
+        for (name, v) in [
+            ("issued", &self.metrics.challenges_issued),
+            ("solved", &self.metrics.challenges_solved),
+            ("failed", &self.metrics.challenges_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "wikiguard_gate_challenges_total{{outcome=\"{name}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE wikiguard_gate_limiter_keys gauge\nwikiguard_gate_limiter_keys {}",
+            self.store.key_count()
+        );
+        if let Some(r) = &self.redis {
+            let _ = writeln!(out, "# HELP wikiguard_gate_redis_up Whether the last rate-limit step reached Redis.\n# TYPE wikiguard_gate_redis_up gauge\nwikiguard_gate_redis_up {}", u8::from(r.up()));
+            let _ = writeln!(out, "# HELP wikiguard_gate_redis_fallbacks_total Rate-limit steps served by local counters while Redis was down.\n# TYPE wikiguard_gate_redis_fallbacks_total counter\nwikiguard_gate_redis_fallbacks_total {}", r.fallbacks());
+        }
+        out
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in listed {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(*n);
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn simple_page(status: StatusCode, title: &str, text: &str, reference: &str) -> Response<Body> {
+    let body = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
+         <body><main><h1>{t}</h1><p>{x}</p><p>Reference: <code>{r}</code>. Quote it if you contact the wiki's \
+         administrators.</p></main></body></html>\n",
+        t = html_escape(title),
+        x = html_escape(text),
+        r = html_escape(reference)
+    );
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(reference) {
+        h.insert("x-wikiguard-reference", v);
+    }
+    resp
+}
+
+fn text_response(status: StatusCode, content_type: &'static str, text: String) -> Response<Body> {
+    let mut resp = Response::new(full(text));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The answer for a decision that is not "proxy it".
+fn refusal(state: &GateState, decision: &Decision, facts: &RequestFacts<'_>, now: u64) -> Option<Response<Body>> {
+    match decision {
+        Decision::Allow { .. } => None,
+        Decision::Deny { reason, reference } => Some(simple_page(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            &format!("This request was refused by the wiki's bot protection: {reason}."),
+            reference,
+        )),
+        Decision::Challenge { difficulty, reference } => {
+            state.metrics.challenges_issued.fetch_add(1, Ordering::Relaxed);
+            let page = state.gate.challenge_page(facts, *difficulty, reference, now);
+            let mut resp = Response::new(full(page));
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Ok(v) = HeaderValue::from_str(reference) {
+                h.insert("x-wikiguard-reference", v);
+            }
+            Some(resp)
+        }
+        Decision::Limit {
+            retry_after_secs,
+            limit,
+            remaining,
+            reset_secs,
+            policy_name,
+            machine_message,
+            reference,
+        } => {
+            let text = machine_message.clone().unwrap_or_else(|| {
+                format!("Too many requests. Please wait {retry_after_secs} seconds before trying again.")
+            });
+            let mut resp = if machine_message.is_some() {
+                let mut r = text_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "text/plain; charset=utf-8",
+                    format!("{text}\nReference: {reference}\n"),
+                );
+                if let Ok(v) = HeaderValue::from_str(reference) {
+                    r.headers_mut().insert("x-wikiguard-reference", v);
+                }
+                r
+            } else {
+                simple_page(StatusCode::TOO_MANY_REQUESTS, "Too many requests", &text, reference)
+            };
+            let h = resp.headers_mut();
+            let set = |h: &mut HeaderMap, k: &'static str, v: String| {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(k, v);
+                }
+            };
+            set(h, "retry-after", retry_after_secs.max(&1).to_string());
+            set(h, "ratelimit-limit", limit.to_string());
+            set(h, "ratelimit-remaining", remaining.to_string());
+            set(h, "ratelimit-reset", reset_secs.to_string());
+            set(h, "ratelimit-policy", format!("{limit};name=\"{policy_name}\""));
+            Some(resp)
+        }
+    }
+}
+
+async fn read_body_limited(body: Incoming, limit: usize) -> Option<Bytes> {
+    let collected = http_body_util::Limited::new(body, limit).collect().await.ok()?;
+    Some(collected.to_bytes())
+}
+
+/// Handles one request.
+async fn handle(state: Arc<GateState>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let now = now_ms();
+    let client_ip = wikiguard_gate::client_ip(peer.ip(), req.headers(), &state.trusted);
+    let path = req.uri().path().to_string();
+
+    if let Some(rest) = path.strip_prefix("/.wikiguard/") {
+        return Ok(own_endpoint(&state, rest, client_ip, req, now).await);
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let facts = RequestFacts {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        client_ip,
+    };
+    let outcome = state.gate.evaluate(&facts, now);
+    GateMetrics::time(&state.metrics.decision_us, started.elapsed());
+    let class = outcome.classified.class.as_str();
+    state.metrics.decision(class, decision_name(&outcome.would_be));
+    log_decision(&state, &outcome, class, &parts.method, &path);
+    if let Some(resp) = refusal(&state, &outcome.decision, &facts, now) {
+        return Ok(resp);
+    }
+    // Only the cookies are needed to follow sessions through a login or logout.
+    let mut cookies = HeaderMap::new();
+    for v in parts.headers.get_all(header::COOKIE) {
+        cookies.append(header::COOKIE, v.clone());
+    }
+
+    // Proxy: rewrite the target, forward the client's facts, strip hop-by-hop headers.
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let mut target = http::uri::Builder::new().scheme("http");
+    if let Some(a) = state.upstream.authority() {
+        target = target.authority(a.clone());
+    }
+    let Ok(uri) = target.path_and_query(pq).build() else {
+        return Ok(simple_page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The request target is not valid.",
+            "-",
+        ));
+    };
+    let original_host = parts.headers.get(header::HOST).cloned();
+    strip_hop_by_hop(&mut parts.headers);
+    forward_headers(
+        &mut parts.headers,
+        peer.ip(),
+        client_ip,
+        &state.trusted,
+        original_host.as_ref(),
+    );
+    parts.uri = uri;
+    let req_facts_method = parts.method.clone();
+    let req_facts_uri = parts.uri.clone();
+    let upstream_req = Request::from_parts(parts, body.boxed());
+    let t = Instant::now();
+    let response = tokio::time::timeout(
+        Duration::from_millis(state.config.timeouts.upstream_response_ms),
+        state.client.request(upstream_req),
+    )
+    .await;
+    GateMetrics::time(&state.metrics.upstream_us, t.elapsed());
+    let mut resp = match response {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            state.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "upstream request failed");
+            return Ok(simple_page(
+                StatusCode::BAD_GATEWAY,
+                "The wiki is not answering",
+                "The wiki behind this gate could not be reached. Please try again in a moment.",
+                "-",
+            ));
+        }
+        Err(_) => {
+            state.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            return Ok(simple_page(
+                StatusCode::GATEWAY_TIMEOUT,
+                "The wiki is slow",
+                "The wiki did not answer in time. Please try again in a moment.",
+                "-",
+            ));
+        }
+    };
+    // Remember sessions MediaWiki hands out at a successful login (keyed hashes only).
+    let facts = RequestFacts {
+        method: &req_facts_method,
+        uri: &req_facts_uri,
+        headers: &cookies,
+        client_ip,
+    };
+    state
+        .gate
+        .observe_response(&facts, resp.status().as_u16(), resp.headers(), now);
+    strip_hop_by_hop(resp.headers_mut());
+    Ok(resp.map(|b| b.boxed()))
+}
+
+/// X-Forwarded-For / -Proto / -Host and Forwarded for the upstream: a trusted peer's chain is
+/// extended, an untrusted client's is replaced (never passed on).
+fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, trusted: &IpSet, host: Option<&HeaderValue>) {
+    let chain = if trusted.contains(peer) {
+        let prior: Vec<String> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
+        if prior.is_empty() {
+            peer.to_string()
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        }
+    } else {
+        peer.to_string()
+    };
+    let proto = if trusted.contains(peer) {
+        headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("http")
+            .to_string()
+    } else {
+        "http".to_string()
+    };
+    headers.remove("x-forwarded-for");
+    headers.remove("forwarded");
+    headers.remove("x-real-ip");
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&proto) {
+        headers.insert("x-forwarded-proto", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&client.to_string()) {
+        headers.insert("x-real-ip", v);
+    }
+    let for_ = match client {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("\"[{a}]\""),
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("for={for_};proto={proto}")) {
+        headers.insert("forwarded", v);
+    }
+    if let Some(h) = host {
+        headers.insert("x-forwarded-host", h.clone());
+    }
+}
+
+fn log_decision(state: &GateState, outcome: &wikiguard_gate::Outcome, class: &str, method: &Method, path: &str) {
+    let name = decision_name(&outcome.would_be);
+    let reference = outcome.would_be.reference();
+    // Refusals are always logged (their reference must find the line); allows are sampled.
+    let sample = state.config.decision_log_sample.clamp(0.0, 1.0);
+    let every = if sample <= 0.0 {
+        u64::MAX
+    } else {
+        (1.0 / sample).round().max(1.0) as u64
+    };
+    let n = state.sample_counter.fetch_add(1, Ordering::Relaxed);
+    if name != "allow" || n % every == 0 {
+        // The path only (no query: it may hold tokens), never the IP or cookies.
+        tracing::info!(
+            decision = name,
+            reference = %reference,
+            shadow = outcome.shadow,
+            rule = outcome.rule.as_deref().unwrap_or("-"),
+            tier = outcome.tier.as_str(),
+            class,
+            %method,
+            path,
+            "gate decision"
+        );
+    }
+}
+
+/// `/.wikiguard/…`.
+async fn own_endpoint(
+    state: &GateState,
+    rest: &str,
+    client_ip: IpAddr,
+    req: Request<Incoming>,
+    now: u64,
+) -> Response<Body> {
+    match (req.method().clone(), rest) {
+        (_, "challenge/verify") => {
+            let (parts, body) = req.into_parts();
+            let mut bytes = parts
+                .uri
+                .query()
+                .map(|q| Bytes::copy_from_slice(q.as_bytes()))
+                .unwrap_or_default();
+            if parts.method == Method::POST {
+                match read_body_limited(body, 16 * 1024).await {
+                    Some(b) => bytes = b,
+                    None => {
+                        return simple_page(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "Too large",
+                            "The answer is too large.",
+                            "-",
+                        )
+                    }
+                }
+            }
+            let facts = RequestFacts {
+                method: &parts.method,
+                uri: &parts.uri,
+                headers: &parts.headers,
+                client_ip,
+            };
+            match state.gate.verify_challenge_pass(&bytes, &facts, now) {
+                Ok(verified) => {
+                    state.metrics.challenges_solved.fetch_add(1, Ordering::Relaxed);
+                    let mut resp = Response::new(full("Verified; continue to the wiki.\n"));
+                    *resp.status_mut() = StatusCode::SEE_OTHER;
+                    let h = resp.headers_mut();
+                    if let Ok(v) = HeaderValue::from_str(&verified.set_cookie) {
+                        h.insert(header::SET_COOKIE, v);
+                    }
+                    let location = wikiguard_gate::safe_return(Some(&verified.return_to));
+                    if let Ok(v) = HeaderValue::from_str(&location) {
+                        h.insert(header::LOCATION, v);
+                    }
+                    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    resp
+                }
+                Err(e) => {
+                    state.metrics.challenges_failed.fetch_add(1, Ordering::Relaxed);
+                    simple_page(
+                        StatusCode::FORBIDDEN,
+                        "Check failed",
+                        &format!("The check did not pass: {e}. Reload the page to try again."),
+                        "-",
+                    )
+                }
+            }
+        }
+        (_, "auth") => forward_auth(state, client_ip, req, now),
+        (Method::POST, "admin/explain") => {
+            if !state.admin_ok(req.headers()) {
+                return text_response(
+                    StatusCode::UNAUTHORIZED,
+                    "application/json",
+                    json!({"error": {"code": "unauthorized", "message": "send Authorization: Bearer <admin token>"}})
+                        .to_string(),
+                );
+            }
+            let Some(body) = read_body_limited(req.into_body(), 64 * 1024).await else {
+                return text_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "application/json",
+                    json!({"error": {"code": "body_too_large", "message": "at most 64 KiB"}}).to_string(),
+                );
+            };
+            match explain_json(&state.gate, &body, now) {
+                Ok(v) => text_response(StatusCode::OK, "application/json", v.to_string()),
+                Err(e) => text_response(
+                    StatusCode::BAD_REQUEST,
+                    "application/json",
+                    json!({"error": {"code": "invalid_request", "message": e.to_string()}}).to_string(),
+                ),
+            }
+        }
+        (Method::POST, "admin/reload") => {
+            if !state.admin_ok(req.headers()) {
+                return text_response(
+                    StatusCode::UNAUTHORIZED,
+                    "application/json",
+                    json!({"error": {"code": "unauthorized", "message": "send Authorization: Bearer <admin token>"}})
+                        .to_string(),
+                );
+            }
+            match state.reload() {
+                Ok(msg) => {
+                    tracing::info!("{msg}");
+                    text_response(
+                        StatusCode::OK,
+                        "application/json",
+                        json!({"ok": true, "message": msg}).to_string(),
+                    )
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "policy refused; the old one stays");
+                    text_response(
+                        StatusCode::BAD_REQUEST,
+                        "application/json",
+                        json!({"error": {"code": "bad_policy", "message": format!("{e:#}; the old policy stays")}})
+                            .to_string(),
+                    )
+                }
+            }
+        }
+        (Method::GET, "metrics") if client_ip.is_loopback() || state.admin_ok(req.headers()) => text_response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            state.render_metrics(),
+        ),
+        (Method::GET, "healthz") => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
+        _ => text_response(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            json!({"error": {"code": "not_found", "message": "no such gate endpoint"}}).to_string(),
+        ),
+    }
+}
+
+/// nginx `auth_request`: the original request's method and URI come in `X-Original-Method` and
+/// `X-Original-URI`. 204 allow; 401 challenge (serve the challenge page from
+/// `error_page 401`); 403 deny; 429 limit (with Retry-After). The decision and reference are in
+/// `X-WikiGuard-Decision` and `X-WikiGuard-Reference`.
+fn forward_auth(state: &GateState, client_ip: IpAddr, req: Request<Incoming>, now: u64) -> Response<Body> {
+    let headers = req.headers();
+    let method = headers
+        .get("x-original-method")
+        .and_then(|v| Method::from_bytes(v.as_bytes()).ok())
+        .unwrap_or(Method::GET);
+    let uri: Uri = headers
+        .get("x-original-uri")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Uri::from_static("/"));
+    let facts = RequestFacts {
+        method: &method,
+        uri: &uri,
+        headers,
+        client_ip,
+    };
+    let decision = state.gate.decide(&facts, now);
+    let class = wikiguard_gate::classify(&method, &uri).class.as_str();
+    state.metrics.decision(class, decision_name(&decision));
+    let (status, reference) = match &decision {
+        Decision::Allow { reference, .. } => (StatusCode::NO_CONTENT, reference.clone()),
+        Decision::Challenge { reference, .. } => (StatusCode::UNAUTHORIZED, reference.clone()),
+        Decision::Deny { reference, .. } => (StatusCode::FORBIDDEN, reference.clone()),
+        Decision::Limit { reference, .. } => (StatusCode::TOO_MANY_REQUESTS, reference.clone()),
+    };
+    let mut resp = match refusal(state, &decision, &facts, now) {
+        Some(mut r) if status != StatusCode::NO_CONTENT => {
+            *r.status_mut() = status;
+            r
+        }
+        _ => {
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = status;
+            r
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        "x-wikiguard-decision",
+        HeaderValue::from_static(decision_name(&decision)),
+    );
+    if let Ok(v) = HeaderValue::from_str(&reference) {
+        h.insert("x-wikiguard-reference", v);
+    }
+    resp
+}
+
+/// `{"method", "url", "headers": {name: value}, "client_ip"}` → the gate's explanation.
+pub fn explain_json(gate: &Gate, body: &[u8], now: u64) -> Result<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(body).context("the body is not JSON")?;
+    let method = v.get("method").and_then(|m| m.as_str()).unwrap_or("GET");
+    let method = Method::from_bytes(method.as_bytes()).context("method: not an HTTP method")?;
+    let url = v
+        .get("url")
+        .and_then(|u| u.as_str())
+        .context("url: required, e.g. \"/w/index.php?title=X&action=history\"")?;
+    let uri: Uri = url.parse().context("url: not a valid request target")?;
+    let ip: IpAddr = v
+        .get("client_ip")
+        .and_then(|u| u.as_str())
+        .unwrap_or("127.0.0.1")
+        .parse()
+        .context("client_ip: not an IP address")?;
+    let mut headers = HeaderMap::new();
+    if let Some(h) = v.get("headers").and_then(|h| h.as_object()) {
+        for (k, val) in h {
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).with_context(|| format!("headers.{k}: not a header name"))?;
+            let val = val
+                .as_str()
+                .map(HeaderValue::from_str)
+                .transpose()
+                .with_context(|| format!("headers.{k}: not a header value"))?;
+            if let Some(val) = val {
+                headers.insert(name, val);
+            }
+        }
+    }
+    let facts = RequestFacts {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        client_ip: ip,
+    };
+    serde_json::to_value(gate.explain(&facts, now)).context("serializing the explanation")
+}
+
+/// Serves the gate until SIGINT/SIGTERM; SIGHUP reloads the policy.
+pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener) -> Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(state.config.timeouts.header_read_ms))
+        .max_buf_size(state.config.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(state.config.max_header_bytes as u32);
+    let builder = Arc::new(builder);
+    let mut shutdown = std::pin::pin!(crate::serve::shutdown_signal());
+    #[cfg(unix)]
+    let mut hup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listening for SIGHUP")?;
+    loop {
+        #[cfg(unix)]
+        let hup_recv = hup.recv();
+        #[cfg(not(unix))]
+        let hup_recv = std::future::pending::<Option<()>>();
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let ip = peer.ip();
+                {
+                    let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = conns.entry(ip).or_default();
+                    if state.config.max_connections_per_ip > 0 && *n >= state.config.max_connections_per_ip {
+                        // Over the per-IP connection limit: close at once.
+                        drop(stream);
+                        continue;
+                    }
+                    *n += 1;
+                }
+                let _ = stream.set_nodelay(true);
+                let st = state.clone();
+                let service = hyper::service::service_fn(move |req| handle(st.clone(), peer, req));
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                let st = state.clone();
+                tokio::spawn(async move {
+                    // hyper's header-read timeout also bounds the wait for the next request on
+                    // a kept-alive connection: an idle client is closed by it.
+                    let _ = conn.await;
+                    let mut conns = st.connections.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(n) = conns.get_mut(&ip) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            conns.remove(&ip);
+                        }
+                    }
+                });
+            }
+            _ = hup_recv => {
+                match state.reload() {
+                    Ok(msg) => tracing::info!("SIGHUP: {msg}"),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "SIGHUP: policy refused; the old one stays"),
+                }
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("gate: finishing open connections");
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("gate: connections still open after 10 s; closing"),
+    }
+    Ok(())
+}

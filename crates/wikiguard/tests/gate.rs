@@ -1,0 +1,696 @@
+//! The gate in front of a real upstream HTTP server on loopback: `wikiguard gate` as a
+//! process, clients over TCP. Redis tests start a real `redis-server` when it is installed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const ADMIN: &str = "gate-admin-token-0123456789";
+const SECRET: &str = "gate-test-secret-0123456789abcdef0123456789";
+
+/// A tiny wiki stand-in: answers every request with 200 and a JSON echo of what it received
+/// (method, target, headers); a POST to Special:UserLogin "logs in" by setting MediaWiki's
+/// cookies.
+struct Upstream {
+    port: u16,
+    hits: Arc<AtomicUsize>,
+}
+
+fn upstream() -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let h = h.clone();
+            std::thread::spawn(move || serve_upstream(stream, &h));
+        }
+    });
+    Upstream { port, hits }
+}
+
+fn serve_upstream(stream: TcpStream, hits: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("").to_string();
+        let mut headers = serde_json::Map::new();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                if k == "content-length" {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                headers.insert(k, Value::String(v.trim().to_string()));
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap_or_default();
+        hits.fetch_add(1, Ordering::SeqCst);
+        let echo = serde_json::json!({"method": method, "target": target, "headers": headers}).to_string();
+        let login = method == "POST" && target.contains("Special:UserLogin");
+        let cookies = if login {
+            "Set-Cookie: testwiki_session=s3ss10nvalue0123456789abcdef; path=/; HttpOnly\r\n\
+             Set-Cookie: testwikiUserID=42; path=/\r\nSet-Cookie: testwikiUserName=Editor; path=/\r\n"
+        } else {
+            ""
+        };
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{cookies}Connection: keep-alive\r\n\r\n{echo}",
+            echo.len()
+        );
+        if out.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+struct GateProc {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Drop for GateProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wikiguard-gate-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start_gate(name: &str, upstream: &Upstream, policy: Option<&str>, extra: &[&str], config: &str) -> GateProc {
+    let dir = temp_dir(name);
+    let mut args: Vec<String> = vec!["gate".into(), "--listen".into(), "127.0.0.1:0".into()];
+    args.push("--upstream".into());
+    args.push(format!("http://127.0.0.1:{}", upstream.port));
+    if let Some(p) = policy {
+        let path = dir.join("policy.toml");
+        std::fs::write(&path, p).unwrap();
+        args.push("--policy".into());
+        args.push(path.display().to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let cfg = dir.join("wikiguard.toml");
+    std::fs::write(&cfg, format!("[gate]\nsecret = \"{SECRET}\"\n{config}")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wikiguard"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(&args)
+        .env_clear()
+        .env("WIKIGUARD_ADMIN_TOKEN", ADMIN)
+        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let addr = loop {
+        assert!(Instant::now() < deadline, "gate did not start: {seen:?}");
+        let Some(Ok(line)) = lines.next() else {
+            panic!("gate exited: {seen:?}")
+        };
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["message"] == "wikiguard gate serving" {
+                break v["listen"].as_str().unwrap().to_string();
+            }
+        }
+        seen.push(line);
+    };
+    let log = dir.join("stderr.log");
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        for l in lines.map_while(Result::ok) {
+            all.push_str(&l);
+            all.push('\n');
+            let _ = std::fs::write(&log, &all);
+        }
+    });
+    GateProc { child, addr, dir }
+}
+
+/// One HTTP/1.1 request on a fresh connection: status, headers (lower-case names), body.
+fn request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: wiki.test\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let hs: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = hs
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    (status, hs, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n.min(rest.len())]);
+        s = rest.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+fn header<'a>(hs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    hs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// Solves the page's proof of work as docs/gate-challenge.md describes.
+fn solve(page: &str) -> (String, String, String) {
+    let start = page
+        .find("id=\"wikiguard-challenge\">")
+        .expect("challenge JSON in the page")
+        + "id=\"wikiguard-challenge\">".len();
+    let end = start + page[start..].find("</script>").unwrap();
+    let params: Value = serde_json::from_str(&page[start..end]).unwrap();
+    let challenge = params["challenge"].as_str().unwrap().to_string();
+    let difficulty = params["difficulty"].as_u64().unwrap() as u32;
+    let ret = params["return"].as_str().unwrap_or("/").to_string();
+    for nonce in 0u64.. {
+        let digest = Sha256::digest(format!("{challenge}{nonce}").as_bytes());
+        let mut zeros = 0;
+        for b in digest {
+            if b == 0 {
+                zeros += 8;
+                continue;
+            }
+            zeros += b.leading_zeros();
+            break;
+        }
+        if zeros >= difficulty {
+            return (challenge, nonce.to_string(), ret);
+        }
+    }
+    unreachable!()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A small policy with exact numbers to assert on.
+const TEST_POLICY: &str = r#"
+version = 1
+
+[limits.known-good]
+rate = 1000
+period_seconds = 60
+burst = 1000
+key = ["ip"]
+
+[limits.unknown]
+rate = 5
+period_seconds = 3600
+burst = 5
+key = ["ip"]
+
+[tiers.unknown]
+limits = ["unknown"]
+difficulty = 8
+over_budget = "limit"
+
+[tiers.known_good]
+limits = ["known-good"]
+over_budget = "limit"
+
+[[rules]]
+name = "deny-documentation-net"
+ip = ["203.0.113.0/24"]
+action = "deny"
+reason = "this network is blocked"
+
+[[rules]]
+name = "challenge-history"
+class = ["history"]
+action = "challenge"
+difficulty = 8
+"#;
+
+fn get(g: &GateProc, target: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, String) {
+    request(&g.addr, "GET", target, headers, "")
+}
+
+#[test]
+fn page_views_pass_and_an_abusive_client_gets_429() {
+    let up = upstream();
+    let g = start_gate("limit", &up, Some(TEST_POLICY), &[], "");
+    let (status, hs, body) = get(&g, "/wiki/Main_Page", &[("User-Agent", BROWSER)]);
+    assert_eq!(status, 200, "{body}");
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["target"], "/wiki/Main_Page");
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert!(
+        echo["headers"].get("connection").is_none_or(|c| c != "close"),
+        "hop-by-hop headers are not forwarded"
+    );
+    assert!(header(&hs, "x-wikiguard-reference").is_none());
+    // The budget is 5 units an hour for an unknown client: the 6th page view is refused.
+    for _ in 0..4 {
+        assert_eq!(get(&g, "/wiki/Main_Page", &[("User-Agent", BROWSER)]).0, 200);
+    }
+    let (status, hs, body) = get(&g, "/wiki/Main_Page", &[("User-Agent", BROWSER)]);
+    assert_eq!(status, 429, "{body}");
+    let retry: u64 = header(&hs, "retry-after").unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 3600, "{retry}");
+    assert_eq!(header(&hs, "ratelimit-limit"), Some("5"));
+    assert_eq!(header(&hs, "ratelimit-remaining"), Some("0"));
+    let reference = header(&hs, "x-wikiguard-reference").unwrap().to_string();
+    assert!(body.contains(&reference));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(g.dir.join("stderr.log")).unwrap_or_default();
+    assert!(log.contains(&reference), "the reference finds its log line: {log}");
+    assert!(!log.contains("127.0.0.1\""), "no client IP in the decision log");
+    assert_eq!(
+        up.hits.load(Ordering::SeqCst),
+        5,
+        "refused requests never reach the wiki"
+    );
+}
+
+#[test]
+fn denied_networks_trusted_proxies_and_spoofed_forwarded_for() {
+    let up = upstream();
+    // Trusting loopback: X-Forwarded-For from the loopback "load balancer" is believed.
+    let trusting = start_gate(
+        "trusted",
+        &up,
+        Some(TEST_POLICY),
+        &["--trusted-proxy", "127.0.0.1/32"],
+        "",
+    );
+    let (status, hs, body) = get(
+        &trusting,
+        "/wiki/Cats",
+        &[("User-Agent", BROWSER), ("X-Forwarded-For", "203.0.113.7")],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("this network is blocked"));
+    assert!(header(&hs, "x-wikiguard-reference").is_some());
+    let (status, _, body) = get(
+        &trusting,
+        "/wiki/Cats",
+        &[("User-Agent", BROWSER), ("X-Forwarded-For", "198.51.100.4")],
+    );
+    assert_eq!(status, 200);
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-for"], "198.51.100.4, 127.0.0.1");
+    assert_eq!(echo["headers"]["x-real-ip"], "198.51.100.4");
+
+    // Not trusting anyone: a client's own X-Forwarded-For is ignored and replaced.
+    let plain = start_gate("untrusted", &up, Some(TEST_POLICY), &[], "");
+    let (status, _, body) = get(
+        &plain,
+        "/wiki/Cats",
+        &[("User-Agent", BROWSER), ("X-Forwarded-For", "203.0.113.7")],
+    );
+    assert_eq!(
+        status, 200,
+        "a spoofed header does not get the client denied (or trusted): {body}"
+    );
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(echo["headers"]["forwarded"], "for=127.0.0.1;proto=http");
+}
+
+#[test]
+fn a_challenge_solved_by_a_program_yields_a_pass_and_forged_passes_fail() {
+    let up = upstream();
+    let g = start_gate("challenge", &up, Some(TEST_POLICY), &[], "pass_ttl_seconds = 2\n");
+    let target = "/w/index.php?title=Cats&action=history";
+    let (status, hs, page) = get(&g, target, &[("User-Agent", BROWSER)]);
+    assert_eq!(status, 403);
+    assert_eq!(header(&hs, "cache-control"), Some("no-store"));
+    assert!(page.contains("<html lang="), "an accessible page");
+    let (challenge, nonce, ret) = solve(&page);
+    assert_eq!(ret, target);
+    let form = format!(
+        "challenge={}&nonce={nonce}&return={}",
+        urlencode(&challenge),
+        urlencode(&ret)
+    );
+    let (status, hs, _) = request(
+        &g.addr,
+        "POST",
+        "/.wikiguard/challenge/verify",
+        &[
+            ("User-Agent", BROWSER),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &form,
+    );
+    assert_eq!(status, 303);
+    assert_eq!(header(&hs, "location"), Some(target));
+    let set_cookie = header(&hs, "set-cookie").unwrap().to_string();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let (status, _, body) = get(&g, target, &[("User-Agent", BROWSER), ("Cookie", &cookie)]);
+    assert_eq!(status, 200, "the pass lets the client through: {body}");
+
+    // The pass is bound to the user agent, cannot be forged, and expires.
+    let (status, _, _) = get(&g, target, &[("User-Agent", "Other/1.0"), ("Cookie", &cookie)]);
+    assert_eq!(status, 403, "a pass moved to another client is refused");
+    let (name, value) = cookie.split_once('=').unwrap();
+    let mut forged = value.to_string();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let (status, _, _) = get(
+        &g,
+        target,
+        &[("User-Agent", BROWSER), ("Cookie", &format!("{name}={forged}"))],
+    );
+    assert_eq!(status, 403, "a forged pass is refused");
+    // A wrong answer is refused too.
+    let bad = format!("challenge={}&nonce=x&return=%2F", urlencode(&challenge));
+    let (status, _, _) = request(
+        &g.addr,
+        "POST",
+        "/.wikiguard/challenge/verify",
+        &[("User-Agent", BROWSER)],
+        &bad,
+    );
+    assert_eq!(status, 403);
+    std::thread::sleep(Duration::from_millis(3100));
+    let (status, _, _) = get(&g, target, &[("User-Agent", BROWSER), ("Cookie", &cookie)]);
+    assert_eq!(status, 403, "an expired pass is refused");
+}
+
+#[test]
+fn a_session_seen_at_login_is_never_challenged() {
+    let up = upstream();
+    let g = start_gate("session", &up, Some(TEST_POLICY), &[], "");
+    let history = "/w/index.php?title=Cats&action=history";
+    assert_eq!(get(&g, history, &[("User-Agent", BROWSER)]).0, 403);
+    // A made-up session cookie is not enough.
+    let fake = "testwiki_session=madeupvalue";
+    assert_eq!(get(&g, history, &[("User-Agent", BROWSER), ("Cookie", fake)]).0, 403);
+    // MediaWiki sets the session at a successful login, through the gate.
+    let (status, hs, _) = request(
+        &g.addr,
+        "POST",
+        "/w/index.php?title=Special:UserLogin",
+        &[("User-Agent", BROWSER)],
+        "wpName=Editor",
+    );
+    assert_eq!(status, 200);
+    let session = hs
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(session.contains("testwiki_session="));
+    for _ in 0..10 {
+        let (status, _, body) = get(&g, history, &[("User-Agent", BROWSER), ("Cookie", &session)]);
+        assert_eq!(
+            status, 200,
+            "a logged-in editor is not challenged, nor held to the anonymous budget: {body}"
+        );
+    }
+}
+
+#[test]
+fn policy_reload_and_explain() {
+    let up = upstream();
+    let g = start_gate("reload", &up, Some(TEST_POLICY), &[], "");
+    assert_eq!(get(&g, "/wiki/Dogs", &[("User-Agent", BROWSER)]).0, 200);
+    let explain =
+        serde_json::json!({"method": "GET", "url": "/w/index.php?title=Dogs&action=history", "client_ip": "192.0.2.5",
+                                     "headers": {"User-Agent": BROWSER}})
+        .to_string();
+    let auth = format!("Bearer {ADMIN}");
+    let (status, _, body) = request(
+        &g.addr,
+        "POST",
+        "/.wikiguard/admin/explain",
+        &[("Authorization", &auth)],
+        &explain,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["class"], "history", "{v}");
+    assert!(v.to_string().contains("challenge-history"), "{v}");
+    assert_eq!(
+        request(&g.addr, "POST", "/.wikiguard/admin/explain", &[], &explain).0,
+        401
+    );
+
+    // A new policy that denies /wiki/Dogs; a bad one is refused and the good one stays.
+    let path = g.dir.join("policy.toml");
+    std::fs::write(
+        &path,
+        format!("{TEST_POLICY}\n[[rules]]\nname = \"no-dogs\"\npath = \"^/wiki/Dogs$\"\naction = \"deny\"\n"),
+    )
+    .unwrap();
+    let (status, _, body) = request(
+        &g.addr,
+        "POST",
+        "/.wikiguard/admin/reload",
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get(&g, "/wiki/Dogs", &[("User-Agent", BROWSER)]).0, 403);
+    std::fs::write(&path, "[[rules]]\nname = \"broken\"\naction = \"sing\"\n").unwrap();
+    let (status, _, body) = request(
+        &g.addr,
+        "POST",
+        "/.wikiguard/admin/reload",
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("old policy stays"));
+    assert_eq!(
+        get(&g, "/wiki/Dogs", &[("User-Agent", BROWSER)]).0,
+        403,
+        "the last good policy still applies"
+    );
+    // SIGHUP reloads too.
+    std::fs::write(&path, TEST_POLICY).unwrap();
+    let _ = Command::new("kill").args(["-HUP", &g.child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(&g, "/wiki/Dogs", &[("User-Agent", BROWSER)]).0 != 200 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload the policy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn forward_auth_answers_the_decision_without_proxying() {
+    let up = upstream();
+    let g = start_gate("auth", &up, Some(TEST_POLICY), &["--trusted-proxy", "127.0.0.1/32"], "");
+    let ask = |uri: &str, xff: &str| {
+        request(
+            &g.addr,
+            "GET",
+            "/.wikiguard/auth",
+            &[
+                ("X-Original-URI", uri),
+                ("X-Original-Method", "GET"),
+                ("X-Forwarded-For", xff),
+                ("User-Agent", BROWSER),
+            ],
+            "",
+        )
+    };
+    let (status, hs, _) = ask("/wiki/Cats", "198.51.100.9");
+    assert_eq!(status, 204);
+    assert_eq!(header(&hs, "x-wikiguard-decision"), Some("allow"));
+    assert_eq!(ask("/wiki/Cats", "203.0.113.9").0, 403);
+    assert_eq!(ask("/w/index.php?title=Cats&action=history", "198.51.100.9").0, 401);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 0, "forward-auth never proxies");
+}
+
+#[test]
+fn the_default_policy_keeps_machines_off_the_challenge_page() {
+    let up = upstream();
+    let g = start_gate("default", &up, None, &[], "");
+    assert_eq!(
+        get(
+            &g,
+            "/wiki/Main_Page",
+            &[
+                ("User-Agent", BROWSER),
+                ("Accept", "text/html"),
+                ("Accept-Language", "en")
+            ]
+        )
+        .0,
+        200
+    );
+    // A script with a library's default user agent hammering the API: 429 with the etiquette
+    // message, never an HTML challenge it could not solve.
+    let mut saw_limit = false;
+    for _ in 0..200 {
+        let (status, hs, body) = get(
+            &g,
+            "/w/api.php?action=query&list=recentchanges&rclimit=500&format=json",
+            &[("User-Agent", "python-requests/2.31")],
+        );
+        assert_ne!(status, 403, "a machine client got a page it cannot solve: {body}");
+        if status == 429 {
+            assert!(body.contains("User-Agent"), "{body}");
+            assert!(header(&hs, "retry-after").is_some());
+            saw_limit = true;
+            break;
+        }
+    }
+    assert!(saw_limit, "the API flood was never limited");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis: two gates sharing counters, and Redis going away
+// ---------------------------------------------------------------------------------------------
+
+struct RedisProc {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis() -> Option<RedisProc> {
+    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let child = Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(RedisProc { child, port })
+}
+
+#[test]
+fn two_gates_share_counters_in_redis_and_survive_it_going_away() {
+    let Some(redis) = start_redis() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install redis-server (scripts/test does)"
+        );
+        println!("SKIPPED: redis-server is not installed");
+        return;
+    };
+    let up = upstream();
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let a = start_gate("redis-a", &up, Some(TEST_POLICY), &["--redis", &url], "");
+    let b = start_gate("redis-b", &up, Some(TEST_POLICY), &["--redis", &url], "");
+    // The unknown budget is 5 per client: spent across both gates together.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let g = if i % 2 == 0 { &a } else { &b };
+        statuses.push(get(g, "/wiki/Shared", &[("User-Agent", BROWSER)]).0);
+    }
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 200, 200, 429],
+        "one budget across two nodes"
+    );
+    let (_, _, metrics) = get(&a, "/.wikiguard/metrics", &[]);
+    assert!(metrics.contains("wikiguard_gate_redis_up 1"), "{metrics}");
+
+    // Redis stops: the gates keep answering on their own counters and say so.
+    drop(redis);
+    std::thread::sleep(Duration::from_millis(100));
+    let (status, _, _) = get(&a, "/wiki/Other", &[("User-Agent", "Another/1.0")]);
+    assert_eq!(status, 200, "a gate without Redis still serves");
+    let (_, _, metrics) = get(&a, "/.wikiguard/metrics", &[]);
+    assert!(metrics.contains("wikiguard_gate_redis_up 0"), "{metrics}");
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(a.dir.join("stderr.log")).unwrap_or_default();
+    assert!(log.contains("Redis is unreachable"), "{log}");
+}
