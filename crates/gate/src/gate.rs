@@ -656,8 +656,11 @@ impl Gate {
         )
     }
 
-    fn session_known(&self, headers: &HeaderMap, now_ms: u64, _mode: Mode) -> bool {
-        self.sessions.is_known(headers, now_ms)
+    fn session_known(&self, headers: &HeaderMap, now_ms: u64, mode: Mode) -> bool {
+        match mode {
+            Mode::Charge => self.sessions.is_known(headers, now_ms),
+            Mode::Peek => self.sessions.peek(headers, now_ms),
+        }
     }
 
     /// Charges the tier's budgets; the first exhausted one decides by the tier's over_budget.

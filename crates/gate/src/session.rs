@@ -168,6 +168,11 @@ impl SessionRegistry {
         known
     }
 
+    /// Like [`SessionRegistry::is_known`] but changes nothing (for explanations).
+    pub fn peek(&self, headers: &HeaderMap, now_ms: u64) -> bool {
+        !self.known_digests(headers, now_ms).is_empty()
+    }
+
     /// How many sessions are remembered.
     pub fn len(&self) -> usize {
         self.lock().len()
