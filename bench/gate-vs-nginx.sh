@@ -42,6 +42,8 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 up=$(port); np=$(port); gp=$(port)
 mkdir -p "$work/html/wiki" "$work/logs"
+# nginx workers run as an unprivileged user: let them read the page.
+chmod 755 "$work"
 python3 -c "print('<!DOCTYPE html><html><body>' + 'Lorem ipsum dolor sit amet. ' * 70 + '</body></html>')" > "$work/html/wiki/Main_Page"
 cat > "$work/nginx.conf" <<CONF
 worker_processes 2;
@@ -62,13 +64,15 @@ http {
 }
 CONF
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" 2>/dev/null
-WIKIGUARD_LOG_LEVEL=warn "$wg" gate --listen 127.0.0.1:$gp --upstream http://127.0.0.1:$up 2>"$work/gate.log" &
+# Loopback is the trusted "load balancer" whose X-Forwarded-For (set by the wrk script) names
+# the client, so the default policy sees many readers, not one address hammering the wiki.
+WIKIGUARD_LOG_LEVEL=warn "$wg" gate --listen 127.0.0.1:$gp --upstream http://127.0.0.1:$up --trusted-proxy 127.0.0.1/32 2>"$work/gate.log" &
 pids+=($!)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$gp/wiki/Main_Page" 2>/dev/null && break; sleep 0.1; done
 
 run() {
-  # The page view that dominates wiki traffic; a browser's user agent.
-  wrk -t2 -c"$connections" -d"${duration}s" --latency -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" "$1" 2>&1
+  # The page view that dominates wiki traffic, from many readers' browsers.
+  wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$here/gate-clients.lua" "$1" 2>&1
 }
 direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
 nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")

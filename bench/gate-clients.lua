@@ -1,0 +1,13 @@
+-- wrk script: page views from many clients, as a wiki's readers are. Each request comes
+-- "from" a random address in 10.0.0.0/8 (in X-Forwarded-For, which the gate believes from its
+-- trusted loopback proxy), with a browser's headers.
+math.randomseed(20261201)
+local headers = {
+  ["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+  ["Accept"] = "text/html,application/xhtml+xml",
+  ["Accept-Language"] = "en-GB,en;q=0.8",
+}
+request = function()
+  headers["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
+  return wrk.format("GET", "/wiki/Main_Page", headers)
+end
