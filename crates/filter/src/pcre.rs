@@ -274,14 +274,19 @@ impl Regex {
                 return false;
             }
         }
-        match &self.inner.required {
-            None => true,
-            Some(req) if !req.folded => req.searcher.is_match(haystack.as_bytes()),
-            Some(req) => match facts {
-                Some(f) => req.searcher.is_match(f.folded(haystack).as_bytes()),
-                None => req.searcher.is_match(fold_haystack(haystack).as_bytes()),
-            },
-        }
+        let Some(req) = &self.inner.required else {
+            return true;
+        };
+        let owned;
+        let hay: &[u8] = match (req.folded, facts) {
+            (false, _) => haystack.as_bytes(),
+            (true, Some(f)) => f.folded(haystack).as_bytes(),
+            (true, None) => {
+                owned = fold_haystack(haystack);
+                owned.as_bytes()
+            }
+        };
+        req.stages.iter().all(|s| s.is_match(hay))
     }
 
     /// `preg_match` without captures.
@@ -3681,7 +3686,8 @@ fn build_prefilter(tree: &Node, fast_src: &str, with_period: bool) -> Option<Pre
 /// (a byte-for-byte map, so every occurrence in the haystack stays one in the folded copy).
 #[derive(Debug)]
 struct Required {
-    searcher: LitSearcher,
+    /// Each must find one of its strings (in order: cheap first).
+    stages: Vec<LitSearcher>,
     folded: bool,
     literals: Vec<Vec<u8>>,
 }
@@ -3689,24 +3695,23 @@ struct Required {
 /// Finds whether any of a few literals occurs.
 #[derive(Debug)]
 enum LitSearcher {
-    /// Few literals: one SIMD substring search each (its rare-byte heuristic copes with
-    /// literals that start with common bytes, such as a space, where Teddy's fingerprints do
-    /// not).
-    Each(Vec<memchr::memmem::Finder<'static>>),
+    /// One literal: SIMD substring search.
+    One(memchr::memmem::Finder<'static>),
+    /// Up to 64: Teddy, used directly (through `AhoCorasick` it is sometimes left out, and
+    /// the automaton then runs at a fraction of the speed).
+    Packed(aho_corasick::packed::Searcher),
     Many(aho_corasick::AhoCorasick),
 }
 
 impl LitSearcher {
     fn is_match(&self, hay: &[u8]) -> bool {
         match self {
-            LitSearcher::Each(finders) => finders.iter().any(|f| f.find(hay).is_some()),
+            LitSearcher::One(finder) => finder.find(hay).is_some(),
+            LitSearcher::Packed(p) => p.find(hay).is_some(),
             LitSearcher::Many(ac) => ac.is_match(hay),
         }
     }
 }
-
-/// At most this many literals are searched one by one.
-const LIT_EACH_MAX: usize = 4;
 
 /// Bounds on the literal analysis: strings per set and bytes per string.
 const LIT_MAX_SET: usize = 64;
@@ -3793,21 +3798,29 @@ fn has_caseless(node: &Node) -> bool {
     }
 }
 
+/// How the literal analysis runs: folding (see [`fold_haystack`]), and up to which length a
+/// longer shortest string makes a set better (beyond it, fewer strings do).
+#[derive(Clone, Copy)]
+struct Mode {
+    fold: bool,
+    cap: usize,
+}
+
 /// `a` is better than `b` as a required set: longer shortest string (up to 4 bytes, beyond
 /// which strings are rare enough), then fewer strings (the searchers slow down with many,
 /// above all when they share common first bytes, as a cross product's do).
-fn better(a: &LitSet, b: &LitSet) -> bool {
-    let min = |s: &LitSet| s.iter().map(Vec::len).min().unwrap_or(0).min(4);
+fn better(a: &LitSet, b: &LitSet, cap: usize) -> bool {
+    let min = |s: &LitSet| s.iter().map(Vec::len).min().unwrap_or(0).min(cap);
     (min(a), std::cmp::Reverse(a.len())) > (min(b), std::cmp::Reverse(b.len()))
 }
 
 /// Keeps `set` in `best` if it is usable (non-empty, no empty string) and better.
-fn consider(best: &mut Option<LitSet>, set: LitSet) {
+fn consider(m: Mode, best: &mut Option<LitSet>, set: LitSet) {
     if set.is_empty() || set.iter().any(Vec::is_empty) {
         return;
     }
     match best {
-        Some(b) if !better(&set, b) => {}
+        Some(b) if !better(&set, b, m.cap) => {}
         _ => *best = Some(set),
     }
 }
@@ -3875,20 +3888,20 @@ fn class_lits(class: &Class, fold: bool) -> Lits {
     Lits::Unknown
 }
 
-fn lits(node: &Node, fold: bool) -> Lits {
+fn lits(node: &Node, m: Mode) -> Lits {
     match node {
         Node::Empty | Node::Assert(_) | Node::Keep | Node::Look { .. } => Lits::Exact(empty_only()),
         Node::Lit { c, caseless } => match char_variants(*c, *caseless) {
-            Some(v) => Lits::Exact(v.into_iter().map(|c| fold_char(c, fold)).collect()),
+            Some(v) => Lits::Exact(v.into_iter().map(|c| fold_char(c, m.fold)).collect()),
             None => Lits::Unknown,
         },
-        Node::Class(class) => class_lits(class, fold),
+        Node::Class(class) => class_lits(class, m.fold),
         Node::Any { .. } | Node::Fail | Node::Linebreak { .. } | Node::Grapheme | Node::Backref { .. } => Lits::Unknown,
-        Node::Group { node, .. } | Node::Atomic(node) => lits(node, fold),
+        Node::Group { node, .. } | Node::Atomic(node) => lits(node, m),
         Node::Repeat { node, min, max, .. } => {
             if *min == 0 {
                 // `x?`: the empty string or one match of `x`.
-                return match (max, lits(node, fold)) {
+                return match (max, lits(node, m)) {
                     (Some(1), Lits::Exact(mut e)) => {
                         e.insert(Vec::new());
                         Lits::Exact(e)
@@ -3896,7 +3909,7 @@ fn lits(node: &Node, fold: bool) -> Lits {
                     _ => Lits::Unknown,
                 };
             }
-            match lits(node, fold) {
+            match lits(node, m) {
                 Lits::Exact(e) => {
                     if *max == Some(*min) && *min <= 8 {
                         let mut acc = Some(empty_only());
@@ -3908,7 +3921,7 @@ fn lits(node: &Node, fold: bool) -> Lits {
                         }
                     }
                     let mut best = None;
-                    consider(&mut best, e);
+                    consider(m, &mut best, e);
                     best.map_or(Lits::Unknown, Lits::Required)
                 }
                 other => other,
@@ -3923,7 +3936,7 @@ fn lits(node: &Node, fold: bool) -> Lits {
                 // it with `m` copies, and the run after it starts with `m` copies.
                 if let Node::Repeat { node, min, max, .. } = item {
                     if *min >= 1 && *min <= 4 && *max != Some(*min) {
-                        if let Lits::Exact(e) = lits(node, fold) {
+                        if let Lits::Exact(e) = lits(node, m) {
                             let mut copies = Some(empty_only());
                             for _ in 0..*min {
                                 copies = copies.and_then(|c| cross(&c, &e));
@@ -3931,9 +3944,9 @@ fn lits(node: &Node, fold: bool) -> Lits {
                             if let Some(copies) = copies {
                                 exact = false;
                                 if let Some(c) = cross(&cur, &copies) {
-                                    consider(&mut best, c);
+                                    consider(m, &mut best, c);
                                 } else {
-                                    consider(&mut best, std::mem::take(&mut cur));
+                                    consider(m, &mut best, std::mem::take(&mut cur));
                                 }
                                 cur = copies;
                                 continue;
@@ -3941,40 +3954,40 @@ fn lits(node: &Node, fold: bool) -> Lits {
                         }
                     }
                 }
-                match lits(item, fold) {
+                match lits(item, m) {
                     Lits::Exact(e) => match cross(&cur, &e) {
                         Some(c) => {
                             // The piece alone is required too, and may be the better set.
-                            consider(&mut best, e);
+                            consider(m, &mut best, e);
                             cur = c;
                         }
                         None => {
                             exact = false;
-                            consider(&mut best, std::mem::replace(&mut cur, e));
+                            consider(m, &mut best, std::mem::replace(&mut cur, e));
                         }
                     },
                     Lits::Required(r) => {
                         exact = false;
-                        consider(&mut best, std::mem::replace(&mut cur, empty_only()));
-                        consider(&mut best, r);
+                        consider(m, &mut best, std::mem::replace(&mut cur, empty_only()));
+                        consider(m, &mut best, r);
                     }
                     Lits::Unknown => {
                         exact = false;
-                        consider(&mut best, std::mem::replace(&mut cur, empty_only()));
+                        consider(m, &mut best, std::mem::replace(&mut cur, empty_only()));
                     }
                 }
             }
             if exact {
                 return Lits::Exact(cur);
             }
-            consider(&mut best, cur);
+            consider(m, &mut best, cur);
             best.map_or(Lits::Unknown, Lits::Required)
         }
         Node::Alt(items) => {
             let mut union = LitSet::new();
             let mut exact = true;
             for item in items {
-                match lits(item, fold) {
+                match lits(item, m) {
                     Lits::Exact(e) => union.extend(e),
                     Lits::Required(r) => {
                         exact = false;
@@ -4087,41 +4100,41 @@ const LIT_GOOD_SET: usize = 8;
 
 /// The best required set of `node`: its own, or, when that is large (a cross product such
 /// as `(is|was) an? (word|…)`), one of a piece every match goes through.
-fn best_required(node: &Node, fold: bool) -> Option<LitSet> {
+fn best_required(node: &Node, m: Mode) -> Option<LitSet> {
     let mut best = None;
-    if let Lits::Exact(s) | Lits::Required(s) = lits(node, fold) {
-        consider(&mut best, s);
+    if let Lits::Exact(s) | Lits::Required(s) = lits(node, m) {
+        consider(m, &mut best, s);
     }
     if best.as_ref().is_some_and(|b| b.len() <= LIT_GOOD_SET) {
         return best;
     }
     match node {
         Node::Group { node, .. } | Node::Atomic(node) => {
-            if let Some(r) = best_required(node, fold) {
-                consider(&mut best, r);
+            if let Some(r) = best_required(node, m) {
+                consider(m, &mut best, r);
             }
         }
         Node::Repeat { node, min, .. } if *min >= 1 => {
-            if let Some(r) = best_required(node, fold) {
-                consider(&mut best, r);
+            if let Some(r) = best_required(node, m) {
+                consider(m, &mut best, r);
             }
         }
         Node::Concat(items) => {
             for item in items {
-                if let Some(r) = best_required(item, fold) {
-                    consider(&mut best, r);
+                if let Some(r) = best_required(item, m) {
+                    consider(m, &mut best, r);
                 }
             }
         }
         Node::Alt(items) => {
             let mut union = LitSet::new();
             for item in items {
-                match best_required(item, fold) {
+                match best_required(item, m) {
                     Some(r) if union.len() + r.len() <= LIT_MAX_SET * 2 => union.extend(r),
                     _ => return best,
                 }
             }
-            consider(&mut best, union);
+            consider(m, &mut best, union);
         }
         _ => {}
     }
@@ -4131,34 +4144,53 @@ fn best_required(node: &Node, fold: bool) -> Option<LitSet> {
 /// The literal prefilter of `tree`, when the analysis finds one.
 fn build_required(tree: &Node) -> Option<Required> {
     let fold = has_caseless(tree);
-    let mut set = best_required(tree, fold)?;
-    // A string that contains another of the set adds nothing (`fart` covers `farts`).
+    // Two sets when they differ: one of few strings, cheap to search, then (if its strings
+    // occur) the most selective one, whose long strings (`my school`…) rarely occur by chance.
+    let quick = best_required(tree, Mode { fold, cap: 4 }).map(without_superstrings)?;
+    let mut stages = vec![searcher(&quick)?];
+    let mut literals: Vec<Vec<u8>> = quick.iter().cloned().collect();
+    let selective = best_required(tree, Mode { fold, cap: usize::MAX }).map(without_superstrings);
+    if let Some(sel) = selective.filter(|s| *s != quick) {
+        if let Some(st) = searcher(&sel) {
+            stages.push(st);
+            literals.extend(sel);
+        }
+    }
+    Some(Required {
+        stages,
+        folded: fold,
+        literals,
+    })
+}
+
+/// `set` without the strings that contain another of it (`fart` covers `farts`).
+fn without_superstrings(mut set: LitSet) -> LitSet {
     let all: Vec<Vec<u8>> = set.iter().cloned().collect();
     set.retain(|l| {
         !all.iter()
             .any(|o| o.len() < l.len() && memchr::memmem::find(l, o).is_some())
     });
+    set
+}
+
+/// A searcher for `set`, unless it is empty or holds the empty string (no condition then).
+fn searcher(set: &LitSet) -> Option<LitSearcher> {
     if set.is_empty() || set.iter().any(Vec::is_empty) {
         return None;
     }
-    let searcher = if set.len() <= LIT_EACH_MAX {
-        LitSearcher::Each(
-            set.iter()
-                .map(|l| memchr::memmem::Finder::new(l).into_owned())
-                .collect(),
-        )
-    } else {
+    if let (Some(one), 1) = (set.first(), set.len()) {
+        return Some(LitSearcher::One(memchr::memmem::Finder::new(one).into_owned()));
+    }
+    if let Some(p) = aho_corasick::packed::Config::new().builder().extend(set.iter()).build() {
+        return Some(LitSearcher::Packed(p));
+    }
+    Some({
         LitSearcher::Many(
             aho_corasick::AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-                .build(&set)
+                .build(set)
                 .ok()?,
         )
-    };
-    Some(Required {
-        searcher,
-        folded: fold,
-        literals: set.into_iter().collect(),
     })
 }
 
