@@ -490,7 +490,7 @@ fn random_text(rng: &mut Rng, max: usize) -> String {
 fn random_numeric(rng: &mut Rng) -> String {
     let mut s = String::new();
     if rng.chance(15) {
-        s.push_str(*rng.pick(&[" ", "\t", "\n", "  ", "\u{b}", "\u{c}", "\r"]));
+        s.push_str(rng.pick::<&str>(&[" ", "\t", "\n", "  ", "\u{b}", "\u{c}", "\r"]));
     }
     if rng.chance(25) {
         s.push(*rng.pick(&['-', '+']));
@@ -515,10 +515,10 @@ fn random_numeric(rng: &mut Rng) -> String {
         if rng.chance(40) {
             s.push(*rng.pick(&['-', '+']));
         }
-        s.push_str(*rng.pick(&["0", "1", "2", "5", "15", "300", "400", ""]));
+        s.push_str(rng.pick::<&str>(&["0", "1", "2", "5", "15", "300", "400", ""]));
     }
     if rng.chance(15) {
-        s.push_str(*rng.pick(&[" ", "\n", "a", "x1", "  ", ".", "e"]));
+        s.push_str(rng.pick::<&str>(&[" ", "\n", "a", "x1", "  ", ".", "e"]));
     }
     s
 }
@@ -570,7 +570,7 @@ fn random_like(rng: &mut Rng) -> String {
     let n = rng.below(6);
     let mut s = String::new();
     for _ in 0..n {
-        s.push_str(*rng.pick(&[
+        s.push_str(rng.pick::<&str>(&[
             "a", "b", "*", "?", "[", "]", "!", "-", "[ab]", "[!a]", "[a-c]", ".", "+", "é", "A", "^", "$", "(", "|",
             "{2}", "#",
         ]));
@@ -636,7 +636,7 @@ fn random_regex(rng: &mut Rng, depth: usize) -> String {
         };
         s.push_str(&atom);
         if rng.chance(30) {
-            s.push_str(*rng.pick(&[
+            s.push_str(rng.pick::<&str>(&[
                 "*", "+", "?", "{2}", "{1,3}", "{2,}", "*?", "+?", "??", "*+", "++", "{,2}", "{1",
             ]));
         }
@@ -1167,11 +1167,7 @@ impl Gen {
                     3 => format!("{a} / {b} * {}", int(self)),
                     _ => format!("{a} + {b}"),
                 };
-                if f.ends_with(' ') {
-                    format!("{f}({e})")
-                } else {
-                    format!("{f}({e})")
-                }
+                format!("{f}({e})")
             }
             4..=5 => {
                 let op = *self.rng.pick(&[
