@@ -30,6 +30,12 @@ use subtle::ConstantTimeEq;
 use wikiguard_gate::{Decision, Gate, GateConfig, IpSet, Policy, RequestFacts};
 
 use crate::config::Secret;
+use crate::metrics::{Histogram, LATENCY_BUCKETS};
+
+/// Decision-time buckets, seconds: deciding should take microseconds.
+const DECISION_BUCKETS: &[f64] = &[
+    0.000_005, 0.00001, 0.000_025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005,
+];
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -53,8 +59,8 @@ struct GateMetrics {
     challenges_issued: AtomicU64,
     challenges_solved: AtomicU64,
     challenges_failed: AtomicU64,
-    decision_us: Mutex<(u64, u64)>,
-    upstream_us: Mutex<(u64, u64)>,
+    decision_seconds: Mutex<Option<Histogram>>,
+    upstream_seconds: Mutex<Option<Histogram>>,
 }
 
 impl GateMetrics {
@@ -63,10 +69,10 @@ impl GateMetrics {
         *m.entry((class.to_string(), decision.to_string())).or_default() += 1;
     }
 
-    fn time(slot: &Mutex<(u64, u64)>, d: Duration) {
+    fn time(slot: &Mutex<Option<Histogram>>, d: Duration) {
         let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
-        g.0 += d.as_micros() as u64;
-        g.1 += 1;
+        g.get_or_insert_with(|| Histogram::new(DECISION_BUCKETS))
+            .observe(d.as_secs_f64());
     }
 }
 
@@ -177,11 +183,16 @@ impl GateState {
                 "wikiguard_gate_decisions_total{{class=\"{class}\",decision=\"{decision}\"}} {n}"
             );
         }
-        let pair = |slot: &Mutex<(u64, u64)>| *slot.lock().unwrap_or_else(|p| p.into_inner());
-        let (d_sum, d_n) = pair(&self.metrics.decision_us);
-        let (u_sum, u_n) = pair(&self.metrics.upstream_us);
-        let _ = writeln!(out, "# TYPE wikiguard_gate_decision_seconds summary\nwikiguard_gate_decision_seconds_sum {}\nwikiguard_gate_decision_seconds_count {d_n}", d_sum as f64 / 1e6);
-        let _ = writeln!(out, "# TYPE wikiguard_gate_upstream_seconds summary\nwikiguard_gate_upstream_seconds_sum {}\nwikiguard_gate_upstream_seconds_count {u_n}", u_sum as f64 / 1e6);
+        let hist = |slot: &Mutex<Option<Histogram>>, buckets| {
+            slot.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| Histogram::new(buckets))
+        };
+        out += "# HELP wikiguard_gate_decision_seconds Time to decide a request.\n# TYPE wikiguard_gate_decision_seconds histogram\n";
+        hist(&self.metrics.decision_seconds, DECISION_BUCKETS).render(&mut out, "wikiguard_gate_decision_seconds", "");
+        out += "# HELP wikiguard_gate_upstream_seconds Time until the wiki's response head.\n# TYPE wikiguard_gate_upstream_seconds histogram\n";
+        hist(&self.metrics.upstream_seconds, LATENCY_BUCKETS).render(&mut out, "wikiguard_gate_upstream_seconds", "");
         let _ = writeln!(
             out,
             "# TYPE wikiguard_gate_upstream_errors_total counter\nwikiguard_gate_upstream_errors_total {}",
@@ -373,7 +384,7 @@ async fn handle(state: Arc<GateState>, peer: SocketAddr, req: Request<Incoming>)
         client_ip,
     };
     let outcome = state.gate.evaluate(&facts, now);
-    GateMetrics::time(&state.metrics.decision_us, started.elapsed());
+    GateMetrics::time(&state.metrics.decision_seconds, started.elapsed());
     let class = outcome.classified.class.as_str();
     state.metrics.decision(class, decision_name(&outcome.would_be));
     log_decision(&state, &outcome, class, &parts.method, &path);
@@ -419,7 +430,7 @@ async fn handle(state: Arc<GateState>, peer: SocketAddr, req: Request<Incoming>)
         state.client.request(upstream_req),
     )
     .await;
-    GateMetrics::time(&state.metrics.upstream_us, t.elapsed());
+    GateMetrics::time(&state.metrics.upstream_seconds, t.elapsed());
     let mut resp = match response {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {

@@ -9,14 +9,15 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 /// Latency buckets, seconds.
-const LATENCY_BUCKETS: &[f64] = &[
+pub const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 /// Condition-count buckets.
 const CONDITION_BUCKETS: &[f64] = &[10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0];
 
+/// A Prometheus histogram with fixed buckets.
 #[derive(Debug, Clone)]
-struct Histogram {
+pub struct Histogram {
     bounds: &'static [f64],
     counts: Vec<u64>,
     sum: f64,
@@ -24,7 +25,8 @@ struct Histogram {
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
+    /// Empty, with these upper bounds.
+    pub fn new(bounds: &'static [f64]) -> Self {
         Histogram {
             bounds,
             counts: vec![0; bounds.len()],
@@ -33,7 +35,8 @@ impl Histogram {
         }
     }
 
-    fn observe(&mut self, v: f64) {
+    /// Counts one value.
+    pub fn observe(&mut self, v: f64) {
         for (b, c) in self.bounds.iter().zip(self.counts.iter_mut()) {
             if v <= *b {
                 *c += 1;
@@ -43,7 +46,8 @@ impl Histogram {
         self.count += 1;
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    /// Writes the `_bucket`, `_sum` and `_count` lines.
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         for (b, c) in self.bounds.iter().zip(&self.counts) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");

@@ -694,3 +694,57 @@ fn two_gates_share_counters_in_redis_and_survive_it_going_away() {
     let log = std::fs::read_to_string(a.dir.join("stderr.log")).unwrap_or_default();
     assert!(log.contains("Redis is unreachable"), "{log}");
 }
+
+#[test]
+fn serve_runs_the_gate_beside_the_api_when_configured() {
+    let up = upstream();
+    let dir = temp_dir("serve");
+    let cfg = dir.join("wikiguard.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\ncheck_token = \"check-token-0123456789abcdef\"\n\n[gate]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:{}\"\nsecret = \"{SECRET}\"\n",
+            up.port
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wikiguard"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env_clear()
+        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut api, mut gate) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.is_none() || gate.is_none() {
+        assert!(Instant::now() < deadline);
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            match v["message"].as_str() {
+                Some("wikiguard serving") => api = v["listen"].as_str().map(str::to_string),
+                Some("wikiguard gate serving") => gate = v["listen"].as_str().map(str::to_string),
+                _ => {}
+            }
+        }
+    }
+    let (api, gate) = (api.expect("the API listens"), gate.expect("the gate listens"));
+    assert_eq!(request(&api, "GET", "/healthz", &[], "").0, 200);
+    let (status, _, body) = request(
+        &gate,
+        "GET",
+        "/wiki/Main_Page",
+        &[
+            ("User-Agent", BROWSER),
+            ("Accept", "text/html"),
+            ("Accept-Language", "en"),
+        ],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
