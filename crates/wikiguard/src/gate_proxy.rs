@@ -54,7 +54,7 @@ fn now_ms() -> u64 {
 /// Counters for `/.wikiguard/metrics`.
 #[derive(Default)]
 struct GateMetrics {
-    decisions: Mutex<HashMap<(String, String), u64>>,
+    decisions: Mutex<HashMap<(&'static str, &'static str), u64>>,
     upstream_errors: AtomicU64,
     challenges_issued: AtomicU64,
     challenges_solved: AtomicU64,
@@ -64,9 +64,9 @@ struct GateMetrics {
 }
 
 impl GateMetrics {
-    fn decision(&self, class: &str, decision: &str) {
+    fn decision(&self, class: &'static str, decision: &'static str) {
         let mut m = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((class.to_string(), decision.to_string())).or_default() += 1;
+        *m.entry((class, decision)).or_default() += 1;
     }
 
     fn time(slot: &Mutex<Option<Histogram>>, d: Duration) {
