@@ -109,12 +109,10 @@ fn trim_free_link(url: &str) -> &str {
 
 /// Whether anything follows the protocol (the parser does not link a lone `http://`).
 fn has_host(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    let rest = PROTOCOLS
-        .split('|')
-        .chain(std::iter::once("//"))
-        .filter(|p| lower.starts_with(p))
-        .map(|p| &url[p.len()..])
+    let rest = protocol_list()
+        .iter()
+        .filter(|p| starts_with_ignore_case(url, p))
+        .filter_map(|p| url.get(p.len()..))
         .min_by_key(|r| r.len());
     rest.is_some_and(|r| !r.is_empty())
 }
@@ -204,18 +202,31 @@ fn mark_templates(text: &str) -> String {
             }
         }
     }
-    // Only ASCII bytes are blanked, so char boundaries stay intact.
-    text.char_indices()
-        .map(|(i, c)| if c.is_ascii() && blank[i] { ' ' } else { c })
-        .collect()
+    // Only ASCII bytes (braces and pipes) are blanked, so the text stays UTF-8.
+    let mut out = b.to_vec();
+    for (o, &bl) in out.iter_mut().zip(&blank) {
+        if bl {
+            *o = b' ';
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `$wgUrlProtocols` and `//`, one per entry, for prefix tests.
+fn protocol_list() -> &'static [&'static str] {
+    static LIST: OnceLock<Vec<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| PROTOCOLS.split('|').chain(std::iter::once("//")).collect())
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 fn starts_with_protocol(s: &str) -> bool {
-    let lower = s.trim_start().to_ascii_lowercase();
-    PROTOCOLS
-        .split('|')
-        .chain(std::iter::once("//"))
-        .any(|p| lower.starts_with(p))
+    let s = s.trim_start();
+    protocol_list().iter().any(|p| starts_with_ignore_case(s, p))
 }
 
 /// Internal links `[[Page|text]]` become `<a>` elements before free links are found, so their
@@ -224,11 +235,12 @@ fn blank_internal_links(p: &Patterns, text: &str) -> String {
     p.wikilink
         .replace_all(text, |c: &regex::Captures<'_>| {
             let target = c.get(1).map_or("", |m| m.as_str()).trim_start_matches([' ', ':']);
-            let lower = target.to_ascii_lowercase();
-            let keep = starts_with_protocol(target) || lower.starts_with("file:") || lower.starts_with("image:");
+            let keep = starts_with_protocol(target)
+                || starts_with_ignore_case(target, "file:")
+                || starts_with_ignore_case(target, "image:");
             match (keep, c.get(0)) {
-                (true, Some(all)) => all.as_str().to_string(),
-                _ => " ".to_string(),
+                (true, Some(all)) => std::borrow::Cow::Owned(all.as_str().to_string()),
+                _ => std::borrow::Cow::Borrowed(" "),
             }
         })
         .into_owned()
