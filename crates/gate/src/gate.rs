@@ -490,7 +490,11 @@ impl Gate {
         };
 
         // Phase: score.
-        let mut traces: Vec<RuleTrace> = Vec::with_capacity(policy.rules.len());
+        // Rule traces are for `explain`; a charged decision does not build them.
+        let mut traces = Traces {
+            record: mode == Mode::Peek,
+            items: Vec::new(),
+        };
         let mut score = 0i64;
         for rule in &policy.rules {
             if let Effect::Weight { weight } = rule.effect {
@@ -498,7 +502,7 @@ impl Gate {
                 if matched && !rule.shadow {
                     score = score.saturating_add(weight);
                 }
-                traces.push(trace(rule, matched, true, Some(weight), None));
+                traces.push(|| trace(rule, matched, true, Some(weight), None));
             }
         }
 
@@ -538,12 +542,12 @@ impl Gate {
                 continue;
             }
             if decided.is_some() {
-                traces.push(trace(rule, false, false, None, None));
+                traces.push(|| trace(rule, false, false, None, None));
                 continue;
             }
             let matched = rule.matches(&input);
             if !matched {
-                traces.push(trace(rule, false, true, None, None));
+                traces.push(|| trace(rule, false, true, None, None));
                 continue;
             }
             let d = match &rule.effect {
@@ -557,13 +561,15 @@ impl Gate {
                 }),
                 Effect::Challenge { difficulty } => {
                     if tier == Tier::KnownGood {
-                        traces.push(trace(
-                            rule,
-                            true,
-                            true,
-                            None,
-                            Some("skipped: known-good clients are not challenged"),
-                        ));
+                        traces.push(|| {
+                            trace(
+                                rule,
+                                true,
+                                true,
+                                None,
+                                Some("skipped: known-good clients are not challenged"),
+                            )
+                        });
                         continue;
                     }
                     let difficulty = difficulty.unwrap_or(policy.tier(tier).difficulty);
@@ -581,7 +587,7 @@ impl Gate {
                         match d {
                             Some(d) => Some(d),
                             None => {
-                                traces.push(trace(rule, true, true, None, Some("machine client within its limit")));
+                                traces.push(|| trace(rule, true, true, None, Some("machine client within its limit")));
                                 break;
                             }
                         }
@@ -600,7 +606,7 @@ impl Gate {
                     Some(l) => match self.charge(&mut ctx, l, cost) {
                         Some(over) => Some(self.limit_decision(&policy, &ctx, l, over)),
                         None => {
-                            traces.push(trace(rule, true, true, None, Some("within the limit")));
+                            traces.push(|| trace(rule, true, true, None, Some("within the limit")));
                             break;
                         }
                     },
@@ -609,11 +615,11 @@ impl Gate {
                 Effect::Weight { .. } => None,
             };
             if rule.shadow {
-                traces.push(trace(rule, true, true, None, Some("shadow: would decide")));
+                traces.push(|| trace(rule, true, true, None, Some("shadow: would decide")));
                 shadow_rules.push(rule.name.clone());
                 continue;
             }
-            traces.push(trace(rule, true, true, None, None));
+            traces.push(|| trace(rule, true, true, None, None));
             if let Some(d) = d {
                 decided = Some((d, rule.name.clone()));
             }
@@ -650,7 +656,7 @@ impl Gate {
             Extra {
                 tier_reason,
                 pass,
-                rules: traces,
+                rules: traces.items,
                 limits: ctx.limits,
             },
         )
@@ -921,6 +927,20 @@ struct Extra {
     pass: PassStatus,
     rules: Vec<RuleTrace>,
     limits: Vec<LimitTrace>,
+}
+
+/// Rule traces, collected only when `record` (explain).
+struct Traces {
+    record: bool,
+    items: Vec<RuleTrace>,
+}
+
+impl Traces {
+    fn push(&mut self, make: impl FnOnce() -> RuleTrace) {
+        if self.record {
+            self.items.push(make());
+        }
+    }
 }
 
 fn trace(
