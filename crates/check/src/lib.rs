@@ -50,5 +50,5 @@ pub mod verdict;
 
 pub use action::{Action, ActionError, ActionKind};
 pub use actions::{Block, BlockAutopromote, Degroup, Disallow, FilterActions, RangeBlock, Tag, Throttle, Warn};
-pub use vars::{client_side_variables, value_to_json, ActionVars};
+pub use vars::{client_side_variables, value_to_json, ActionVars, LinkCache};
 pub use verdict::{decide, Matched, Message, Verdict, VerdictKind};

@@ -35,6 +35,71 @@ pub struct ActionVars<'a> {
     action: &'a Action,
     now: i64,
     cache: HashMap<String, Option<Value>>,
+    links: Option<&'a LinkCache>,
+}
+
+/// External links of texts seen in earlier checks, so an edit's `old_links` need not parse the
+/// old text again: it is usually the text the previous save checked. AbuseFilter likewise reads
+/// a page's current links from the database instead of parsing its old text. Only new texts are
+/// remembered and only old texts are looked up, so a cache hit always means "the wiki saved
+/// this text before". Bounded: the oldest entries go first.
+#[derive(Debug)]
+pub struct LinkCache {
+    capacity: usize,
+    inner: std::sync::Mutex<(HashMap<u64, (u64, Arc<Vec<String>>)>, u64)>,
+}
+
+impl LinkCache {
+    /// A cache of at most `capacity` texts' links.
+    pub fn new(capacity: usize) -> LinkCache {
+        LinkCache {
+            capacity: capacity.max(1),
+            inner: std::sync::Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    fn key(text: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.len().hash(&mut h);
+        text.hash(&mut h);
+        h.finish()
+    }
+
+    fn get(&self, text: &str) -> Option<Arc<Vec<String>>> {
+        let key = Self::key(text);
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, tick) = &mut *g;
+        *tick += 1;
+        let t = *tick;
+        map.get_mut(&key).map(|e| {
+            e.0 = t;
+            e.1.clone()
+        })
+    }
+
+    fn put(&self, text: &str, links: Arc<Vec<String>>) {
+        let key = Self::key(text);
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, tick) = &mut *g;
+        *tick += 1;
+        if map.len() >= self.capacity && !map.contains_key(&key) {
+            if let Some(oldest) = map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| *k) {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(key, (*tick, links));
+    }
+
+    /// How many texts are remembered.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 fn strings(v: &[String]) -> Value {
@@ -62,6 +127,15 @@ impl<'a> ActionVars<'a> {
             action,
             now,
             cache: HashMap::new(),
+            links: None,
+        }
+    }
+
+    /// [`ActionVars::new`], remembering and reusing texts' links in `cache` across checks.
+    pub fn with_link_cache(action: &'a Action, now: i64, cache: &'a LinkCache) -> Self {
+        ActionVars {
+            links: Some(cache),
+            ..ActionVars::new(action, now)
         }
     }
 
@@ -248,14 +322,27 @@ impl<'a> ActionVars<'a> {
                 let sent = a.links.as_ref().and_then(|l| l.all.as_ref());
                 Some(match sent {
                     Some(l) => strings(l),
-                    None => strings(&extract_links(&self.text_of("new_wikitext"))),
+                    None => {
+                        let text = self.text_of("new_wikitext");
+                        let links = Arc::new(extract_links(&text));
+                        if let Some(c) = self.links {
+                            c.put(&text, links.clone());
+                        }
+                        strings(&links)
+                    }
                 })
             }
             "old_links" => {
                 let sent = a.links.as_ref().and_then(|l| l.old.as_ref());
                 Some(match sent {
                     Some(l) => strings(l),
-                    None => strings(&extract_links(&self.text_of("old_wikitext"))),
+                    None => {
+                        let text = self.text_of("old_wikitext");
+                        match self.links.and_then(|c| c.get(&text)) {
+                            Some(links) => strings(&links),
+                            None => strings(&extract_links(&text)),
+                        }
+                    }
                 })
             }
             "added_links" | "removed_links" => {
@@ -690,5 +777,47 @@ mod tests {
         assert_eq!(strip_html("a <b>c</b> <unclosed"), "a c <unclosed");
         assert_eq!(strip_html("x\r\ny\rz  \n"), "x\ny\nz");
         assert_eq!(strip_html("a > b"), "a > b");
+    }
+
+    #[test]
+    fn old_links_come_from_the_previous_save_when_cached() {
+        let cache = LinkCache::new(2);
+        let first = Action::from_json(
+            &json!({"action": "edit", "user": {"name": "A"}, "page": {"namespace": 0, "title": "P"},
+            "old_wikitext": "", "new_wikitext": "see http://one.example/"}),
+        )
+        .unwrap();
+        let mut v = ActionVars::with_link_cache(&first, 1, &cache);
+        let _ = v.get("added_links");
+        assert_eq!(cache.len(), 1, "the saved text's links are remembered");
+        let second = Action::from_json(
+            &json!({"action": "edit", "user": {"name": "B"}, "page": {"namespace": 0, "title": "P"},
+            "old_wikitext": "see http://one.example/", "new_wikitext": "see http://two.example/"}),
+        )
+        .unwrap();
+        let mut v = ActionVars::with_link_cache(&second, 2, &cache);
+        assert_eq!(
+            v.get("old_links"),
+            Some(Value::from(vec![Value::from("http://one.example/")]))
+        );
+        assert_eq!(
+            v.get("added_links"),
+            Some(Value::from(vec![Value::from("http://two.example/")]))
+        );
+        assert_eq!(
+            v.get("removed_links"),
+            Some(Value::from(vec![Value::from("http://one.example/")]))
+        );
+        let mut plain = ActionVars::new(&second, 2);
+        assert_eq!(
+            plain.get("removed_links"),
+            v.get("removed_links"),
+            "the cache changes nothing but speed"
+        );
+        // Bounded.
+        for i in 0..5 {
+            cache.put(&format!("text {i}"), Arc::new(Vec::new()));
+        }
+        assert_eq!(cache.len(), 2);
     }
 }

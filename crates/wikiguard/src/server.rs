@@ -41,6 +41,7 @@ struct Inner {
     engine: Arc<Engine>,
     filters: RwLock<Arc<FilterSet>>,
     metrics: Metrics,
+    links: wikiguard_check::LinkCache,
 }
 
 impl AppState {
@@ -61,6 +62,7 @@ impl AppState {
                 engine,
                 filters: RwLock::new(Arc::new(FilterSet::default())),
                 metrics: Metrics::default(),
+                links: wikiguard_check::LinkCache::new(4096),
             }),
         };
         state.install(set);
@@ -338,7 +340,7 @@ pub(crate) fn run_check(
     let inner = &state.inner;
     let started = Instant::now();
     let set = state.filters();
-    let mut vars = ActionVars::new(action, now);
+    let mut vars = ActionVars::with_link_cache(action, now, &inner.links);
     let mut sample = CheckSample {
         action: action.kind().as_str().to_string(),
         ..CheckSample::default()
