@@ -3503,7 +3503,7 @@ fn repeated_word_starts(haystack: &str, rw: RepeatedWord, limit: usize) -> Vec<u
     let mut word_start = 0;
     let mut j = 0;
     while j < n {
-        (j, prev_kind, word_start) = ascii_scan_to_word_space(b, ascii, j, prev_kind, word_start);
+        (j, prev_kind, word_start) = ascii_scan_to_word_space(b, ascii, j, prev_kind, word_start, rw);
         let (kj, lj) = kind_at(j);
         if lj == 0 {
             break;
@@ -3603,12 +3603,14 @@ fn repeated_word_starts(haystack: &str, rw: RepeatedWord, limit: usize) -> Vec<u
 
 /// From byte `j` (after a character of kind `prev`), the first byte that is not ASCII or is
 /// white space right after a word character, with the kind of the character before it.
+#[inline(never)]
 fn ascii_scan_to_word_space(
     b: &[u8],
     ascii: &[u8; 128],
     mut j: usize,
     mut prev: u8,
     mut word_start: usize,
+    rw: RepeatedWord,
 ) -> (usize, u8, usize) {
     while let Some(&c) = b.get(j) {
         if !c.is_ascii() {
@@ -3616,7 +3618,29 @@ fn ascii_scan_to_word_space(
         }
         let k = ascii[usize::from(c)];
         if k == SPACE && prev == WORD {
-            break;
+            // Skip here what the caller would reject on two ASCII bytes: the word's first
+            // and the first after the white space differ (the group starts with the word).
+            let mut after = j;
+            while b
+                .get(after)
+                .is_some_and(|&x| x.is_ascii() && ascii[usize::from(x)] == SPACE)
+            {
+                after += 1;
+            }
+            let rejected = rw.boundary_before
+                && j - word_start <= 256
+                && match (b.get(word_start), b.get(after)) {
+                    (Some(&x), Some(&y)) if x.is_ascii() && y.is_ascii() => {
+                        !(x == y || (rw.caseless && x.eq_ignore_ascii_case(&y)))
+                    }
+                    _ => false,
+                };
+            if !rejected {
+                break;
+            }
+            prev = SPACE;
+            j = after;
+            continue;
         }
         if k == WORD && prev != WORD {
             word_start = j;
