@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::ast::{ArithOp, CmpOp, Expr, ExprKind, KeywordOp, LogicOp, Span};
@@ -171,7 +170,7 @@ pub struct Evaluator<'e, V> {
     joined: FxMap<usize, (Arc<Vec<Value>>, Arc<str>)>,
     /// What regex searches of one long string share (its lowercased copy…), by `Arc` address
     /// (kept, like `joined`).
-    facts: FxMap<usize, (Arc<str>, Rc<pcre::HaystackFacts>)>,
+    facts: FxMap<usize, (Arc<str>, Arc<pcre::HaystackFacts>)>,
     conditions: usize,
 }
 
@@ -558,21 +557,21 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     }
 
     /// The shared search facts of `hay`, kept for the action when it is long.
-    fn facts_for(&mut self, hay: &Arc<str>) -> Option<Rc<pcre::HaystackFacts>> {
+    fn facts_for(&mut self, hay: &Arc<str>) -> Option<Arc<pcre::HaystackFacts>> {
         if hay.len() < 256 {
             return None;
         }
         let key = Arc::as_ptr(hay) as *const u8 as usize;
         if let Some((kept, f)) = self.facts.get(&key) {
             if Arc::ptr_eq(kept, hay) {
-                return Some(Rc::clone(f));
+                return Some(Arc::clone(f));
             }
         }
-        let f = Rc::new(pcre::HaystackFacts::new());
+        let f = Arc::new(pcre::HaystackFacts::new());
         if self.facts.len() >= MEMO_LIMIT {
             self.facts.clear();
         }
-        self.facts.insert(key, (Arc::clone(hay), Rc::clone(&f)));
+        self.facts.insert(key, (Arc::clone(hay), Arc::clone(&f)));
         Some(f)
     }
 
@@ -999,6 +998,14 @@ fn mb_substr(s: &str, offset: i64, length: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluators_can_move_between_threads() {
+        fn send<T: Send>(_: &T) {}
+        let engine = Engine::new();
+        let ev = Evaluator::new(&engine, HashMap::<String, Value>::new());
+        send(&ev);
+    }
 
     #[test]
     fn substr_like_php() {

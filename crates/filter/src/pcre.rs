@@ -669,8 +669,8 @@ fn has_word_disagreement(check: &regex::Regex, haystack: &str) -> bool {
 /// one action) and must pass it only with that haystack.
 #[derive(Debug, Default)]
 pub struct HaystackFacts {
-    folded: std::cell::OnceCell<Box<str>>,
-    word_disagreement: std::cell::OnceCell<bool>,
+    folded: std::sync::OnceLock<Box<str>>,
+    word_disagreement: std::sync::OnceLock<bool>,
 }
 
 impl HaystackFacts {
