@@ -93,18 +93,17 @@ pub fn run(config_file: Option<&Path>, flags: &GateFlags) -> Result<()> {
     let settings = raw.validate(false)?;
     crate::serve::init_logging(&settings);
     let (state, g) = state(&settings, &raw, flags)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&g.listen)
-            .await
-            .with_context(|| format!("gate: listening on {}", g.listen))?;
-        let local = listener.local_addr().context("reading the bound address")?;
-        tracing::info!(listen = %local, upstream = %g.upstream, "wikiguard gate serving");
-        gate_proxy::run(state, listener).await
-    })
+    let (bound, workers) = gate_proxy::spawn_workers(state, &g.listen, workers())?;
+    tracing::info!(listen = %bound, upstream = %g.upstream, workers = workers.len(), "wikiguard gate serving");
+    for w in workers {
+        w.join().map_err(|_| anyhow::anyhow!("a gate worker panicked"))??;
+    }
+    Ok(())
+}
+
+/// One worker per core.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// `wikiguard gate explain`: one request through the policy, printed as JSON.

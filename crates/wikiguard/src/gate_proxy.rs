@@ -84,7 +84,6 @@ pub struct GateState {
     config: GateConfig,
     trusted: IpSet,
     upstream: Uri,
-    client: Client<HttpConnector, Body>,
     admin_token: Option<Secret>,
     policy_path: Option<std::path::PathBuf>,
     metrics: GateMetrics,
@@ -120,13 +119,6 @@ impl GateState {
         }
         let trusted =
             IpSet::parse(&config.trusted_proxies).map_err(|e| anyhow::anyhow!("gate.trusted_proxies: {e}"))?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_millis(config.timeouts.upstream_connect_ms)));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(connector);
         let gate = Gate::new(&config, policy, store.clone()).map_err(|e| anyhow::anyhow!("gate: {e}"))?;
         let policy_path = (!config.policy.is_empty()).then(|| std::path::PathBuf::from(&config.policy));
         Ok(Arc::new(GateState {
@@ -136,7 +128,6 @@ impl GateState {
             config,
             trusted,
             upstream,
-            client,
             admin_token,
             policy_path,
             metrics: GateMetrics::default(),
@@ -365,8 +356,27 @@ async fn read_body_limited(body: Incoming, limit: usize) -> Option<Bytes> {
     Some(collected.to_bytes())
 }
 
+type Upstream = Client<HttpConnector, Body>;
+
+/// A keep-alive pool to the wiki. Each worker thread has its own, so a request and the
+/// connection that carries it upstream live on one thread.
+fn upstream_client(config: &GateConfig) -> Upstream {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_millis(config.timeouts.upstream_connect_ms)));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
 /// Handles one request.
-async fn handle(state: Arc<GateState>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    state: Arc<GateState>,
+    client: Upstream,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let now = now_ms();
     let client_ip = wikiguard_gate::client_ip(peer.ip(), req.headers(), &state.trusted);
@@ -427,7 +437,7 @@ async fn handle(state: Arc<GateState>, peer: SocketAddr, req: Request<Incoming>)
     let t = Instant::now();
     let response = tokio::time::timeout(
         Duration::from_millis(state.config.timeouts.upstream_response_ms),
-        state.client.request(upstream_req),
+        client.request(upstream_req),
     )
     .await;
     GateMetrics::time(&state.metrics.upstream_seconds, t.elapsed());
@@ -768,8 +778,59 @@ pub fn explain_json(gate: &Gate, body: &[u8], now: u64) -> Result<serde_json::Va
     serde_json::to_value(gate.explain(&facts, now)).context("serializing the explanation")
 }
 
-/// Serves the gate until SIGINT/SIGTERM; SIGHUP reloads the policy.
-pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener) -> Result<()> {
+/// Binds `listen` once per worker (`SO_REUSEPORT`: the kernel spreads connections over the
+/// workers) and runs one single-threaded runtime per worker thread, so a request never crosses
+/// threads between the client's connection, the decision and the upstream connection. Returns
+/// the bound address and the workers; they end at SIGINT/SIGTERM.
+pub fn spawn_workers(
+    state: Arc<GateState>,
+    listen: &str,
+    workers: usize,
+) -> Result<(SocketAddr, Vec<std::thread::JoinHandle<Result<()>>>)> {
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("gate.listen = {listen:?}: expected address:port"))?;
+    let bind = |addr: SocketAddr| -> Result<std::net::TcpListener> {
+        let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+        sock.set_reuse_address(true)?;
+        #[cfg(unix)]
+        sock.set_reuse_port(true)?;
+        sock.set_nonblocking(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(1024)?;
+        Ok(sock.into())
+    };
+    let first = bind(addr).with_context(|| format!("gate: listening on {addr}"))?;
+    let bound = first.local_addr().context("reading the gate's address")?;
+    let mut listeners = vec![first];
+    for _ in 1..workers.max(1) {
+        listeners.push(bind(bound).with_context(|| format!("gate: listening on {bound}"))?);
+    }
+    let mut handles = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let st = state.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("wikiguard-gate-{i}"))
+            .spawn(move || -> Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("gate runtime")?;
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(l).context("gate listener")?;
+                    run(st, listener, i == 0).await
+                })
+            })
+            .context("starting a gate worker")?;
+        handles.push(h);
+    }
+    Ok((bound, handles))
+}
+
+/// Serves the gate on `listener` until SIGINT/SIGTERM; with `reload_on_hup`, SIGHUP reloads
+/// the policy.
+pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reload_on_hup: bool) -> Result<()> {
+    let client = upstream_client(&state.config);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -814,7 +875,8 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener) -> Re
                 }
                 let _ = stream.set_nodelay(true);
                 let st = state.clone();
-                let service = hyper::service::service_fn(move |req| handle(st.clone(), peer, req));
+                let up = client.clone();
+                let service = hyper::service::service_fn(move |req| handle(st.clone(), up.clone(), peer, req));
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 let st = state.clone();
@@ -831,7 +893,7 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener) -> Re
                     }
                 });
             }
-            _ = hup_recv => {
+            _ = hup_recv, if reload_on_hup => {
                 match state.reload() {
                     Ok(msg) => tracing::info!("SIGHUP: {msg}"),
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "SIGHUP: policy refused; the old one stays"),

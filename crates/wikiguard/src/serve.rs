@@ -92,16 +92,11 @@ pub fn serve(config_file: Option<&Path>) -> Result<()> {
         let local = listener.local_addr().context("reading the bound address")?;
         tracing::info!(listen = %local, data_dir = %data_dir.display(), "wikiguard serving");
         if let Some((gate_state, g)) = gate {
-            let gl = tokio::net::TcpListener::bind(&g.listen)
-                .await
-                .with_context(|| format!("gate: listening on {}", g.listen))?;
-            let gate_addr = gl.local_addr().context("reading the gate's address")?;
-            tracing::info!(listen = %gate_addr, upstream = %g.upstream, "wikiguard gate serving");
-            tokio::spawn(async move {
-                if let Err(e) = crate::gate_proxy::run(gate_state, gl).await {
-                    tracing::error!(error = %format!("{e:#}"), "gate stopped");
-                }
-            });
+            // The gate's own single-threaded workers, beside the API's runtime.
+            let (gate_addr, workers) =
+                crate::gate_proxy::spawn_workers(gate_state, &g.listen, crate::gate_cmd::workers())?;
+            tracing::info!(listen = %gate_addr, upstream = %g.upstream, workers = workers.len(), "wikiguard gate serving");
+            drop(workers);
         }
         axum::serve(listener, server::router(state))
             .with_graceful_shutdown(shutdown_signal())
