@@ -230,6 +230,61 @@ pub trait Store: Send + Sync + 'static {
     fn recent_actions(&self, limit: usize) -> Result<Vec<RecentAction>, StoreError>;
     /// Whether the store answers (for `/readyz`).
     fn ping(&self) -> Result<(), StoreError>;
+    /// A user's state of one kind (`totp`, `recovery`, `devices`…) with its version, or
+    /// `None` when there is none. The accounts door owns the JSON's meaning.
+    fn account_state(&self, user: &str, kind: &str) -> Result<Option<Versioned>, StoreError>;
+    /// Writes a user's state if its version is still `expected` (`0`: there must be none
+    /// yet), and returns the new version; `Ok(None)` when someone else wrote first (the caller
+    /// reads again and retries). This is what makes a TOTP code usable once even when two
+    /// logins race.
+    fn put_account_state(
+        &self,
+        user: &str,
+        kind: &str,
+        expected: i64,
+        value: &serde_json::Value,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Removes a user's state of one kind; whether there was any.
+    fn delete_account_state(&self, user: &str, kind: &str) -> Result<bool, StoreError>;
+    /// Appends an audit event.
+    fn record_audit(&self, event: &NewAuditEvent) -> Result<i64, StoreError>;
+    /// A user's audit events (all users' with `None`), newest first.
+    fn audit_events(&self, user: Option<&str>, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// A stored value and the version that a compare-and-swap must name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versioned {
+    /// Starts at 1, one more per write.
+    pub version: i64,
+    /// The value.
+    pub value: serde_json::Value,
+}
+
+/// An audit event to write (enrolments, removals, failed second factors, recovery-code uses,
+/// throttle decisions…). The IP is pseudonymised by the caller; the raw IP never gets here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewAuditEvent {
+    /// Unix seconds.
+    pub time: i64,
+    /// The user the event is about.
+    pub user: String,
+    /// What happened (`totp-enrolled`, `recovery-code-used`…).
+    pub kind: String,
+    /// A keyed hash of the client's IP, or empty.
+    pub ip_pseudonym: String,
+    /// Details, as JSON.
+    pub details: serde_json::Value,
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Increasing with time.
+    pub id: i64,
+    /// What was written.
+    #[serde(flatten)]
+    pub event: NewAuditEvent,
 }
 
 /// Short-lived counters: throttles and "already warned" flags. Implementations may forget

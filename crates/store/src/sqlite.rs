@@ -17,10 +17,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OpenFlags, Row};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::{
-    Change, Filter, FilterSpec, FilterVersion, Hit, HitQuery, NewHit, NewRecentAction, RecentAction, Store, StoreError,
+    AuditEvent, Change, Filter, FilterSpec, FilterVersion, Hit, HitQuery, NewAuditEvent, NewHit, NewRecentAction,
+    RecentAction, Store, StoreError, Versioned,
 };
 
 /// The schema, one script per version: script `i` takes the database from version `i` to
@@ -93,6 +94,25 @@ const MIGRATIONS: &[&str] = &[
         vars TEXT NOT NULL
     );
     ALTER TABLE hits ADD COLUMN dump_id INTEGER REFERENCES var_dumps(id);
+    ",
+    // 3: the accounts door: per-user state (versioned for compare-and-swap) and its audit log.
+    "
+    CREATE TABLE account_state (
+        user    TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        value   TEXT NOT NULL,
+        PRIMARY KEY (user, kind)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        time         INTEGER NOT NULL,
+        user         TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        ip_pseudonym TEXT NOT NULL,
+        details      TEXT NOT NULL
+    );
+    CREATE INDEX audit_user ON audit_events (user, id);
     ",
 ];
 
@@ -948,6 +968,120 @@ impl Store for SqliteStore {
         })
     }
 
+    fn account_state(&self, user: &str, kind: &str) -> Result<Option<Versioned>, StoreError> {
+        let (user, kind) = (user.to_string(), kind.to_string());
+        self.read(move |conn| {
+            let row: Option<(i64, String)> = conn
+                .query_row(
+                    "SELECT version, value FROM account_state WHERE user = ?1 AND kind = ?2",
+                    params![user, kind],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| sql_error("cannot read account state", e))?;
+            match row {
+                None => Ok(None),
+                Some((version, text)) => {
+                    let value = parse_json(&text, "account state").map_err(StoreError::Backend)?;
+                    Ok(Some(Versioned { version, value }))
+                }
+            }
+        })
+    }
+
+    fn put_account_state(
+        &self,
+        user: &str,
+        kind: &str,
+        expected: i64,
+        value: &serde_json::Value,
+    ) -> Result<Option<i64>, StoreError> {
+        let text = encode(value, "account state")?;
+        let (user, kind) = (user.to_string(), kind.to_string());
+        self.write(move |conn| {
+            let fail = |e| sql_error("cannot write account state", e);
+            let changed = if expected == 0 {
+                conn.prepare_cached(
+                    "INSERT INTO account_state (user, kind, version, value) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT (user, kind) DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![user, kind, text]))
+                .map_err(fail)?
+            } else {
+                conn.prepare_cached(
+                    "UPDATE account_state SET version = version + 1, value = ?4
+                     WHERE user = ?1 AND kind = ?2 AND version = ?3",
+                )
+                .and_then(|mut s| s.execute(params![user, kind, expected, text]))
+                .map_err(fail)?
+            };
+            Ok((changed == 1).then_some(expected + 1))
+        })
+    }
+
+    fn delete_account_state(&self, user: &str, kind: &str) -> Result<bool, StoreError> {
+        let (user, kind) = (user.to_string(), kind.to_string());
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM account_state WHERE user = ?1 AND kind = ?2",
+                    params![user, kind],
+                )
+                .map_err(|e| sql_error("cannot delete account state", e))?;
+            Ok(n > 0)
+        })
+    }
+
+    fn record_audit(&self, event: &NewAuditEvent) -> Result<i64, StoreError> {
+        let details = encode(&event.details, "an audit event's details")?;
+        let e = event.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO audit_events (time, user, kind, ip_pseudonym, details) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![e.time, e.user, e.kind, e.ip_pseudonym, details]))
+            .map_err(|err| sql_error("cannot record an audit event", err))?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    fn audit_events(&self, user: Option<&str>, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let user = user.map(str::to_string);
+        let limit = clamp_i64(limit.clamp(1, MAX_HIT_LIMIT));
+        self.read(move |conn| {
+            let read = |r: &Row<'_>| -> RowResult<AuditEvent> {
+                let details: String = r.get(5)?;
+                Ok(parse_json(&details, "details").map(|details| AuditEvent {
+                    id: r.get(0).unwrap_or_default(),
+                    event: NewAuditEvent {
+                        time: r.get(1).unwrap_or_default(),
+                        user: r.get(2).unwrap_or_default(),
+                        kind: r.get(3).unwrap_or_default(),
+                        ip_pseudonym: r.get(4).unwrap_or_default(),
+                        details,
+                    },
+                }))
+            };
+            match user {
+                Some(u) => query_all(
+                    conn,
+                    "SELECT id, time, user, kind, ip_pseudonym, details FROM audit_events WHERE user = ?1
+                     ORDER BY id DESC LIMIT ?2",
+                    params![u, limit],
+                    "audit events",
+                    read,
+                ),
+                None => query_all(
+                    conn,
+                    "SELECT id, time, user, kind, ip_pseudonym, details FROM audit_events ORDER BY id DESC LIMIT ?1",
+                    params![limit],
+                    "audit events",
+                    read,
+                ),
+            }
+        })
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         if self.writer.as_ref().is_none_or(JoinHandle::is_finished) {
             return Err(writer_gone());
@@ -1010,6 +1144,51 @@ mod tests {
             .unwrap();
         started_rx.recv().unwrap();
         (gate, release_tx)
+    }
+
+    #[test]
+    fn account_state_is_a_compare_and_swap() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(store.account_state("Alice", "totp").unwrap(), None);
+        let v1 = serde_json::json!({"step": 1});
+        assert_eq!(store.put_account_state("Alice", "totp", 0, &v1).unwrap(), Some(1));
+        assert_eq!(
+            store.put_account_state("Alice", "totp", 0, &v1).unwrap(),
+            None,
+            "already exists"
+        );
+        let v2 = serde_json::json!({"step": 2});
+        assert_eq!(store.put_account_state("Alice", "totp", 1, &v2).unwrap(), Some(2));
+        assert_eq!(
+            store.put_account_state("Alice", "totp", 1, &v1).unwrap(),
+            None,
+            "a stale writer loses"
+        );
+        let got = store.account_state("Alice", "totp").unwrap().unwrap();
+        assert_eq!((got.version, got.value), (2, v2));
+        assert_eq!(store.account_state("Bob", "totp").unwrap(), None, "per user");
+        assert!(store.delete_account_state("Alice", "totp").unwrap());
+        assert!(!store.delete_account_state("Alice", "totp").unwrap());
+        assert_eq!(store.account_state("Alice", "totp").unwrap(), None);
+    }
+
+    #[test]
+    fn audit_events_newest_first_per_user() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        for (i, user) in ["A", "B", "A"].iter().enumerate() {
+            let e = NewAuditEvent {
+                time: i as i64,
+                user: user.to_string(),
+                kind: "totp-enrolled".into(),
+                ip_pseudonym: "ab12".into(),
+                details: serde_json::json!({"n": i}),
+            };
+            store.record_audit(&e).unwrap();
+        }
+        let a = store.audit_events(Some("A"), 10).unwrap();
+        assert_eq!(a.iter().map(|e| e.event.time).collect::<Vec<_>>(), vec![2, 0]);
+        assert_eq!(store.audit_events(None, 10).unwrap().len(), 3);
+        assert_eq!(store.audit_events(None, 1).unwrap().len(), 1);
     }
 
     #[test]
