@@ -34,6 +34,7 @@
 
 pub mod audit;
 pub mod base32;
+pub mod breach;
 pub mod device;
 pub mod keys;
 pub mod net;
