@@ -456,7 +456,7 @@ mod tests {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<i64>().prop_map(Value::from),
             "[A-Z2-7=]{0,20}|\\PC{0,10}".prop_map(Value::String),
         ];
         leaf.prop_recursive(3, 24, 6, |inner| {
