@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub engine: EngineConfig,
     /// The database.
     pub store: StoreConfig,
+    /// The accounts door (second factors, passwords, login throttling).
+    pub accounts: crate::accounts_api::AccountsConfig,
     /// Redis URL (`redis://127.0.0.1:6379/0`) for counters shared by several nodes (the gate's
     /// rate limits); empty: counters live in this process's memory.
     pub redis: String,
@@ -107,6 +109,7 @@ impl Default for RawConfig {
             recent_actions: 1000,
             engine: EngineConfig::default(),
             store: StoreConfig::default(),
+            accounts: crate::accounts_api::AccountsConfig::default(),
             redis: String::new(),
             gate: None,
             log: LogConfig::default(),
@@ -185,6 +188,8 @@ pub struct Settings {
     pub engine: EngineConfig,
     /// Store durability.
     pub durability: wikiguard_store::Durability,
+    /// The accounts door's settings.
+    pub accounts: crate::accounts_api::AccountsConfig,
     /// Log settings.
     pub log: LogConfig,
 }
@@ -376,13 +381,14 @@ impl RawConfig {
             recent_actions: self.recent_actions,
             engine: self.engine.clone(),
             durability,
+            accounts: self.accounts.clone(),
             log: self.log.clone(),
         })
     }
 }
 
 #[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -395,7 +401,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod accounts_api;
 mod config;
 mod filter_cmd;
 mod filters;
@@ -46,6 +47,9 @@ enum Command {
         #[command(flatten)]
         flags: GateArgs,
     },
+    /// The breached-password list.
+    #[command(subcommand)]
+    Passwords(PasswordsCommand),
     /// Bring data from MediaWiki into wikiguard's store.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -117,6 +121,15 @@ enum GateCommand {
         /// The policy to explain (default: the configured one, else the built-in policy).
         #[arg(long)]
         policy: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PasswordsCommand {
+    /// Index a Pwned Passwords file (`SHA1:COUNT` lines, or a folder of range files) into the data directory.
+    Import {
+        /// The downloaded list.
+        file: PathBuf,
     },
 }
 
@@ -199,6 +212,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve => serve::serve(config).map(|()| ExitCode::SUCCESS),
+        Command::Passwords(PasswordsCommand::Import { file }) => {
+            printed(serve::settings(config, false).and_then(|s| accounts_api::import_passwords(&s, &file)))
+        }
         Command::Gate { explain: None, flags } => gate_cmd::run(config, &flags.flags()).map(|()| ExitCode::SUCCESS),
         Command::Gate {
             explain:

@@ -42,6 +42,7 @@ struct Inner {
     filters: RwLock<Arc<FilterSet>>,
     metrics: Metrics,
     links: wikiguard_check::LinkCache,
+    accounts: Option<Arc<crate::accounts_api::Accounts>>,
 }
 
 impl AppState {
@@ -51,6 +52,7 @@ impl AppState {
         store: Arc<dyn Store>,
         counters: Arc<dyn Counters>,
         engine: Engine,
+        accounts: Option<Arc<crate::accounts_api::Accounts>>,
     ) -> Result<AppState, StoreError> {
         let engine = Arc::new(engine);
         let set = FilterSet::load(store.as_ref(), &engine, None)?;
@@ -63,6 +65,7 @@ impl AppState {
                 filters: RwLock::new(Arc::new(FilterSet::default())),
                 metrics: Metrics::default(),
                 links: wikiguard_check::LinkCache::new(4096),
+                accounts,
             }),
         };
         state.install(set);
@@ -75,6 +78,11 @@ impl AppState {
         }
         self.inner.metrics.filters_loaded(set.filters.len(), set.broken.len());
         *self.inner.filters.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+
+    /// The accounts door, when it started.
+    pub(crate) fn accounts(&self) -> Option<Arc<crate::accounts_api::Accounts>> {
+        self.inner.accounts.clone()
     }
 
     fn filters(&self) -> Arc<FilterSet> {
@@ -107,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .merge(crate::accounts_api::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -239,7 +248,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     !a.is_empty() && bool::from(a.ct_eq(b))
 }
 
-fn require_check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = state.inner.settings.check_token.expose();
     match bearer(headers) {
         Some(t) if same(expected, t) => Ok(()),
@@ -256,7 +265,7 @@ fn require_check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
     }
 }
 
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.inner.settings.admin_token else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -275,7 +284,7 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
 }
 
 /// Parses a JSON body, with the position of a syntax error.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
+pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
     let bytes = body.map_err(|rej| {
         let status = rej.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {

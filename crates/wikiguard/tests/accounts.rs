@@ -1,0 +1,285 @@
+//! The accounts door over HTTP on a real `wikiguard serve`: TOTP enrolment, verification,
+//! replay, window and failure cap; recovery codes; the second-factor policy; password checks
+//! against an imported breach list; login throttling, including one account sprayed from many
+//! addresses; the audit log.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+use wikiguard_accounts::totp::{code_at, TotpParams};
+
+mod common;
+use common::{bin, temp_dir, Server, ADMIN, CHECK};
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn post(s: &Server, path: &str, body: Value) -> (u16, Value) {
+    s.call("POST", path, Some(CHECK), Some(body.to_string()))
+}
+
+fn secret_of(enrol: &Value) -> Vec<u8> {
+    wikiguard_accounts::base32::decode(enrol["secret"].as_str().unwrap()).unwrap()
+}
+
+/// A code for `at`, avoiding the boundary of a step so the test never straddles two.
+fn code(secret: &[u8], at: u64) -> String {
+    code_at(secret, &TotpParams::default(), at)
+}
+
+fn settle_into_step() -> u64 {
+    loop {
+        let t = now();
+        if t % 30 < 25 {
+            return t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn totp_enrol_verify_replay_window_and_cap() {
+    let s = Server::start("totp", &[]);
+    let (status, e) = post(&s, "/v1/accounts/Alice/totp/enroll", json!({}));
+    assert_eq!(status, 200, "{e}");
+    assert!(e["uri"].as_str().unwrap().starts_with("otpauth://totp/"), "{e}");
+    assert!(e["qr_svg"].as_str().unwrap().contains("<svg"));
+    let secret = secret_of(&e);
+
+    // Not enrolled until a first valid code.
+    let (_, v) = post(
+        &s,
+        "/v1/accounts/Alice/totp/verify",
+        json!({"code": code(&secret, now())}),
+    );
+    assert_eq!(v["ok"], false, "{v}");
+    let (_, v) = post(&s, "/v1/accounts/Alice/totp/confirm", json!({"code": "000000"}));
+    assert_eq!(v["ok"], false);
+    let t = settle_into_step();
+    let (_, v) = post(
+        &s,
+        "/v1/accounts/Alice/totp/confirm",
+        json!({"code": code(&secret, t - 30)}),
+    );
+    assert_eq!(v["ok"], true, "the previous step is inside the window: {v}");
+    let (status, _) = post(&s, "/v1/accounts/Alice/totp/enroll", json!({}));
+    assert_eq!(status, 409, "one authenticator at a time");
+
+    // The current code works once; the same code again is a replay.
+    let current = code(&secret, t);
+    let (_, v) = post(&s, "/v1/accounts/Alice/totp/verify", json!({"code": current}));
+    assert_eq!(v["ok"], true, "{v}");
+    let (_, v) = post(&s, "/v1/accounts/Alice/totp/verify", json!({"code": current}));
+    assert_eq!(
+        (v["ok"].clone(), v["reason"].clone()),
+        (json!(false), json!("replayed")),
+        "{v}"
+    );
+    // Two steps away is outside the default ±1 window.
+    let (_, v) = post(
+        &s,
+        "/v1/accounts/Alice/totp/verify",
+        json!({"code": code(&secret, t + 60)}),
+    );
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["reason"], "wrong-code");
+    // The failure cap locks the factor.
+    let mut locked = false;
+    for _ in 0..8 {
+        let (_, v) = post(&s, "/v1/accounts/Alice/totp/verify", json!({"code": "123456"}));
+        assert_eq!(v["ok"], false);
+        if v["reason"] == "locked" || v["reason"] == "blocked" {
+            locked = true;
+            break;
+        }
+    }
+    assert!(locked, "wrong codes are capped");
+
+    let (status, v) = s.admin("GET", "/v1/accounts/Alice/audit", None);
+    assert_eq!(status, 200, "{v}");
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"factor-enrolled") && kinds.contains(&"second-factor-failed"),
+        "{kinds:?}"
+    );
+    assert!(!v.to_string().contains("127.0.0.1"), "no raw IP in the audit log");
+
+    let (_, f) = s.call("GET", "/v1/accounts/Alice/factors?groups=sysop,user", Some(CHECK), None);
+    assert_eq!(f["required"], true, "{f}");
+    assert_eq!(f["enrolled"], true, "{f}");
+    let (_, v) = s.call("DELETE", "/v1/accounts/Alice/totp", Some(CHECK), None);
+    assert_eq!(v["ok"], true);
+    let (_, f) = s.call("GET", "/v1/accounts/Alice/factors?groups=sysop", Some(CHECK), None);
+    assert_eq!(f["enrolled"], false, "{f}");
+    let (_, f) = s.call("GET", "/v1/accounts/Bob/factors?groups=user", Some(CHECK), None);
+    assert_eq!(f["required"], false, "{f}");
+
+    assert_eq!(
+        s.call("POST", "/v1/accounts/Alice/totp/enroll", None, Some("{}".into()))
+            .0,
+        401
+    );
+}
+
+#[test]
+fn recovery_codes_are_single_use_and_regenerating_invalidates() {
+    let s = Server::start("recovery", &[]);
+    let (status, v) = post(&s, "/v1/accounts/Carol/recovery", json!({}));
+    assert_eq!(status, 200, "{v}");
+    let codes: Vec<String> = v["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let (_, v) = post(
+        &s,
+        "/v1/accounts/Carol/recovery/verify",
+        json!({"code": codes[3].to_lowercase()}),
+    );
+    assert_eq!(v["ok"], true, "case and dashes do not matter: {v}");
+    assert_eq!(v["remaining"], 9);
+    let (_, v) = post(&s, "/v1/accounts/Carol/recovery/verify", json!({"code": codes[3]}));
+    assert_eq!(v["ok"], false, "a used code is gone");
+    let (_, v) = post(&s, "/v1/accounts/Carol/recovery", json!({}));
+    let fresh = v["codes"][0].as_str().unwrap().to_string();
+    let (_, v) = post(&s, "/v1/accounts/Carol/recovery/verify", json!({"code": codes[4]}));
+    assert_eq!(v["ok"], false, "the old set is invalid after regenerating");
+    let (_, v) = post(&s, "/v1/accounts/Carol/recovery/verify", json!({"code": fresh}));
+    assert_eq!(v["ok"], true);
+}
+
+fn sha1_hex(s: &str) -> String {
+    Sha1::digest(s.as_bytes()).iter().map(|b| format!("{b:02X}")).collect()
+}
+
+#[test]
+fn passwords_are_checked_against_an_imported_breach_list() {
+    let dir = temp_dir("passwords");
+    // A breach list in the Pwned Passwords format: sorted SHA1:COUNT lines.
+    let mut lines: Vec<String> = (0..20_000)
+        .map(|i| format!("{}:{}", sha1_hex(&format!("leaked-{i}")), i % 50 + 1))
+        .collect();
+    lines.push(format!("{}:{}", sha1_hex("correct horse battery staple"), 12345));
+    lines.sort();
+    std::fs::write(dir.join("pwned.txt"), lines.join("\r\n") + "\r\n").unwrap();
+    let out = Command::new(bin())
+        .args(["passwords", "import"])
+        .arg(dir.join("pwned.txt"))
+        .env_clear()
+        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("indexed 20001 hashes"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let s = Server::start_in(dir, &[]);
+    let check = |pw: &str, user: &str, groups: Value| {
+        post(
+            &s,
+            "/v1/passwords/check",
+            json!({"sha1": sha1_hex(pw), "length": pw.chars().count(), "username": user, "groups": groups}),
+        )
+    };
+    let (status, v) = check("correct horse battery staple", "Dave", json!(["user"]));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["ok"], false);
+    assert!(v.to_string().contains("breached"), "{v}");
+    let (_, v) = check("a perfectly fine unique passphrase", "Dave", json!(["user"]));
+    assert_eq!(v["ok"], true, "{v}");
+    let (_, v) = check("short1", "Dave", json!(["user"]));
+    assert!(v.to_string().contains("too-short"), "{v}");
+    let (_, v) = check("elevenchars", "Dave", json!(["sysop"]));
+    assert!(
+        v.to_string().contains("too-short"),
+        "administrators need longer passwords: {v}"
+    );
+    let (_, v) = check("Dave the user", "Dave the user", json!(["user"]));
+    assert!(v.to_string().contains("equals-username"), "{v}");
+    let (status, _) = post(&s, "/v1/passwords/check", json!({"sha1": "nothex", "length": 10}));
+    assert_eq!(status, 400);
+
+    // The k-anonymity range endpoint.
+    let h = sha1_hex("correct horse battery staple");
+    let (status, body) = s.call("GET", &format!("/range/{}", &h[..5]), Some(CHECK), None);
+    assert_eq!(status, 200);
+    assert!(body.as_str().unwrap().contains(&format!("{}:12345", &h[5..])), "{body}");
+}
+
+#[test]
+fn login_throttling_does_not_let_a_spray_lock_the_owner_out() {
+    let s = Server::start("login", &[]);
+    // One account, wrong passwords from many networks: the owner gets a challenge, not a lock.
+    let mut last = Value::Null;
+    for i in 0..60 {
+        let ip = format!("198.51.{}.{}", i, i % 250 + 1);
+        let (status, d) = post(
+            &s,
+            "/v1/login/attempt",
+            json!({"username": "Erin", "ip": ip, "user_agent": "x"}),
+        );
+        assert_eq!(status, 200, "{d}");
+        post(
+            &s,
+            "/v1/login/result",
+            json!({"username": "Erin", "ip": ip, "success": false}),
+        );
+        last = d;
+    }
+    assert_eq!(last["decision"], "require-challenge", "{last}");
+    let (_, owner) = post(
+        &s,
+        "/v1/login/attempt",
+        json!({"username": "Erin", "ip": "203.0.113.77", "user_agent": "x"}),
+    );
+    assert_ne!(
+        owner["decision"], "throttle",
+        "the owner from their own network is never locked out: {owner}"
+    );
+
+    // One address guessing many accounts is throttled.
+    let mut throttled = false;
+    for i in 0..200 {
+        let (_, d) = post(
+            &s,
+            "/v1/login/attempt",
+            json!({"username": format!("User{i}"), "ip": "192.0.2.9", "user_agent": "x"}),
+        );
+        post(
+            &s,
+            "/v1/login/result",
+            json!({"username": format!("User{i}"), "ip": "192.0.2.9", "success": false}),
+        );
+        if d["decision"] == "throttle" {
+            assert!(d["retry_after_secs"].as_u64().unwrap() > 0, "{d}");
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled, "an address over its budget is throttled");
+    let (status, _) = post(&s, "/v1/login/attempt", json!({"username": "Erin"}));
+    assert_eq!(status, 400, "the IP is required");
+}
+
+#[test]
+fn the_audit_log_is_for_the_admin_token_only() {
+    let s = Server::start("audit", &[]);
+    assert_eq!(s.call("GET", "/v1/accounts/Alice/audit", Some(CHECK), None).0, 401);
+    assert_eq!(s.admin("GET", "/v1/accounts/Alice/audit", None).0, 200);
+    let _ = ADMIN;
+}
