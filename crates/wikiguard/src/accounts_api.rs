@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wikiguard_accounts::audit::{Event, EventKind, IpPseudonymiser};
+use wikiguard_accounts::device::{DeviceHistory, DeviceNotifier, LoginNotice};
 use wikiguard_accounts::keys::HmacKey;
 use wikiguard_accounts::policy::{FactorKind, PasswordPolicy, SecondFactorPolicy};
 use wikiguard_accounts::recovery::{self, StoredCodes};
@@ -76,6 +77,7 @@ struct KeysFile {
     totp_keys: Vec<(String, String)>,
     recovery_key: String,
     ip_key: String,
+    device_key: String,
 }
 
 /// Everything the door needs at run time.
@@ -90,7 +92,36 @@ pub struct Accounts {
     passwords: PasswordPolicy,
     throttle: Throttle<InMemoryCounters>,
     breach: Option<wikiguard_accounts::breach::BreachIndex>,
+    devices: DeviceNotifier,
 }
+
+/// Where a user has signed in from (device ids and network prefixes, with when), kept in the
+/// store as the user's `devices` state.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DeviceRecord {
+    devices: std::collections::BTreeMap<String, u64>,
+    prefixes: std::collections::BTreeMap<String, u64>,
+}
+
+/// One user's record, as the notifier asks about it.
+struct UserDevices(String, DeviceRecord);
+
+impl DeviceHistory for UserDevices {
+    fn device_last_seen(&self, user: &str, device_id: &str) -> Option<u64> {
+        (self.0 == user)
+            .then(|| self.1.devices.get(device_id).copied())
+            .flatten()
+    }
+    fn prefix_last_seen(&self, user: &str, prefix: &str) -> Option<u64> {
+        (self.0 == user).then(|| self.1.prefixes.get(prefix).copied()).flatten()
+    }
+    fn has_history(&self, user: &str) -> bool {
+        self.0 == user && !self.1.devices.is_empty()
+    }
+}
+
+/// Most devices and networks remembered per user (the oldest are forgotten).
+const MAX_SIGHTINGS: usize = 50;
 
 fn os_random(buf: &mut [u8]) {
     // The OS's CSPRNG; a failure to read it is fatal for key material, so fall back to
@@ -110,7 +141,7 @@ fn open_keys(path: &Path) -> Result<KeysFile> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return serde_json::from_str(&text).with_context(|| format!("{} is not a wikiguard keys file", path.display()));
     }
-    let mut k = [0u8; 96];
+    let mut k = [0u8; 128];
     os_random(&mut k);
     if k.iter().all(|&b| b == 0) {
         anyhow::bail!("could not read random bytes from /dev/urandom to make the accounts keys");
@@ -118,7 +149,8 @@ fn open_keys(path: &Path) -> Result<KeysFile> {
     let file = KeysFile {
         totp_keys: vec![("k1".into(), hex(&k[..32]))],
         recovery_key: hex(&k[32..64]),
-        ip_key: hex(&k[64..]),
+        ip_key: hex(&k[64..96]),
+        device_key: hex(&k[96..]),
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -195,6 +227,9 @@ impl Accounts {
             passwords,
             throttle: Throttle::new(ThrottleConfig::default(), InMemoryCounters::new(100_000)),
             breach,
+            devices: DeviceNotifier::new(
+                HmacKey::parse(&keys.device_key).map_err(|e| anyhow::anyhow!("device_key: {e}"))?,
+            ),
         })
     }
 
@@ -325,6 +360,7 @@ enum TotpRecord {
 
 const TOTP: &str = "totp";
 const RECOVERY: &str = "recovery";
+const DEVICES: &str = "devices";
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -751,8 +787,74 @@ async fn login_result(
         .get("success")
         .and_then(Value::as_bool)
         .ok_or_else(|| ApiError::bad("missing_field", "success: true or false").with("field", json!("success")))?;
-    let effect = acc.throttle.result(&user, ip, success, unix_now());
-    Ok(answer(serde_json::to_value(effect).unwrap_or(Value::Null)))
+    let ua = body
+        .get("user_agent")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let device = body.get("device").and_then(Value::as_str).map(str::to_string);
+    let now = unix_now();
+    let effect = acc.throttle.result(&user, ip, success, now);
+    let mut out = serde_json::to_value(effect).unwrap_or(Value::Null);
+    if success {
+        let notice = blocking(move || new_device(&acc, &user, device.as_deref(), ip, &ua, now)).await?;
+        if let Some(o) = out.as_object_mut() {
+            o.insert("notify".into(), json!(notice.notify));
+            o.insert("reason".into(), json!(notice.reason));
+            o.insert("device_cookie".into(), json!(notice.new_cookie));
+        }
+    }
+    Ok(answer(out))
+}
+
+/// A successful sign-in: is this device and network new for the account? Records the sighting.
+fn new_device(
+    acc: &Accounts,
+    user: &str,
+    cookie: Option<&str>,
+    ip: IpAddr,
+    ua: &str,
+    now: u64,
+) -> Result<LoginNotice, ApiError> {
+    for _ in 0..5 {
+        let current = acc.store.account_state(user, DEVICES)?;
+        let (version, record) = match &current {
+            Some(v) => (v.version, serde_json::from_value(v.value.clone()).unwrap_or_default()),
+            None => (0, DeviceRecord::default()),
+        };
+        let history = UserDevices(user.to_string(), record);
+        let mut rng = os_random;
+        let notice = acc
+            .devices
+            .login_succeeded(user, cookie, ip, ua, &history, &mut rng, now);
+        let mut record = history.1;
+        record.devices.insert(notice.sighting.device_id.clone(), now);
+        record.prefixes.insert(notice.sighting.prefix.clone(), now);
+        for map in [&mut record.devices, &mut record.prefixes] {
+            while map.len() > MAX_SIGHTINGS {
+                let oldest = map.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone());
+                match oldest {
+                    Some(k) => map.remove(&k),
+                    None => break,
+                };
+            }
+        }
+        let value = serde_json::to_value(&record).unwrap_or(Value::Null);
+        if acc.store.put_account_state(user, DEVICES, version, &value)?.is_some() {
+            if notice.notify {
+                acc.audit(
+                    now,
+                    user,
+                    Some(ip),
+                    EventKind::NewDeviceNotice {
+                        reason: notice.reason.clone().unwrap_or_default(),
+                    },
+                );
+            }
+            return Ok(notice);
+        }
+    }
+    Err(ApiError::new(StatusCode::CONFLICT, "conflict", "try again"))
 }
 
 #[derive(Deserialize)]

@@ -283,3 +283,37 @@ fn the_audit_log_is_for_the_admin_token_only() {
     assert_eq!(s.admin("GET", "/v1/accounts/Alice/audit", None).0, 200);
     let _ = ADMIN;
 }
+
+#[test]
+fn a_new_device_and_network_is_news() {
+    let s = Server::start("devices", &[]);
+    let login = |ip: &str, device: Option<&str>| {
+        let mut b = json!({"username": "Frank", "ip": ip, "user_agent": "Mozilla/5.0 Firefox/128.0", "success": true});
+        if let Some(d) = device {
+            b["device"] = json!(d);
+        }
+        post(&s, "/v1/login/result", b).1
+    };
+    let first = login("198.51.100.10", None);
+    assert_eq!(first["notify"], false, "no notice on the first sign-in ever: {first}");
+    let cookie = first["device_cookie"]
+        .as_str()
+        .expect("a device cookie is issued")
+        .to_string();
+    let again = login("198.51.100.11", Some(&cookie));
+    assert_eq!(again["notify"], false, "same device, same network: {again}");
+    assert!(again["device_cookie"].is_null(), "a valid cookie is kept");
+    let elsewhere = login("203.0.113.50", None);
+    assert_eq!(elsewhere["notify"], true, "a new browser on a new network: {elsewhere}");
+    assert!(
+        elsewhere["reason"].as_str().unwrap().contains("first sign-in"),
+        "{elsewhere}"
+    );
+    let forged = login("203.0.113.51", Some("v1.00000000000000000000000000000000.bad"));
+    assert!(
+        forged["device_cookie"].is_string(),
+        "a forged cookie is replaced: {forged}"
+    );
+    let (_, audit) = s.admin("GET", "/v1/accounts/Frank/audit", None);
+    assert!(audit.to_string().contains("new-device-notice"), "{audit}");
+}
