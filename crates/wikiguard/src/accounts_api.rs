@@ -924,3 +924,103 @@ pub fn import_passwords(settings: &crate::config::Settings, input: &Path) -> Res
         stats.bytes
     ))
 }
+
+/// `wikiguard import oathauth FILE --users USERS`: OATHAuth's TOTP enrolments (and scratch
+/// tokens, as recovery codes) into the accounts door, so users keep their authenticator apps.
+/// OATHAuth keys rows by user id; USERS maps ids to names (`[{"user_id": 1, "user_name":
+/// "Admin"}]`, as `SELECT user_id, user_name FROM user` exports, or `{"1": "Admin"}`).
+pub fn import_oathauth(settings: &crate::config::Settings, file: &Path, users: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let report = wikiguard_accounts::oathauth::parse_export(&text, &Default::default())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let users_text = std::fs::read_to_string(users).with_context(|| format!("reading {}", users.display()))?;
+    let users_json: Value =
+        serde_json::from_str(&users_text).with_context(|| format!("{} is not JSON", users.display()))?;
+    let mut names = std::collections::HashMap::new();
+    match &users_json {
+        Value::Array(rows) => {
+            for r in rows {
+                let id = r
+                    .get("user_id")
+                    .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+                let name = r.get("user_name").and_then(Value::as_str);
+                if let (Some(id), Some(name)) = (id, name) {
+                    names.insert(id, name.to_string());
+                }
+            }
+        }
+        Value::Object(o) => {
+            for (k, v) in o {
+                if let (Ok(id), Some(name)) = (k.parse::<u64>(), v.as_str()) {
+                    names.insert(id, name.to_string());
+                }
+            }
+        }
+        _ => anyhow::bail!(
+            "{}: expected [{{\"user_id\", \"user_name\"}}] or {{\"ID\": \"name\"}}",
+            users.display()
+        ),
+    }
+    let store: Arc<dyn Store> = Arc::new(crate::serve::open_store(settings)?);
+    let acc = Accounts::new(&settings.accounts, &settings.data_dir, store.clone())?;
+    let now = unix_now();
+    let mut out = String::new();
+    let mut imported = 0usize;
+    for e in &report.errors {
+        out += &format!("skipped: {e}\n");
+    }
+    for t in &report.totp {
+        let Some(name) = names.get(&t.user_id) else {
+            out += &format!(
+                "skipped: row {}: user {} is not in {}\n",
+                t.row,
+                t.user_id,
+                users.display()
+            );
+            continue;
+        };
+        let user = wikiguard_accounts::policy::mediawiki_normalise(name);
+        let state = TotpState::new(t.secret.clone(), TotpParams::default());
+        let record = serde_json::to_value(TotpRecord::Enrolled {
+            sealed: acc.seal(&state).map_err(|e| anyhow::anyhow!("{e}"))?,
+        })?;
+        let version = store.account_state(&user, TOTP)?.map_or(0, |v| v.version);
+        if store.put_account_state(&user, TOTP, version, &record)?.is_none() {
+            out += &format!("skipped: row {}: {user} changed during the import\n", t.row);
+            continue;
+        }
+        acc.audit(
+            now,
+            &user,
+            None,
+            EventKind::FactorEnrolled {
+                factor: FactorKind::Totp,
+                imported: true,
+            },
+        );
+        imported += 1;
+    }
+    let mut code_sets = 0usize;
+    let scratch = report.totp.iter().map(|t| (t.user_id, &t.scratch_tokens));
+    let sets = report.recovery_codes.iter().map(|r| (r.user_id, &r.codes));
+    for (user_id, codes) in scratch.chain(sets) {
+        let Some(name) = names.get(&user_id) else { continue };
+        let user = wikiguard_accounts::policy::mediawiki_normalise(name);
+        let stored = StoredCodes::from_plain(&acc.recovery_key, codes, now);
+        if stored.codes.is_empty() {
+            continue;
+        }
+        let _ = store.delete_account_state(&user, RECOVERY)?;
+        if store
+            .put_account_state(&user, RECOVERY, 0, &serde_json::to_value(&stored)?)?
+            .is_some()
+        {
+            code_sets += 1;
+        }
+    }
+    out += &format!(
+        "imported {imported} TOTP enrolments and {code_sets} recovery-code sets into {}\n",
+        settings.data_dir.display()
+    );
+    Ok(out)
+}

@@ -135,6 +135,14 @@ enum PasswordsCommand {
 
 #[derive(Subcommand)]
 enum ImportCommand {
+    /// Import OATHAuth's TOTP enrolments (its `oathauth_devices` or `oathauth_users` rows, as JSON).
+    Oathauth {
+        /// The rows, as a JSON array.
+        file: PathBuf,
+        /// The wiki's user ids and names (`[{"user_id", "user_name"}]`).
+        #[arg(long)]
+        users: PathBuf,
+    },
     /// Import filters from AbuseFilter's API (`list=abusefilters` with
     /// `abfprop=id|description|pattern|actions|hits|comments|lasteditor|lastedittime|status|private`).
     Abusefilter {
@@ -235,6 +243,9 @@ fn main() -> ExitCode {
         }
         Command::Config(ConfigCommand::Check { file }) => printed(config::check_command(&file)),
         Command::Import(ImportCommand::Abusefilter { file }) => printed(serve::import_abusefilter(config, &file)),
+        Command::Import(ImportCommand::Oathauth { file, users }) => {
+            printed(serve::settings(config, false).and_then(|s| accounts_api::import_oathauth(&s, &file, &users)))
+        }
         Command::Filter(FilterCommand::Test {
             filter_file,
             against,

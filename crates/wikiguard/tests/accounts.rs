@@ -317,3 +317,48 @@ fn a_new_device_and_network_is_news() {
     let (_, audit) = s.admin("GET", "/v1/accounts/Frank/audit", None);
     assert!(audit.to_string().contains("new-device-notice"), "{audit}");
 }
+
+#[test]
+fn oathauth_enrolments_are_imported_so_users_keep_their_apps() {
+    let dir = temp_dir("oathauth");
+    let secret_b32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    let rows = json!([
+        {"oad_user": 5, "oad_type": "totp", "oad_name": "phone",
+         "oad_data": format!("{{\"secret\":\"{secret_b32}\",\"scratch_tokens\":[\"JBSWY3DPEHPK3PXP\"]}}")},
+        {"oad_user": 6, "oad_type": "webauthn", "oad_data": "{}"}
+    ]);
+    std::fs::write(dir.join("devices.json"), rows.to_string()).unwrap();
+    std::fs::write(
+        dir.join("users.json"),
+        json!([{"user_id": 5, "user_name": "Grace"}, {"user_id": 6, "user_name": "Heidi"}]).to_string(),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["import", "oathauth"])
+        .arg(dir.join("devices.json"))
+        .arg("--users")
+        .arg(dir.join("users.json"))
+        .env_clear()
+        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("imported 1 TOTP enrolments and 1 recovery-code sets"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("skipped"), "the WebAuthn row is reported: {stdout}");
+
+    let s = Server::start_in(dir, &[]);
+    let secret = wikiguard_accounts::base32::decode(secret_b32).unwrap();
+    let t = settle_into_step();
+    let (_, v) = post(&s, "/v1/accounts/Grace/totp/verify", json!({"code": code(&secret, t)}));
+    assert_eq!(v["ok"], true, "the app the user already has works: {v}");
+    let (_, v) = post(
+        &s,
+        "/v1/accounts/Grace/recovery/verify",
+        json!({"code": "JBSW-Y3DP-EHPK-3PXP"}),
+    );
+    assert_eq!(v["ok"], true, "OATHAuth's scratch token became a recovery code: {v}");
+}
