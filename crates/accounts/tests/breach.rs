@@ -10,7 +10,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use wikiguard_accounts::breach::{
     build_index, build_index_from_iter, build_index_with, hash_to_hex, parse_line, sample_records, write_list,
-    write_range_dir, write_sample_list, BreachError, BreachIndex, BuildOptions, LineError, Prefix,
+    write_range_dir, write_sample_list, BreachError, BreachIndex, BuildOptions, IndexBuilder, LineError, Prefix,
 };
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -469,6 +469,31 @@ fn malformed_lines_are_reported_with_file_and_line() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_failed_or_abandoned_build_leaves_no_files() {
+    let dir = TempDir::new("abandoned");
+    let mut records = sample_records(3_000, 12);
+    records.reverse();
+    let list = dir.join("l.txt");
+    write_list(&list, &records).unwrap();
+    let mut text = fs::read_to_string(&list).unwrap();
+    text.push_str("not a hash\r\n");
+    fs::write(&list, text).unwrap();
+    // Runs of 100 records: thirty runs are on disk when the bad last line is read.
+    let err = build_index_with(&list, &dir.join("i"), &small(100, None), |_| {}).unwrap_err();
+    assert!(matches!(err, BreachError::Line { line: 3_001, .. }), "{err}");
+    assert_eq!(dir.names(), ["l.txt"]);
+
+    let mut builder = IndexBuilder::with_options(&dir.join("i"), small(100, None)).unwrap();
+    for (hash, count) in &records {
+        builder.push(hash, *count).unwrap();
+    }
+    assert_eq!(builder.input_records(), 3_000);
+    assert!(dir.names().len() > 2, "runs spilled");
+    drop(builder);
+    assert_eq!(dir.names(), ["l.txt"]);
 }
 
 #[test]

@@ -448,6 +448,11 @@ impl IndexBuilder {
                 Some(_) => return self.start_sorting(rec),
             },
             Stage::Sorting { buf, .. } => {
+                if buf.len() == buf.capacity() {
+                    // Grow by doubling but never past the run size, which bounds the memory.
+                    let more = buf.len().max(1).min(self.options.run_records - buf.len());
+                    buf.reserve_exact(more);
+                }
                 buf.push(rec);
                 if buf.len() >= self.options.run_records {
                     self.spill()?;
