@@ -53,6 +53,13 @@ pub struct AccountsConfig {
     /// The breach-list index `wikiguard passwords import` builds; empty: `<data_dir>/breach.idx`
     /// when it exists.
     pub breach_index: String,
+    /// WebAuthn relying-party id: the wiki's registrable domain (`example.org`).
+    pub rp_id: String,
+    /// The origins passkeys may be used from (several for a wiki farm sharing one account
+    /// system), e.g. `["https://en.example.org", "https://de.example.org"]`.
+    pub rp_origins: Vec<String>,
+    /// The relying party's name, shown by the browser.
+    pub rp_name: String,
 }
 
 impl Default for AccountsConfig {
@@ -67,6 +74,9 @@ impl Default for AccountsConfig {
             min_password_length: policy.min_length,
             privileged_min_password_length: policy.privileged_min_length,
             breach_index: String::new(),
+            rp_id: "localhost".into(),
+            rp_origins: vec!["http://localhost".into()],
+            rp_name: "MediaWiki".into(),
         }
     }
 }
@@ -82,6 +92,7 @@ struct KeysFile {
 
 /// Everything the door needs at run time.
 pub struct Accounts {
+    config: AccountsConfig,
     store: Arc<dyn Store>,
     issuer: String,
     keyring: Keyring,
@@ -210,6 +221,7 @@ impl Accounts {
             ..PasswordPolicy::default()
         };
         Ok(Accounts {
+            config: config.clone(),
             store,
             issuer: config.issuer.clone(),
             keyring,
@@ -233,7 +245,18 @@ impl Accounts {
         })
     }
 
-    fn audit(&self, now: u64, user: &str, ip: Option<IpAddr>, kind: EventKind) {
+    /// The store the door keeps its state in.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The door's settings as configured.
+    pub(crate) fn config(&self) -> &AccountsConfig {
+        &self.config
+    }
+
+    /// Writes an audit event (the IP is pseudonymised here).
+    pub(crate) fn audit(&self, now: u64, user: &str, ip: Option<IpAddr>, kind: EventKind) {
         let e = Event::new(now, user, ip, &self.pseudonyms, kind);
         let details = serde_json::to_value(&e.kind).unwrap_or(Value::Null);
         let kind = details
@@ -277,7 +300,7 @@ impl Accounts {
     }
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "{what}");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -286,13 +309,13 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn accounts(state: &AppState) -> Result<Arc<Accounts>, ApiError> {
+pub(crate) fn accounts(state: &AppState) -> Result<Arc<Accounts>, ApiError> {
     state.accounts().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -320,7 +343,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The user path segment: MediaWiki's canonical name (first letter upper-case, spaces).
-fn user_name(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn user_name(raw: &str) -> Result<String, ApiError> {
     let name = wikiguard_accounts::policy::mediawiki_normalise(raw);
     if name.is_empty() || name.chars().count() > 255 {
         return Err(
@@ -331,7 +354,7 @@ fn user_name(raw: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn ip_of(headers: &HeaderMap, body: &Value) -> Option<IpAddr> {
+pub(crate) fn ip_of(headers: &HeaderMap, body: &Value) -> Option<IpAddr> {
     body.get("ip")
         .and_then(Value::as_str)
         .or_else(|| headers.get("x-wikiguard-client-ip").and_then(|v| v.to_str().ok()))
@@ -347,7 +370,7 @@ fn code_of(body: &Value) -> Result<String, ApiError> {
         })
 }
 
-fn answer(v: Value) -> Response {
+pub(crate) fn answer(v: Value) -> Response {
     Json(v).into_response()
 }
 
@@ -362,7 +385,9 @@ const TOTP: &str = "totp";
 const RECOVERY: &str = "recovery";
 const DEVICES: &str = "devices";
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| internal("a worker failed", e))?
