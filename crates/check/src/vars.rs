@@ -46,8 +46,11 @@ pub struct ActionVars<'a> {
 #[derive(Debug)]
 pub struct LinkCache {
     capacity: usize,
-    inner: std::sync::Mutex<(HashMap<u64, (u64, Arc<Vec<String>>)>, u64)>,
+    inner: std::sync::Mutex<(HashMap<u64, Remembered>, u64)>,
 }
+
+/// A text's links and when they were last used (a tick of the cache's clock).
+type Remembered = (u64, Arc<Vec<String>>);
 
 impl LinkCache {
     /// A cache of at most `capacity` texts' links.
