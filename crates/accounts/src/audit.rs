@@ -88,6 +88,12 @@ pub enum EventKind {
         /// Failed second factors after the right password in the current sequence.
         failures: u64,
     },
+    /// A passkey's signature counter did not increase: possibly a cloned authenticator. The
+    /// sign-in was refused and the credential flagged.
+    PasskeyCloneSuspected {
+        /// The credential id (base64url).
+        credential: String,
+    },
     /// A sign-in from a new device and network was notified.
     NewDeviceNotice {
         /// The human-readable reason given to the user.

@@ -13,6 +13,7 @@
 //! | [`totp`] | RFC 6238 codes, verification window, replay refusal, per-user failure cap, two-step enrolment, `otpauth://` URI, QR code |
 //! | [`base32`] | RFC 4648 base32 (no padding) used by TOTP secrets and recovery codes |
 //! | [`secretbox`] | TOTP secrets encrypted at rest (XChaCha20-Poly1305) with named keys and rotation |
+//! | [`passkey`] | passkeys (WebAuthn, via webauthn-rs): discoverable registration, sign-in with or without a username, sign-counter clone detection |
 //! | [`recovery`] | ten single-use recovery codes stored as HMAC-SHA256 hashes |
 //! | [`policy`] | which groups need a second factor, which factors count, password rules (NIST SP 800-63B) |
 //! | [`throttle`] | login throttling per IP, per network prefix and per account+prefix; stolen-password cap |
@@ -39,6 +40,7 @@ pub mod device;
 pub mod keys;
 pub mod net;
 pub mod oathauth;
+pub mod passkey;
 pub mod policy;
 pub mod random;
 pub mod recovery;

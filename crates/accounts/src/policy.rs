@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
-/// A kind of second factor. Non-exhaustive: passkeys (WebAuthn) will be added as `passkey`.
+/// A kind of second factor. Non-exhaustive: more kinds may come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -20,14 +20,17 @@ pub enum FactorKind {
     Totp,
     /// Single-use recovery codes. A backup, not counted as a factor by default.
     RecoveryCodes,
+    /// Passkeys (WebAuthn credentials).
+    Passkey,
 }
 
 impl FactorKind {
-    /// The stable name (`totp`, `recovery-codes`).
+    /// The stable name (`totp`, `recovery-codes`, `passkey`).
     pub fn as_str(self) -> &'static str {
         match self {
             FactorKind::Totp => "totp",
             FactorKind::RecoveryCodes => "recovery-codes",
+            FactorKind::Passkey => "passkey",
         }
     }
 }
@@ -46,7 +49,7 @@ pub struct SecondFactorPolicy {
     /// Members of any of these groups must have a second factor. Default: sysop, checkuser,
     /// bureaucrat, interface-admin, suppress.
     pub required_groups: Vec<String>,
-    /// Factor kinds that satisfy the requirement. Default: TOTP.
+    /// Factor kinds that satisfy the requirement. Default: TOTP and passkeys.
     pub accepted_kinds: Vec<FactorKind>,
 }
 
@@ -54,7 +57,7 @@ impl Default for SecondFactorPolicy {
     fn default() -> Self {
         SecondFactorPolicy {
             required_groups: default_groups(),
-            accepted_kinds: vec![FactorKind::Totp],
+            accepted_kinds: vec![FactorKind::Totp, FactorKind::Passkey],
         }
     }
 }
@@ -291,11 +294,14 @@ mod tests {
         assert!(p.requirement(&g(&["user"]), &[]).satisfied);
         assert_eq!(
             serde_json::to_string(&p.requirement(&g(&["suppress"]), &[FactorKind::Totp])).unwrap(),
-            r#"{"required":true,"enrolled":true,"kinds_enrolled":["totp"],"kinds_accepted":["totp"],"satisfied":true}"#
+            r#"{"required":true,"enrolled":true,"kinds_enrolled":["totp"],"kinds_accepted":["totp","passkey"],"satisfied":true}"#
         );
         let custom: SecondFactorPolicy =
             serde_json::from_str(r#"{"required_groups":["x"],"accepted_kinds":["totp","recovery-codes"]}"#).unwrap();
         assert!(custom.requirement(&g(&["x"]), &[FactorKind::RecoveryCodes]).satisfied);
+        // A passkey alone satisfies the default policy.
+        assert!(p.requirement(&g(&["sysop"]), &[FactorKind::Passkey]).satisfied);
+        assert_eq!(FactorKind::Passkey.as_str(), "passkey");
     }
 
     fn sha(s: &str) -> String {
