@@ -687,6 +687,9 @@ async fn factors(
                 enrolled.push(FactorKind::RecoveryCodes);
             }
         }
+        if crate::passkeys_api::has_passkey(&acc, &user)? {
+            enrolled.push(FactorKind::Passkey);
+        }
         let r = acc.second_factor.requirement(&groups, &enrolled);
         Ok(answer(serde_json::to_value(r).unwrap_or(Value::Null)))
     })

@@ -14,6 +14,7 @@ mod gate_cmd;
 mod gate_proxy;
 mod gate_redis;
 mod metrics;
+mod passkeys_api;
 mod serve;
 mod server;
 
