@@ -486,6 +486,17 @@ fn apply(
                     credential: Some(cred.id.clone()),
                 });
             }
+            // webauthn-rs compares the counter with the copy of the credential taken at begin;
+            // compare with the stored one too, or two ceremonies begun together (or a clone
+            // used between begin and finish) would slip through.
+            let counter = res.counter();
+            if (counter > 0 || cred.sign_count > 0) && counter <= cred.sign_count {
+                cred.suspected_clone = true;
+                return Err(Failed {
+                    refusal: Refusal::PossibleClone,
+                    credential: Some(cred.id.clone()),
+                });
+            }
             cred.passkey.update_credential(&res);
             cred.refresh_flags();
             cred.last_used = Some(now);

@@ -101,7 +101,11 @@ fn save<T: Serialize>(acc: &Accounts, user: &str, kind: &str, version: i64, valu
 }
 
 fn conflict() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "conflict", "the passkeys changed at the same time; try again")
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        "the passkeys changed at the same time; try again",
+    )
 }
 
 fn refused(reason: &str, message: impl std::fmt::Display) -> Response {
@@ -165,7 +169,9 @@ fn take_pending<T: Serialize + DeserializeOwned>(
 ) -> Result<Option<T>, ApiError> {
     for _ in 0..5 {
         let (version, mut map): (i64, Pending<T>) = load(acc, user, kind)?;
-        let Some(item) = map.remove(challenge) else { return Ok(None) };
+        let Some(item) = map.remove(challenge) else {
+            return Ok(None);
+        };
         if save(acc, user, kind, version, &map)? {
             return Ok(Some(item));
         }
@@ -278,7 +284,9 @@ async fn register_begin(
         if !save(&acc, &user, REGISTRATION, 0, &pending)? {
             return Err(conflict());
         }
-        Ok(answer(serde_json::to_value(&ccr).map_err(|e| internal("encoding options", e))?))
+        Ok(answer(
+            serde_json::to_value(&ccr).map_err(|e| internal("encoding options", e))?,
+        ))
     })
     .await
 }
@@ -332,7 +340,9 @@ async fn register_finish(
                 let owner = json!({ "user": user });
                 let existing = acc.store().account_state(DIRECTORY, &kind)?;
                 match existing {
-                    Some(v) if v.value != owner => return Err(internal("registering a passkey", "user handle collision")),
+                    Some(v) if v.value != owner => {
+                        return Err(internal("registering a passkey", "user handle collision"))
+                    }
                     Some(_) => {}
                     None => {
                         if acc.store().put_account_state(DIRECTORY, &kind, 0, &owner)?.is_none() {
@@ -377,7 +387,9 @@ async fn login_begin(
         };
         let challenge = passkey::request_challenge(&rcr);
         push_pending(&acc, &user, LOGINS, &challenge, pending, MAX_PENDING_USER, now)?;
-        Ok(answer(serde_json::to_value(&rcr).map_err(|e| internal("encoding options", e))?))
+        Ok(answer(
+            serde_json::to_value(&rcr).map_err(|e| internal("encoding options", e))?,
+        ))
     })
     .await
 }
@@ -404,8 +416,10 @@ fn failed(acc: &Accounts, user: &str, ip: Option<IpAddr>, f: &Failed, now: u64) 
         );
         tracing::warn!(user, credential = ?f.credential, "passkey counter went backwards: possibly a cloned authenticator; credential flagged");
     }
-    answer(json!({"ok": false, "reason": f.refusal.code(), "message": f.refusal.to_string(),
-        "suspected_clone": f.refusal == passkey::Refusal::PossibleClone}))
+    answer(
+        json!({"ok": false, "reason": f.refusal.code(), "message": f.refusal.to_string(),
+        "suspected_clone": f.refusal == passkey::Refusal::PossibleClone}),
+    )
 }
 
 async fn login_finish(
@@ -429,8 +443,10 @@ async fn login_finish(
         let Some(pending) = take_pending::<PendingLogin>(&acc, &user, LOGINS, &challenge)? else {
             return Ok(refused("expired", passkey::Refusal::Expired));
         };
-        finish_and_save(&acc, &user, ip, now, |keys| rp.finish_login(keys, &pending, &response, now))
-            .map(|(r, _)| r)
+        finish_and_save(&acc, &user, ip, now, |keys| {
+            rp.finish_login(keys, &pending, &response, now)
+        })
+        .map(|(r, _)| r)
     })
     .await
 }
@@ -484,7 +500,9 @@ async fn discoverable_begin(State(state): State<AppState>, headers: HeaderMap) -
             MAX_PENDING_DISCOVERABLE,
             now,
         )?;
-        Ok(answer(serde_json::to_value(&rcr).map_err(|e| internal("encoding options", e))?))
+        Ok(answer(
+            serde_json::to_value(&rcr).map_err(|e| internal("encoding options", e))?,
+        ))
     })
     .await
 }
@@ -509,7 +527,10 @@ async fn discoverable_finish(
             return Ok(refused("expired", passkey::Refusal::Expired));
         };
         let Some(handle) = passkey::response_handle(&response) else {
-            return Ok(refused("no-user-handle", "the passkey did not say whose it is (not a discoverable credential)"));
+            return Ok(refused(
+                "no-user-handle",
+                "the passkey did not say whose it is (not a discoverable credential)",
+            ));
         };
         let owner = acc.store().account_state(DIRECTORY, &format!("handle:{handle}"))?;
         let Some(user) = owner.and_then(|v| v.value.get("user").and_then(Value::as_str).map(str::to_string)) else {
