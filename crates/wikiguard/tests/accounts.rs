@@ -167,13 +167,20 @@ fn sha1_hex(s: &str) -> String {
 #[test]
 fn passwords_are_checked_against_an_imported_breach_list() {
     let dir = temp_dir("passwords");
-    // A breach list in the Pwned Passwords format: sorted SHA1:COUNT lines.
-    let mut lines: Vec<String> = (0..20_000)
-        .map(|i| format!("{}:{}", sha1_hex(&format!("leaked-{i}")), i % 50 + 1))
-        .collect();
-    lines.push(format!("{}:{}", sha1_hex("correct horse battery staple"), 12345));
-    lines.sort();
-    std::fs::write(dir.join("pwned.txt"), lines.join("\r\n") + "\r\n").unwrap();
+    // A breach list in the Pwned Passwords format (sorted SHA1:COUNT lines, CRLF): a million
+    // generated hashes plus one known password, built here, never committed.
+    let mut records = wikiguard_accounts::breach::sample_records(1_000_000, 7);
+    let known: [u8; 20] = Sha1::digest(b"correct horse battery staple").into();
+    records.push((known, 12345));
+    records.sort_unstable_by_key(|r| r.0);
+    let mut text = String::with_capacity(records.len() * 48);
+    for (h, n) in &records {
+        for b in h {
+            text.push_str(&format!("{b:02X}"));
+        }
+        text.push_str(&format!(":{n}\r\n"));
+    }
+    std::fs::write(dir.join("pwned.txt"), text).unwrap();
     let out = Command::new(bin())
         .args(["passwords", "import"])
         .arg(dir.join("pwned.txt"))
@@ -183,7 +190,7 @@ fn passwords_are_checked_against_an_imported_breach_list() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("indexed 20001 hashes"),
+        String::from_utf8_lossy(&out.stdout).contains("indexed 1000001 hashes"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
