@@ -110,7 +110,9 @@ impl MemoryCounters {
     /// Counters that hold at most `max_keys` keys (at least one).
     pub fn new(max_keys: usize) -> MemoryCounters {
         let max_keys = max_keys.max(1);
-        let shards = max_keys.min(MAX_SHARDS);
+        // Shards spread the lock, but a shard's share of a small bound would evict keys while
+        // the whole store has room: keep at least 1024 keys per shard.
+        let shards = (max_keys / 1024).clamp(1, MAX_SHARDS);
         let (base, extra) = (max_keys / shards, max_keys % shards);
         let shards = (0..shards)
             .map(|i| Mutex::new(Shard::new(base + usize::from(i < extra))))

@@ -135,6 +135,8 @@ pub struct SqliteStore {
     readers: Readers,
     /// How many transactions the writer has committed or tried to (for tests of grouping).
     batches: Arc<AtomicU64>,
+    /// The background checkpointer (files only) and its stop flag.
+    checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 enum Readers {
@@ -199,7 +201,15 @@ impl SqliteStore {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
         };
-        Self::start(Arc::new(Mutex::new(conn)), readers)
+        // Checkpoints move the write-ahead log into the database. SQLite runs them inside the
+        // committing writer by default, which stalls every caller waiting on that commit; a
+        // background thread does them here instead (passive: it never blocks the writer), and
+        // the writer keeps a high threshold only as a safety net.
+        conn.pragma_update(None, "wal_autocheckpoint", 20_000)
+            .map_err(|e| StoreError::Backend(format!("cannot configure checkpoints: {e}")))?;
+        let mut store = Self::start(Arc::new(Mutex::new(conn)), readers)?;
+        store.checkpointer = Some(start_checkpointer(path)?);
+        Ok(store)
     }
 
     /// Opens a fresh database that lives in memory and vanishes with the store. Reads share
@@ -227,6 +237,7 @@ impl SqliteStore {
             writer: Some(writer),
             readers,
             batches,
+            checkpointer: None,
         })
     }
 
@@ -296,7 +307,37 @@ impl Drop for SqliteStore {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
     }
+}
+
+/// How often the background checkpointer runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+fn start_checkpointer(path: &Path) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
+    let conn = Connection::open(path).map_err(|e| {
+        StoreError::Backend(format!(
+            "cannot open the checkpoint connection to {}: {e}",
+            path.display()
+        ))
+    })?;
+    conn.busy_timeout(Duration::from_millis(100))
+        .map_err(|e| StoreError::Backend(format!("cannot configure the checkpoint connection: {e}")))?;
+    // Dropping the sender (the store) stops the thread at once.
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("wikiguard-store-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                // A busy database just means "next time".
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok((stop, thread))
 }
 
 fn writer_gone() -> StoreError {
