@@ -125,7 +125,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         return Some(Duration::Until(ts));
     }
     let words: Vec<&str> = t.split_whitespace().collect();
-    if words.is_empty() || words.len() % 2 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
         return None;
     }
     let mut total: u64 = 0;

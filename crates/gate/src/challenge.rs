@@ -77,7 +77,7 @@ fn bind_verifies(keys: &Keys, ip: IpAddr, user_agent: &str, given: &str) -> bool
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -539,7 +539,7 @@ fn log_decision(state: &GateState, outcome: &wikiguard_gate::Outcome, class: &st
         (1.0 / sample).round().max(1.0) as u64
     };
     let n = state.sample_counter.fetch_add(1, Ordering::Relaxed);
-    if name != "allow" || n % every == 0 {
+    if name != "allow" || n.is_multiple_of(every) {
         // The path only (no query: it may hold tokens), never the IP or cookies.
         tracing::info!(
             decision = name,
