@@ -90,6 +90,54 @@ struct KeysFile {
     device_key: String,
 }
 
+/// Where login-throttle counters live: this process, or Redis shared by every node (the
+/// top-level `redis` key, as for the gate).
+pub enum LoginCounters {
+    /// In memory, bounded.
+    Memory(InMemoryCounters),
+    /// In Redis, with a local fallback.
+    Redis(crate::gate_redis::RedisThrottleCounters),
+}
+
+fn login_counters(redis: &str) -> Result<LoginCounters> {
+    Ok(if redis.is_empty() {
+        LoginCounters::Memory(InMemoryCounters::new(100_000))
+    } else {
+        LoginCounters::Redis(crate::gate_redis::RedisThrottleCounters::new(
+            redis,
+            std::time::Duration::from_millis(50),
+            100_000,
+        )?)
+    })
+}
+
+impl wikiguard_accounts::throttle::ThrottleCounters for LoginCounters {
+    fn get(&self, key: &str, now: u64) -> Option<wikiguard_accounts::throttle::CounterValue> {
+        match self {
+            LoginCounters::Memory(m) => m.get(key, now),
+            LoginCounters::Redis(r) => r.get(key, now),
+        }
+    }
+    fn increment(&self, key: &str, window_secs: u64, now: u64) -> wikiguard_accounts::throttle::CounterValue {
+        match self {
+            LoginCounters::Memory(m) => m.increment(key, window_secs, now),
+            LoginCounters::Redis(r) => r.increment(key, window_secs, now),
+        }
+    }
+    fn expire_at(&self, key: &str, at: u64, now: u64) {
+        match self {
+            LoginCounters::Memory(m) => m.expire_at(key, at, now),
+            LoginCounters::Redis(r) => r.expire_at(key, at, now),
+        }
+    }
+    fn remove(&self, key: &str) {
+        match self {
+            LoginCounters::Memory(m) => m.remove(key),
+            LoginCounters::Redis(r) => r.remove(key),
+        }
+    }
+}
+
 /// Everything the door needs at run time.
 pub struct Accounts {
     config: AccountsConfig,
@@ -101,7 +149,7 @@ pub struct Accounts {
     verify: VerifyConfig,
     second_factor: SecondFactorPolicy,
     passwords: PasswordPolicy,
-    throttle: Throttle<InMemoryCounters>,
+    throttle: Throttle<LoginCounters>,
     breach: Option<wikiguard_accounts::breach::BreachIndex>,
     devices: DeviceNotifier,
 }
@@ -174,7 +222,7 @@ fn open_keys(path: &Path) -> Result<KeysFile> {
 
 impl Accounts {
     /// Loads (or generates) the keys and opens the breach index when there is one.
-    pub fn new(config: &AccountsConfig, data_dir: &Path, store: Arc<dyn Store>) -> Result<Accounts> {
+    pub fn new(config: &AccountsConfig, data_dir: &Path, store: Arc<dyn Store>, redis: &str) -> Result<Accounts> {
         let keys_path = if config.keys_file.is_empty() {
             data_dir.join("accounts_keys.json")
         } else {
@@ -237,7 +285,7 @@ impl Accounts {
                 ..SecondFactorPolicy::default()
             },
             passwords,
-            throttle: Throttle::new(ThrottleConfig::default(), InMemoryCounters::new(100_000)),
+            throttle: Throttle::new(ThrottleConfig::default(), login_counters(redis)?),
             breach,
             devices: DeviceNotifier::new(
                 HmacKey::parse(&keys.device_key).map_err(|e| anyhow::anyhow!("device_key: {e}"))?,
@@ -990,7 +1038,7 @@ pub fn import_oathauth(settings: &crate::config::Settings, file: &Path, users: &
         ),
     }
     let store: Arc<dyn Store> = Arc::new(crate::serve::open_store(settings)?);
-    let acc = Accounts::new(&settings.accounts, &settings.data_dir, store.clone())?;
+    let acc = Accounts::new(&settings.accounts, &settings.data_dir, store.clone(), "")?;
     let now = unix_now();
     let mut out = String::new();
     let mut imported = 0usize;

@@ -80,14 +80,15 @@ pub fn serve(config_file: Option<&Path>) -> Result<()> {
         tracing::warn!("no admin_token: the admin API (filters, hits) refuses every request");
     }
     let data_dir = settings.data_dir.clone();
-    let accounts = match crate::accounts_api::Accounts::new(&settings.accounts, &settings.data_dir, store.clone()) {
-        Ok(a) => Some(Arc::new(a)),
-        Err(e) => {
-            // The other doors still serve; the accounts endpoints answer 503 and say why here.
-            tracing::error!(error = %format!("{e:#}"), "the accounts door did not start");
-            None
-        }
-    };
+    let accounts =
+        match crate::accounts_api::Accounts::new(&settings.accounts, &settings.data_dir, store.clone(), &raw.redis) {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                // The other doors still serve; the accounts endpoints answer 503 and say why here.
+                tracing::error!(error = %format!("{e:#}"), "the accounts door did not start");
+                None
+            }
+        };
     let state = AppState::new(settings, store, counters, engine, accounts).context("loading the filters")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

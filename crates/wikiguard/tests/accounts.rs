@@ -369,3 +369,73 @@ fn oathauth_enrolments_are_imported_so_users_keep_their_apps() {
     );
     assert_eq!(v["ok"], true, "OATHAuth's scratch token became a recovery code: {v}");
 }
+
+#[test]
+fn login_throttles_are_shared_by_nodes_through_redis() {
+    let Some(redis) = common::start_redis() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install redis-server (scripts/test does)"
+        );
+        println!("SKIPPED: redis-server is not installed");
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let a = Server::start("redis-login-a", &[("WIKIGUARD_REDIS", url.as_str())]);
+    let b = Server::start("redis-login-b", &[("WIKIGUARD_REDIS", url.as_str())]);
+    // One address guessing many accounts, half through each node: throttled as one.
+    let mut throttled_at = None;
+    for i in 0..200 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let user = format!("Target{i}");
+        let (_, d) = post(
+            node,
+            "/v1/login/attempt",
+            json!({"username": user, "ip": "192.0.2.50", "user_agent": "x"}),
+        );
+        post(
+            node,
+            "/v1/login/result",
+            json!({"username": user, "ip": "192.0.2.50", "success": false}),
+        );
+        if d["decision"] == "throttle" {
+            throttled_at = Some(i);
+            break;
+        }
+    }
+    let shared = throttled_at.expect("the address is throttled");
+    // Alone, one node would have seen half the failures: the budget was spent across both.
+    let single = Server::start("redis-login-single", &[]);
+    let mut alone = None;
+    for i in 0..200 {
+        let user = format!("Target{i}");
+        let (_, d) = post(
+            &single,
+            "/v1/login/attempt",
+            json!({"username": user, "ip": "192.0.2.51", "user_agent": "x"}),
+        );
+        post(
+            &single,
+            "/v1/login/result",
+            json!({"username": user, "ip": "192.0.2.51", "success": false}),
+        );
+        if d["decision"] == "throttle" {
+            alone = Some(i);
+            break;
+        }
+    }
+    assert_eq!(
+        Some(shared),
+        alone,
+        "two nodes sharing Redis throttle exactly like one node"
+    );
+    // Redis goes away: the nodes keep answering on their own counters.
+    drop(redis);
+    let (status, d) = post(
+        &a,
+        "/v1/login/attempt",
+        json!({"username": "Someone", "ip": "198.51.100.200", "user_agent": "x"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(d["decision"], "allow", "{d}");
+}

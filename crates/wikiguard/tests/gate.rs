@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod common;
+use common::start_redis;
+
 const ADMIN: &str = "gate-admin-token-0123456789";
 const SECRET: &str = "gate-test-secret-0123456789abcdef0123456789";
 
@@ -612,48 +615,6 @@ fn the_default_policy_keeps_machines_off_the_challenge_page() {
 // ---------------------------------------------------------------------------------------------
 // Redis: two gates sharing counters, and Redis going away
 // ---------------------------------------------------------------------------------------------
-
-struct RedisProc {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RedisProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis() -> Option<RedisProc> {
-    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    let child = Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(RedisProc { child, port })
-}
 
 #[test]
 fn two_gates_share_counters_in_redis_and_survive_it_going_away() {
