@@ -96,18 +96,18 @@ pub enum LoginCounters {
     /// In memory, bounded.
     Memory(InMemoryCounters),
     /// In Redis, with a local fallback.
-    Redis(crate::gate_redis::RedisThrottleCounters),
+    Redis(Box<crate::gate_redis::RedisThrottleCounters>),
 }
 
 fn login_counters(redis: &str) -> Result<LoginCounters> {
     Ok(if redis.is_empty() {
         LoginCounters::Memory(InMemoryCounters::new(100_000))
     } else {
-        LoginCounters::Redis(crate::gate_redis::RedisThrottleCounters::new(
+        LoginCounters::Redis(Box::new(crate::gate_redis::RedisThrottleCounters::new(
             redis,
             std::time::Duration::from_millis(50),
             100_000,
-        )?)
+        )?))
     })
 }
 
