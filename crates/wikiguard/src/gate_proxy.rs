@@ -27,10 +27,57 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use wikiguard_gate::{Decision, Gate, GateConfig, IpSet, Policy, RequestFacts};
+use wikiguard_gate::{Class, Decision, Gate, GateConfig, IpSet, Policy, RequestFacts};
 
 use crate::config::Secret;
 use crate::metrics::{Histogram, LATENCY_BUCKETS};
+
+const DECISIONS: [&str; 4] = ["allow", "deny", "challenge", "limit"];
+
+/// A histogram every worker updates without a lock.
+struct AtomicHistogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_ns: AtomicU64,
+    count: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        AtomicHistogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_ns: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
+            if let Some(c) = self.counts.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A cumulative snapshot for rendering.
+    fn snapshot(&self) -> Histogram {
+        let mut h = Histogram::new(self.bounds);
+        h.load(
+            &self
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect::<Vec<_>>(),
+            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            self.count.load(Ordering::Relaxed),
+        );
+        h
+    }
+}
 
 /// Decision-time buckets, seconds: deciding should take microseconds.
 const DECISION_BUCKETS: &[f64] = &[
@@ -52,27 +99,46 @@ fn now_ms() -> u64 {
 }
 
 /// Counters for `/.wikiguard/metrics`.
-#[derive(Default)]
 struct GateMetrics {
-    decisions: Mutex<HashMap<(&'static str, &'static str), u64>>,
+    /// Per class (in `Class::ALL` order) and decision (allow, deny, challenge, limit): lock-free,
+    /// since every request counts.
+    decisions: [[AtomicU64; 4]; 16],
     upstream_errors: AtomicU64,
     challenges_issued: AtomicU64,
     challenges_solved: AtomicU64,
     challenges_failed: AtomicU64,
-    decision_seconds: Mutex<Option<Histogram>>,
-    upstream_seconds: Mutex<Option<Histogram>>,
+    decision_seconds: AtomicHistogram,
+    upstream_seconds: AtomicHistogram,
+}
+
+impl Default for GateMetrics {
+    fn default() -> Self {
+        GateMetrics {
+            decisions: Default::default(),
+            upstream_errors: AtomicU64::new(0),
+            challenges_issued: AtomicU64::new(0),
+            challenges_solved: AtomicU64::new(0),
+            challenges_failed: AtomicU64::new(0),
+            decision_seconds: AtomicHistogram::new(DECISION_BUCKETS),
+            upstream_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
+        }
+    }
 }
 
 impl GateMetrics {
-    fn decision(&self, class: &'static str, decision: &'static str) {
-        let mut m = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((class, decision)).or_default() += 1;
+    fn decision(&self, class: Class, decision: &'static str) {
+        let c = Class::ALL
+            .iter()
+            .position(|k| *k == class)
+            .unwrap_or(Class::ALL.len() - 1);
+        let d = DECISIONS.iter().position(|k| *k == decision).unwrap_or(0);
+        if let Some(slot) = self.decisions.get(c).and_then(|row| row.get(d)) {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    fn time(slot: &Mutex<Option<Histogram>>, d: Duration) {
-        let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
-        g.get_or_insert_with(|| Histogram::new(DECISION_BUCKETS))
-            .observe(d.as_secs_f64());
+    fn time(slot: &AtomicHistogram, d: Duration) {
+        slot.observe(d);
     }
 }
 
@@ -165,25 +231,33 @@ impl GateState {
         use std::fmt::Write;
         let mut out = String::new();
         out += "# HELP wikiguard_gate_decisions_total Requests by class and decision.\n# TYPE wikiguard_gate_decisions_total counter\n";
-        let m = self.metrics.decisions.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut rows: Vec<_> = m.into_iter().collect();
-        rows.sort();
-        for ((class, decision), n) in rows {
+        let mut rows = Vec::new();
+        for (c, row) in self.metrics.decisions.iter().enumerate() {
+            for (d, n) in row.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let class = Class::ALL.get(c).map_or("other", |k| k.as_str());
+                    rows.push((class, DECISIONS.get(d).copied().unwrap_or("allow"), n));
+                }
+            }
+        }
+        for (class, decision, n) in rows {
             let _ = writeln!(
                 out,
                 "wikiguard_gate_decisions_total{{class=\"{class}\",decision=\"{decision}\"}} {n}"
             );
         }
-        let hist = |slot: &Mutex<Option<Histogram>>, buckets| {
-            slot.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-                .unwrap_or_else(|| Histogram::new(buckets))
-        };
+
         out += "# HELP wikiguard_gate_decision_seconds Time to decide a request.\n# TYPE wikiguard_gate_decision_seconds histogram\n";
-        hist(&self.metrics.decision_seconds, DECISION_BUCKETS).render(&mut out, "wikiguard_gate_decision_seconds", "");
+        self.metrics
+            .decision_seconds
+            .snapshot()
+            .render(&mut out, "wikiguard_gate_decision_seconds", "");
         out += "# HELP wikiguard_gate_upstream_seconds Time until the wiki's response head.\n# TYPE wikiguard_gate_upstream_seconds histogram\n";
-        hist(&self.metrics.upstream_seconds, LATENCY_BUCKETS).render(&mut out, "wikiguard_gate_upstream_seconds", "");
+        self.metrics
+            .upstream_seconds
+            .snapshot()
+            .render(&mut out, "wikiguard_gate_upstream_seconds", "");
         let _ = writeln!(
             out,
             "# TYPE wikiguard_gate_upstream_errors_total counter\nwikiguard_gate_upstream_errors_total {}",
@@ -396,7 +470,9 @@ async fn handle(
     let outcome = state.gate.evaluate(&facts, now);
     GateMetrics::time(&state.metrics.decision_seconds, started.elapsed());
     let class = outcome.classified.class.as_str();
-    state.metrics.decision(class, decision_name(&outcome.would_be));
+    state
+        .metrics
+        .decision(outcome.classified.class, decision_name(&outcome.would_be));
     log_decision(&state, &outcome, class, &parts.method, &path);
     if let Some(resp) = refusal(&state, &outcome.decision, &facts, now) {
         return Ok(resp);
@@ -708,8 +784,9 @@ fn forward_auth(state: &GateState, client_ip: IpAddr, req: Request<Incoming>, no
         client_ip,
     };
     let decision = state.gate.decide(&facts, now);
-    let class = wikiguard_gate::classify(&method, &uri).class.as_str();
-    state.metrics.decision(class, decision_name(&decision));
+    state
+        .metrics
+        .decision(wikiguard_gate::classify(&method, &uri).class, decision_name(&decision));
     let (status, reference) = match &decision {
         Decision::Allow { reference, .. } => (StatusCode::NO_CONTENT, reference.clone()),
         Decision::Challenge { reference, .. } => (StatusCode::UNAUTHORIZED, reference.clone()),
@@ -877,7 +954,7 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reloa
                 let st = state.clone();
                 let up = client.clone();
                 let service = hyper::service::service_fn(move |req| handle(st.clone(), up.clone(), peer, req));
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 let st = state.clone();
                 tokio::spawn(async move {

@@ -35,6 +35,17 @@ impl Histogram {
         }
     }
 
+    /// Sets the state from per-bucket (not cumulative) counts, a sum and a count.
+    pub fn load(&mut self, per_bucket: &[u64], sum: f64, count: u64) {
+        let mut running = 0;
+        for (c, n) in self.counts.iter_mut().zip(per_bucket) {
+            running += n;
+            *c = running;
+        }
+        self.sum = sum;
+        self.count = count;
+    }
+
     /// Counts one value.
     pub fn observe(&mut self, v: f64) {
         for (b, c) in self.bounds.iter().zip(self.counts.iter_mut()) {
