@@ -390,6 +390,12 @@ pub fn routes() -> Router<AppState> {
         .route("/range/{prefix}", get(range))
 }
 
+/// What every per-user endpoint starts with: the check token, the door, the user's name.
+pub(crate) fn door(state: &AppState, headers: &HeaderMap, user: &str) -> Result<(Arc<Accounts>, String), ApiError> {
+    require_check(state, headers)?;
+    Ok((accounts(state)?, user_name(user)?))
+}
+
 /// The user path segment: MediaWiki's canonical name (first letter upper-case, spaces).
 pub(crate) fn user_name(raw: &str) -> Result<String, ApiError> {
     let name = wikiguard_accounts::policy::mediawiki_normalise(raw);
@@ -446,9 +452,7 @@ async fn totp_enroll(
     headers: HeaderMap,
     UrlPath(user): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     blocking(move || {
         let now = unix_now();
         let current = acc.store.account_state(&user, TOTP)?;
@@ -492,9 +496,7 @@ async fn totp_confirm(
     UrlPath(user): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     let body = json_body(body)?;
     let code = code_of(&body)?;
     let ip = ip_of(&headers, &body);
@@ -529,9 +531,7 @@ async fn totp_verify(
     UrlPath(user): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     let body = json_body(body)?;
     let code = code_of(&body)?;
     let ip = ip_of(&headers, &body);
@@ -580,9 +580,7 @@ async fn totp_remove(
     headers: HeaderMap,
     UrlPath(user): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     blocking(move || {
         let removed = acc.store.delete_account_state(&user, TOTP)?;
         if removed {
@@ -605,9 +603,7 @@ async fn recovery_generate(
     headers: HeaderMap,
     UrlPath(user): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     blocking(move || {
         let now = unix_now();
         let mut rng = os_random;
@@ -641,9 +637,7 @@ async fn recovery_verify(
     UrlPath(user): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     let body = json_body(body)?;
     let code = code_of(&body)?;
     let ip = ip_of(&headers, &body);
@@ -709,9 +703,7 @@ async fn factors(
     UrlPath(user): UrlPath<String>,
     Query(q): Query<FactorsQuery>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     let groups: Vec<String> = q
         .groups
         .unwrap_or_default()

@@ -35,7 +35,7 @@ use wikiguard_accounts::passkey::{
 };
 use wikiguard_accounts::policy::FactorKind;
 
-use crate::accounts_api::{accounts, answer, blocking, internal, ip_of, unix_now, user_name, Accounts};
+use crate::accounts_api::{accounts, answer, blocking, door, internal, ip_of, unix_now, Accounts};
 use crate::server::{json_body, require_check, ApiError, AppState};
 
 const PASSKEYS: &str = "passkeys";
@@ -207,9 +207,7 @@ async fn list(
     headers: HeaderMap,
     UrlPath(user): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     blocking(move || {
         let (_, keys): (_, UserPasskeys) = load(&acc, &user, PASSKEYS)?;
         Ok(answer(
@@ -224,9 +222,7 @@ async fn remove(
     headers: HeaderMap,
     UrlPath((user, id)): UrlPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     let ip = ip_of(&headers, &Value::Null);
     blocking(move || {
         for _ in 0..5 {
@@ -257,9 +253,7 @@ async fn register_begin(
     UrlPath(user): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     let body = json_body(body)?;
     let name = body
         .get("name")
@@ -297,9 +291,7 @@ async fn register_finish(
     UrlPath(user): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     let body = json_body(body)?;
     let ip = ip_of(&headers, &body);
     let response: RegisterPublicKeyCredential = credential(&body)?;
@@ -374,9 +366,7 @@ async fn login_begin(
     headers: HeaderMap,
     UrlPath(user): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     blocking(move || {
         let rp = relying_party(&acc)?;
         let now = unix_now();
@@ -428,9 +418,7 @@ async fn login_finish(
     UrlPath(user): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_check(&state, &headers)?;
-    let acc = accounts(&state)?;
-    let user = user_name(&user)?;
+    let (acc, user) = door(&state, &headers, &user)?;
     let body = json_body(body)?;
     let ip = ip_of(&headers, &body);
     let response: PublicKeyCredential = credential(&body)?;
