@@ -127,6 +127,15 @@ enum GateCommand {
 
 #[derive(Subcommand)]
 enum PasswordsCommand {
+    /// Write a generated list in the Pwned Passwords format (for trying the import and the
+    /// checks without downloading the real list).
+    Sample {
+        /// Where to write it.
+        out: PathBuf,
+        /// How many hashes.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
     /// Index a Pwned Passwords file (`SHA1:COUNT` lines, or a folder of range files) into the data directory.
     Import {
         /// The downloaded list.
@@ -221,6 +230,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve => serve::serve(config).map(|()| ExitCode::SUCCESS),
+        Command::Passwords(PasswordsCommand::Sample { out, count }) => printed(
+            wikiguard_accounts::breach::write_sample_list(&out, count, 1)
+                .map(|r| format!("wrote {} generated hashes to {}\n", r.len(), out.display()))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", out.display())),
+        ),
         Command::Passwords(PasswordsCommand::Import { file }) => {
             printed(serve::settings(config, false).and_then(|s| accounts_api::import_passwords(&s, &file)))
         }
