@@ -997,13 +997,22 @@ pub fn import_passwords(settings: &crate::config::Settings, input: &Path) -> Res
 /// tokens, as recovery codes) into the accounts door, so users keep their authenticator apps.
 /// OATHAuth keys rows by user id; USERS maps ids to names (`[{"user_id": 1, "user_name":
 /// "Admin"}]`, as `SELECT user_id, user_name FROM user` exports, or `{"1": "Admin"}`).
-pub fn import_oathauth(settings: &crate::config::Settings, file: &Path, users: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+pub fn import_oathauth(settings: &crate::config::Settings, file: &Path, users: Option<&Path>) -> Result<String> {
+    let (text, users_json, users_name) = if is_sqlite(file) {
+        let (rows, users) = read_wiki_sqlite(file)?;
+        (rows.to_string(), users, file.display().to_string())
+    } else {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let users = users.context(
+            "--users: the wiki's user ids and names, to match OATHAuth's rows (or give the wiki's SQLite file)",
+        )?;
+        let users_text = std::fs::read_to_string(users).with_context(|| format!("reading {}", users.display()))?;
+        let users_json: Value =
+            serde_json::from_str(&users_text).with_context(|| format!("{} is not JSON", users.display()))?;
+        (text, users_json, users.display().to_string())
+    };
     let report = wikiguard_accounts::oathauth::parse_export(&text, &Default::default())
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let users_text = std::fs::read_to_string(users).with_context(|| format!("reading {}", users.display()))?;
-    let users_json: Value =
-        serde_json::from_str(&users_text).with_context(|| format!("{} is not JSON", users.display()))?;
     let mut names = std::collections::HashMap::new();
     match &users_json {
         Value::Array(rows) => {
@@ -1024,10 +1033,7 @@ pub fn import_oathauth(settings: &crate::config::Settings, file: &Path, users: &
                 }
             }
         }
-        _ => anyhow::bail!(
-            "{}: expected [{{\"user_id\", \"user_name\"}}] or {{\"ID\": \"name\"}}",
-            users.display()
-        ),
+        _ => anyhow::bail!("{users_name}: expected [{{\"user_id\", \"user_name\"}}] or {{\"ID\": \"name\"}}"),
     }
     let store: Arc<dyn Store> = Arc::new(crate::serve::open_store(settings)?);
     let acc = Accounts::new(&settings.accounts, &settings.data_dir, store.clone(), "")?;
@@ -1039,12 +1045,7 @@ pub fn import_oathauth(settings: &crate::config::Settings, file: &Path, users: &
     }
     for t in &report.totp {
         let Some(name) = names.get(&t.user_id) else {
-            out += &format!(
-                "skipped: row {}: user {} is not in {}\n",
-                t.row,
-                t.user_id,
-                users.display()
-            );
+            out += &format!("skipped: row {}: user {} is not in {users_name}\n", t.row, t.user_id);
             continue;
         };
         let user = wikiguard_accounts::policy::mediawiki_normalise(name);
@@ -1091,4 +1092,75 @@ pub fn import_oathauth(settings: &crate::config::Settings, file: &Path, users: &
         settings.data_dir.display()
     );
     Ok(out)
+}
+
+fn is_sqlite(path: &Path) -> bool {
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"SQLite format 3\0"
+}
+
+/// A MediaWiki SQLite database (read-only): OATHAuth's `oathauth_devices` rows (type names
+/// joined from `oathauth_types`) or its older `oathauth_users`, and the `user` table.
+fn read_wiki_sqlite(path: &Path) -> Result<(Value, Value)> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let has = |table: &str| -> bool {
+        conn.query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |_| Ok(()),
+        )
+        .is_ok()
+    };
+    let text = |r: &rusqlite::Row<'_>, i: usize| -> String {
+        match r.get_ref(i) {
+            Ok(rusqlite::types::ValueRef::Text(t)) | Ok(rusqlite::types::ValueRef::Blob(t)) => {
+                String::from_utf8_lossy(t).into_owned()
+            }
+            Ok(rusqlite::types::ValueRef::Integer(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    };
+    let mut rows = Vec::new();
+    if has("oathauth_devices") {
+        let join = has("oathauth_types");
+        let sql = if join {
+            "SELECT oad_user, COALESCE(oat_name, oad_type), oad_data, oad_name FROM oathauth_devices \
+             LEFT JOIN oathauth_types ON oat_id = oad_type"
+        } else {
+            "SELECT oad_user, oad_type, oad_data, oad_name FROM oathauth_devices"
+        };
+        let mut st = conn
+            .prepare(sql)
+            .with_context(|| format!("{}: reading oathauth_devices", path.display()))?;
+        let mut q = st.query([])?;
+        while let Some(r) = q.next()? {
+            rows.push(json!({"oad_user": r.get::<_, i64>(0)?, "oad_type": text(r, 1), "oad_data": text(r, 2), "oad_name": text(r, 3)}));
+        }
+    } else if has("oathauth_users") {
+        let mut st = conn
+            .prepare("SELECT id, module, data FROM oathauth_users")
+            .with_context(|| format!("{}: reading oathauth_users", path.display()))?;
+        let mut q = st.query([])?;
+        while let Some(r) = q.next()? {
+            rows.push(json!({"id": r.get::<_, i64>(0)?, "module": text(r, 1), "data": text(r, 2)}));
+        }
+    } else {
+        anyhow::bail!(
+            "{}: neither oathauth_devices nor oathauth_users is there (is OATHAuth installed on this wiki?)",
+            path.display()
+        );
+    }
+    let mut users = Vec::new();
+    let mut st = conn
+        .prepare("SELECT user_id, user_name FROM user")
+        .with_context(|| format!("{}: reading the user table", path.display()))?;
+    let mut q = st.query([])?;
+    while let Some(r) = q.next()? {
+        users.push(json!({"user_id": r.get::<_, i64>(0)?, "user_name": text(r, 1)}));
+    }
+    Ok((Value::Array(rows), Value::Array(users)))
 }

@@ -147,11 +147,11 @@ enum PasswordsCommand {
 enum ImportCommand {
     /// Import OATHAuth's TOTP enrolments (its `oathauth_devices` or `oathauth_users` rows, as JSON).
     Oathauth {
-        /// The rows, as a JSON array.
+        /// The rows, as a JSON array, or the wiki's SQLite database file itself.
         file: PathBuf,
-        /// The wiki's user ids and names (`[{"user_id", "user_name"}]`).
+        /// With JSON rows: the wiki's user ids and names (`[{"user_id", "user_name"}]`).
         #[arg(long)]
-        users: PathBuf,
+        users: Option<PathBuf>,
     },
     /// Import filters from AbuseFilter's API (`list=abusefilters` with
     /// `abfprop=id|description|pattern|actions|hits|comments|lasteditor|lastedittime|status|private`).
@@ -258,9 +258,9 @@ fn main() -> ExitCode {
         }
         Command::Config(ConfigCommand::Check { file }) => printed(config::check_command(&file)),
         Command::Import(ImportCommand::Abusefilter { file }) => printed(serve::import_abusefilter(config, &file)),
-        Command::Import(ImportCommand::Oathauth { file, users }) => {
-            printed(serve::settings(config, false).and_then(|s| accounts_api::import_oathauth(&s, &file, &users)))
-        }
+        Command::Import(ImportCommand::Oathauth { file, users }) => printed(
+            serve::settings(config, false).and_then(|s| accounts_api::import_oathauth(&s, &file, users.as_deref())),
+        ),
         Command::Filter(FilterCommand::Test {
             filter_file,
             against,

@@ -439,3 +439,36 @@ fn login_throttles_are_shared_by_nodes_through_redis() {
     assert_eq!(status, 200);
     assert_eq!(d["decision"], "allow", "{d}");
 }
+
+#[test]
+fn oathauth_import_reads_the_wikis_sqlite_database() {
+    let dir = temp_dir("oathauth-sqlite");
+    let db = dir.join("my_wiki.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE user (user_id INTEGER PRIMARY KEY, user_name TEXT);
+         CREATE TABLE oathauth_types (oat_id INTEGER PRIMARY KEY, oat_name TEXT);
+         CREATE TABLE oathauth_devices (oad_id INTEGER PRIMARY KEY, oad_user INTEGER, oad_type INTEGER, oad_name TEXT, oad_data BLOB);
+         INSERT INTO user VALUES (7, 'Ivan');
+         INSERT INTO oathauth_types VALUES (1, 'totp');
+         INSERT INTO oathauth_devices (oad_user, oad_type, oad_name, oad_data)
+             VALUES (7, 1, 'phone', '{\"secret\":\"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\",\"scratch_tokens\":[]}');",
+    )
+    .unwrap();
+    drop(conn);
+    let out = Command::new(bin())
+        .args(["import", "oathauth"])
+        .arg(&db)
+        .env_clear()
+        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("imported 1 TOTP enrolments"), "{stdout}");
+    let s = Server::start_in(dir, &[]);
+    let secret = wikiguard_accounts::base32::decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+    let t = settle_into_step();
+    let (_, v) = post(&s, "/v1/accounts/Ivan/totp/verify", json!({"code": code(&secret, t)}));
+    assert_eq!(v["ok"], true, "{v}");
+}
