@@ -22,8 +22,6 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -430,18 +428,116 @@ async fn read_body_limited(body: Incoming, limit: usize) -> Option<Bytes> {
     Some(collected.to_bytes())
 }
 
-type Upstream = Client<HttpConnector, Body>;
+type Upstream = Arc<UpstreamPool>;
 
-/// A keep-alive pool to the wiki. Each worker thread has its own, so a request and the
-/// connection that carries it upstream live on one thread.
-fn upstream_client(config: &GateConfig) -> Upstream {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_millis(config.timeouts.upstream_connect_ms)));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .build(connector)
+/// A keep-alive pool of HTTP/1.1 connections to the wiki, one per worker thread, so a request
+/// and the connection that carries it upstream live on one thread. Leaner than a general
+/// client: one upstream, so no per-host map; a connection goes back to the pool when the
+/// response body it carried has been read to its end.
+pub struct UpstreamPool {
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    idle: Mutex<Vec<hyper::client::conn::http1::SendRequest<Body>>>,
+}
+
+/// Idle upstream connections kept per worker.
+const MAX_IDLE_UPSTREAM: usize = 256;
+
+fn upstream_client(config: &GateConfig, upstream: &Uri) -> Upstream {
+    Arc::new(UpstreamPool {
+        host: upstream.host().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']').to_string(),
+        port: upstream.port_u16().unwrap_or(80),
+        connect_timeout: Duration::from_millis(config.timeouts.upstream_connect_ms),
+        idle: Mutex::new(Vec::new()),
+    })
+}
+
+impl UpstreamPool {
+    async fn connect(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Body>> {
+        let stream = tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect((self.host.as_str(), self.port)))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting to the wiki timed out"))??;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    async fn checkout(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Body>> {
+        loop {
+            let next = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match next {
+                Some(mut s) => {
+                    if s.is_closed() {
+                        continue;
+                    }
+                    if s.ready().await.is_ok() {
+                        return Ok(s);
+                    }
+                }
+                None => return self.connect().await,
+            }
+        }
+    }
+
+    fn give_back(&self, s: hyper::client::conn::http1::SendRequest<Body>) {
+        if s.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_UPSTREAM {
+            idle.push(s);
+        }
+    }
+
+    async fn request(self: &Arc<Self>, req: Request<Body>) -> std::io::Result<Response<Body>> {
+        let mut sender = self.checkout().await?;
+        let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
+        let (parts, body) = resp.into_parts();
+        let body = ReturnOnEnd { inner: body, sender: Some(sender), pool: self.clone() };
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+}
+
+/// A response body that hands its connection back to the pool once it is read to the end
+/// (dropped early, the connection is dropped too: it may still carry unread bytes).
+struct ReturnOnEnd {
+    inner: Incoming,
+    sender: Option<hyper::client::conn::http1::SendRequest<Body>>,
+    pool: Arc<UpstreamPool>,
+}
+
+impl hyper::body::Body for ReturnOnEnd {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        let done = matches!(polled, std::task::Poll::Ready(None)) || this.inner.is_end_stream();
+        if done {
+            if let Some(s) = this.sender.take() {
+                this.pool.give_back(s);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Handles one request.
@@ -485,11 +581,8 @@ async fn handle(
 
     // Proxy: rewrite the target, forward the client's facts, strip hop-by-hop headers.
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let mut target = http::uri::Builder::new().scheme("http");
-    if let Some(a) = state.upstream.authority() {
-        target = target.authority(a.clone());
-    }
-    let Ok(uri) = target.path_and_query(pq).build() else {
+        // Origin form (`/path?query`) on the wire, as a client sends it; the client's Host stays.
+    let Ok(uri) = Uri::try_from(pq) else {
         return Ok(simple_page(
             StatusCode::BAD_REQUEST,
             "Bad request",
@@ -506,6 +599,13 @@ async fn handle(
         &state.trusted,
         original_host.as_ref(),
     );
+        if !parts.headers.contains_key(header::HOST) {
+        // HTTP/2 clients name the host in `:authority`; HTTP/1.1 to the wiki needs `Host`.
+        let authority = parts.uri.authority().or(state.upstream.authority()).map(|a| a.as_str().to_string());
+        if let Some(v) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
     parts.uri = uri;
     let req_facts_method = parts.method.clone();
     let req_facts_uri = parts.uri.clone();
@@ -907,7 +1007,7 @@ pub fn spawn_workers(
 /// Serves the gate on `listener` until SIGINT/SIGTERM; with `reload_on_hup`, SIGHUP reloads
 /// the policy.
 pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reload_on_hup: bool) -> Result<()> {
-    let client = upstream_client(&state.config);
+        let client = upstream_client(&state.config, &state.upstream);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
