@@ -446,7 +446,12 @@ const MAX_IDLE_UPSTREAM: usize = 256;
 
 fn upstream_client(config: &GateConfig, upstream: &Uri) -> Upstream {
     Arc::new(UpstreamPool {
-        host: upstream.host().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']').to_string(),
+        host: upstream
+            .host()
+            .unwrap_or("127.0.0.1")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         port: upstream.port_u16().unwrap_or(80),
         connect_timeout: Duration::from_millis(config.timeouts.upstream_connect_ms),
         idle: Mutex::new(Vec::new()),
@@ -455,9 +460,12 @@ fn upstream_client(config: &GateConfig, upstream: &Uri) -> Upstream {
 
 impl UpstreamPool {
     async fn connect(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Body>> {
-        let stream = tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect((self.host.as_str(), self.port)))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting to the wiki timed out"))??;
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting to the wiki timed out"))??;
         let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -499,7 +507,11 @@ impl UpstreamPool {
         let mut sender = self.checkout().await?;
         let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
         let (parts, body) = resp.into_parts();
-        let body = ReturnOnEnd { inner: body, sender: Some(sender), pool: self.clone() };
+        let body = ReturnOnEnd {
+            inner: body,
+            sender: Some(sender),
+            pool: self.clone(),
+        };
         Ok(Response::from_parts(parts, body.boxed()))
     }
 }
@@ -581,7 +593,7 @@ async fn handle(
 
     // Proxy: rewrite the target, forward the client's facts, strip hop-by-hop headers.
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        // Origin form (`/path?query`) on the wire, as a client sends it; the client's Host stays.
+    // Origin form (`/path?query`) on the wire, as a client sends it; the client's Host stays.
     let Ok(uri) = Uri::try_from(pq) else {
         return Ok(simple_page(
             StatusCode::BAD_REQUEST,
@@ -599,9 +611,13 @@ async fn handle(
         &state.trusted,
         original_host.as_ref(),
     );
-        if !parts.headers.contains_key(header::HOST) {
+    if !parts.headers.contains_key(header::HOST) {
         // HTTP/2 clients name the host in `:authority`; HTTP/1.1 to the wiki needs `Host`.
-        let authority = parts.uri.authority().or(state.upstream.authority()).map(|a| a.as_str().to_string());
+        let authority = parts
+            .uri
+            .authority()
+            .or(state.upstream.authority())
+            .map(|a| a.as_str().to_string());
         if let Some(v) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
             parts.headers.insert(header::HOST, v);
         }
@@ -1007,7 +1023,7 @@ pub fn spawn_workers(
 /// Serves the gate on `listener` until SIGINT/SIGTERM; with `reload_on_hup`, SIGHUP reloads
 /// the policy.
 pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reload_on_hup: bool) -> Result<()> {
-        let client = upstream_client(&state.config, &state.upstream);
+    let client = upstream_client(&state.config, &state.upstream);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
