@@ -41,8 +41,14 @@ pub fn init_logging(settings: &Settings) {
 
 /// Opens the store in the data directory.
 pub fn open_store(settings: &Settings) -> Result<SqliteStore> {
-    std::fs::create_dir_all(&settings.data_dir)
+        std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    // The hit log and the accounts' state are personal data: only the service's user reads them.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
     let path = settings.data_dir.join("wikiguard.sqlite3");
     SqliteStore::open_with(&path, settings.durability).with_context(|| format!("opening {}", path.display()))
 }
