@@ -41,7 +41,7 @@ pub fn init_logging(settings: &Settings) {
 
 /// Opens the store in the data directory.
 pub fn open_store(settings: &Settings) -> Result<SqliteStore> {
-        std::fs::create_dir_all(&settings.data_dir)
+    std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     // The hit log and the accounts' state are personal data: only the service's user reads them.
     #[cfg(unix)]
