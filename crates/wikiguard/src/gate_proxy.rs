@@ -143,10 +143,8 @@ impl GateMetrics {
 /// Shared state of a running gate.
 pub struct GateState {
     gate: Gate,
-    store: Arc<dyn wikiguard_gate::RateStore>,
     redis: Option<Arc<crate::gate_redis::RedisRateStore>>,
     config: GateConfig,
-    trusted: IpSet,
     upstream: Uri,
     admin_token: Option<Secret>,
     policy_path: Option<std::path::PathBuf>,
@@ -155,17 +153,8 @@ pub struct GateState {
     sample_counter: AtomicU64,
 }
 
-fn decision_name(d: &Decision) -> &'static str {
-    match d {
-        Decision::Allow { .. } => "allow",
-        Decision::Deny { .. } => "deny",
-        Decision::Challenge { .. } => "challenge",
-        Decision::Limit { .. } => "limit",
-    }
-}
-
 impl GateState {
-    /// Builds the state: parses the policy, the trusted proxies and the upstream.
+    /// Builds the state: the gate (policy, trusted proxies) and the upstream.
     pub fn new(
         config: GateConfig,
         policy: Policy,
@@ -181,16 +170,12 @@ impl GateState {
         if upstream.scheme_str() != Some("http") || upstream.host().is_none() {
             anyhow::bail!("gate.upstream = {:?}: expected http://host:port (TLS to the wiki is not supported yet; terminate TLS in front)", config.upstream);
         }
-        let trusted =
-            IpSet::parse(&config.trusted_proxies).map_err(|e| anyhow::anyhow!("gate.trusted_proxies: {e}"))?;
-        let gate = Gate::new(&config, policy, store.clone()).map_err(|e| anyhow::anyhow!("gate: {e}"))?;
+        let gate = Gate::new(&config, policy, store).map_err(|e| anyhow::anyhow!("gate: {e}"))?;
         let policy_path = (!config.policy.is_empty()).then(|| std::path::PathBuf::from(&config.policy));
         Ok(Arc::new(GateState {
             gate,
-            store,
             redis,
             config,
-            trusted,
             upstream,
             admin_token,
             policy_path,
@@ -275,7 +260,7 @@ impl GateState {
         let _ = writeln!(
             out,
             "# TYPE wikiguard_gate_limiter_keys gauge\nwikiguard_gate_limiter_keys {}",
-            self.store.key_count()
+            self.gate.store().key_count()
         );
         if let Some(r) = &self.redis {
             let _ = writeln!(out, "# HELP wikiguard_gate_redis_up Whether the last rate-limit step reached Redis.\n# TYPE wikiguard_gate_redis_up gauge\nwikiguard_gate_redis_up {}", u8::from(r.up()));
@@ -314,23 +299,15 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 fn simple_page(status: StatusCode, title: &str, text: &str, reference: &str) -> Response<Body> {
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
          <body><main><h1>{t}</h1><p>{x}</p><p>Reference: <code>{r}</code>. Quote it if you contact the wiki's \
          administrators.</p></main></body></html>\n",
-        t = html_escape(title),
-        x = html_escape(text),
-        r = html_escape(reference)
+        t = wikiguard_gate::escape_html(title),
+        x = wikiguard_gate::escape_html(text),
+        r = wikiguard_gate::escape_html(reference)
     );
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
@@ -356,71 +333,51 @@ fn text_response(status: StatusCode, content_type: &'static str, text: String) -
     resp
 }
 
-/// The answer for a decision that is not "proxy it".
+/// The answer for a decision that is not "proxy it": the gate crate's pages and headers.
 fn refusal(state: &GateState, decision: &Decision, facts: &RequestFacts<'_>, now: u64) -> Option<Response<Body>> {
-    match decision {
-        Decision::Allow { .. } => None,
-        Decision::Deny { reason, reference } => Some(simple_page(
+    const HTML: &str = "text/html; charset=utf-8";
+    let (status, content_type, body) = match decision {
+        Decision::Allow { .. } => return None,
+        Decision::Deny { reason, reference } => (
             StatusCode::FORBIDDEN,
-            "Access denied",
-            &format!("This request was refused by the wiki's bot protection: {reason}."),
-            reference,
-        )),
+            HTML,
+            wikiguard_gate::deny_page(reason, reference),
+        ),
         Decision::Challenge { difficulty, reference } => {
             state.metrics.challenges_issued.fetch_add(1, Ordering::Relaxed);
-            let page = state.gate.challenge_page(facts, *difficulty, reference, now);
-            let mut resp = Response::new(full(page));
-            *resp.status_mut() = StatusCode::FORBIDDEN;
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            if let Ok(v) = HeaderValue::from_str(reference) {
-                h.insert("x-wikiguard-reference", v);
-            }
-            Some(resp)
+            (
+                StatusCode::FORBIDDEN,
+                HTML,
+                state.gate.challenge_page(facts, *difficulty, reference, now),
+            )
         }
+        // Machine clients get plain text they can log, with the API etiquette.
+        Decision::Limit {
+            machine_message: Some(m),
+            reference,
+            ..
+        } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "text/plain; charset=utf-8",
+            format!("{m}\nReference: {reference}\n"),
+        ),
         Decision::Limit {
             retry_after_secs,
-            limit,
-            remaining,
-            reset_secs,
-            policy_name,
-            machine_message,
             reference,
-        } => {
-            let text = machine_message.clone().unwrap_or_else(|| {
-                format!("Too many requests. Please wait {retry_after_secs} seconds before trying again.")
-            });
-            let mut resp = if machine_message.is_some() {
-                let mut r = text_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "text/plain; charset=utf-8",
-                    format!("{text}\nReference: {reference}\n"),
-                );
-                if let Ok(v) = HeaderValue::from_str(reference) {
-                    r.headers_mut().insert("x-wikiguard-reference", v);
-                }
-                r
-            } else {
-                simple_page(StatusCode::TOO_MANY_REQUESTS, "Too many requests", &text, reference)
-            };
-            let h = resp.headers_mut();
-            let set = |h: &mut HeaderMap, k: &'static str, v: String| {
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    h.insert(k, v);
-                }
-            };
-            set(h, "retry-after", retry_after_secs.max(&1).to_string());
-            set(h, "ratelimit-limit", limit.to_string());
-            set(h, "ratelimit-remaining", remaining.to_string());
-            set(h, "ratelimit-reset", reset_secs.to_string());
-            set(h, "ratelimit-policy", format!("{limit};name=\"{policy_name}\""));
-            Some(resp)
+            ..
+        } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            HTML,
+            wikiguard_gate::limit_page(*retry_after_secs, reference),
+        ),
+    };
+    let mut resp = text_response(status, content_type, body);
+    for (name, value) in decision.headers() {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
         }
     }
+    Some(resp)
 }
 
 async fn read_body_limited(body: Incoming, limit: usize) -> Option<Bytes> {
@@ -561,7 +518,7 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let now = now_ms();
-    let client_ip = wikiguard_gate::client_ip(peer.ip(), req.headers(), &state.trusted);
+    let client_ip = state.gate.client_ip(peer.ip(), req.headers());
     let path = req.uri().path().to_string();
 
     if let Some(rest) = path.strip_prefix("/.wikiguard/") {
@@ -580,7 +537,7 @@ async fn handle(
     let class = outcome.classified.class.as_str();
     state
         .metrics
-        .decision(outcome.classified.class, decision_name(&outcome.would_be));
+        .decision(outcome.classified.class, outcome.would_be.kind());
     log_decision(&state, &outcome, class, &parts.method, &path);
     if let Some(resp) = refusal(&state, &outcome.decision, &facts, now) {
         return Ok(resp);
@@ -608,7 +565,7 @@ async fn handle(
         &mut parts.headers,
         peer.ip(),
         client_ip,
-        &state.trusted,
+        state.gate.trusted_proxies(),
         original_host.as_ref(),
     );
     if !parts.headers.contains_key(header::HOST) {
@@ -721,7 +678,7 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
 }
 
 fn log_decision(state: &GateState, outcome: &wikiguard_gate::Outcome, class: &str, method: &Method, path: &str) {
-    let name = decision_name(&outcome.would_be);
+    let name = outcome.would_be.kind();
     let reference = outcome.would_be.reference();
     // Refusals are always logged (their reference must find the line); allows are sampled.
     let sample = state.config.decision_log_sample.clamp(0.0, 1.0);
@@ -899,10 +856,11 @@ fn forward_auth(state: &GateState, client_ip: IpAddr, req: Request<Incoming>, no
         headers,
         client_ip,
     };
-    let decision = state.gate.decide(&facts, now);
+    let outcome = state.gate.evaluate(&facts, now);
     state
         .metrics
-        .decision(wikiguard_gate::classify(&method, &uri).class, decision_name(&decision));
+        .decision(outcome.classified.class, outcome.would_be.kind());
+    let decision = outcome.decision;
     let (status, reference) = match &decision {
         Decision::Allow { reference, .. } => (StatusCode::NO_CONTENT, reference.clone()),
         Decision::Challenge { reference, .. } => (StatusCode::UNAUTHORIZED, reference.clone()),
@@ -921,10 +879,7 @@ fn forward_auth(state: &GateState, client_ip: IpAddr, req: Request<Incoming>, no
         }
     };
     let h = resp.headers_mut();
-    h.insert(
-        "x-wikiguard-decision",
-        HeaderValue::from_static(decision_name(&decision)),
-    );
+    h.insert("x-wikiguard-decision", HeaderValue::from_static(decision.kind()));
     if let Ok(v) = HeaderValue::from_str(&reference) {
         h.insert("x-wikiguard-reference", v);
     }
