@@ -72,7 +72,9 @@ pub(crate) fn b64url(data: &[u8]) -> String {
     out
 }
 
-/// Decodes unpadded base64url; `None` on any character outside the alphabet or a bad length.
+/// Decodes unpadded base64url; `None` on any character outside the alphabet, a bad length, or
+/// unused low bits that are not zero (every value has one spelling, so a pass cookie cannot be
+/// altered in its last character and still verify).
 pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
@@ -93,6 +95,14 @@ pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
         let mut n = 0u32;
         for (i, &c) in chunk.iter().enumerate() {
             n |= val(c)? << (18 - 6 * i);
+        }
+        let unused = match chunk.len() {
+            2 => n & 0xFFFF,
+            3 => n & 0xFF,
+            _ => 0,
+        };
+        if unused != 0 {
+            return None;
         }
         out.push((n >> 16) as u8);
         if chunk.len() > 2 {
