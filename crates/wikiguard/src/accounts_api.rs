@@ -28,7 +28,9 @@ use wikiguard_accounts::throttle::{InMemoryCounters, Throttle, ThrottleConfig};
 use wikiguard_accounts::totp::{self, PendingEnrollment, TotpParams, TotpState, VerifyConfig, VerifyOutcome};
 use wikiguard_store::{NewAuditEvent, Store};
 
+pub(crate) use crate::server::{blocking, internal};
 use crate::server::{json_body, require_check, ApiError, AppState};
+use wikiguard_accounts::keys::to_hex;
 
 /// `[accounts]`: keys and policy of the accounts door.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,34 +184,21 @@ impl DeviceHistory for UserDevices {
 /// Most devices and networks remembered per user (the oldest are forgotten).
 const MAX_SIGHTINGS: usize = 50;
 
-fn os_random(buf: &mut [u8]) {
-    // The OS's CSPRNG; a failure to read it is fatal for key material, so fall back to
-    // nothing silently would be wrong: the process aborts the request instead (empty key
-    // material is never used because `open_keys` checks it).
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, buf);
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn open_keys(path: &Path) -> Result<KeysFile> {
     if path.is_file() {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return serde_json::from_str(&text).with_context(|| format!("{} is not a wikiguard keys file", path.display()));
     }
     let mut k = [0u8; 128];
-    os_random(&mut k);
+    crate::config::os_random(&mut k);
     if k.iter().all(|&b| b == 0) {
         anyhow::bail!("could not read random bytes from /dev/urandom to make the accounts keys");
     }
     let file = KeysFile {
-        totp_keys: vec![("k1".into(), hex(&k[..32]))],
-        recovery_key: hex(&k[32..64]),
-        ip_key: hex(&k[64..96]),
-        device_key: hex(&k[96..]),
+        totp_keys: vec![("k1".into(), to_hex(&k[..32]))],
+        recovery_key: to_hex(&k[32..64]),
+        ip_key: to_hex(&k[64..96]),
+        device_key: to_hex(&k[96..]),
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -326,12 +315,12 @@ impl Accounts {
 
     fn seal(&self, v: &impl Serialize) -> Result<Value, ApiError> {
         let plain = serde_json::to_vec(v).map_err(|e| internal("encoding a secret", e))?;
-        let mut rng = os_random;
+        let mut rng = crate::config::os_random;
         let sealed = self
             .keyring
             .seal(&plain, &mut rng)
             .map_err(|e| internal("sealing a secret", e))?;
-        Ok(Value::String(hex(&sealed)))
+        Ok(Value::String(to_hex(&sealed)))
     }
 
     fn open<T: serde::de::DeserializeOwned>(&self, v: &Value) -> Result<T, ApiError> {
@@ -348,19 +337,9 @@ impl Accounts {
     }
 }
 
-pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "{what}");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        format!("{what}; see the service log"),
-    )
-}
-
+/// Unix seconds, as the accounts door counts time.
 pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::server::unix_now().max(0) as u64
 }
 
 pub(crate) fn accounts(state: &AppState) -> Result<Arc<Accounts>, ApiError> {
@@ -439,14 +418,6 @@ const TOTP: &str = "totp";
 const RECOVERY: &str = "recovery";
 const DEVICES: &str = "devices";
 
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| internal("a worker failed", e))?
-}
-
 async fn totp_enroll(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -468,7 +439,7 @@ async fn totp_enroll(
                 ));
             }
         }
-        let mut rng = os_random;
+        let mut rng = crate::config::os_random;
         let e = totp::begin_enrollment(&mut rng, &acc.issuer, &user, TotpParams::default(), now)
             .map_err(|e| internal("starting an enrolment", e))?;
         let record = serde_json::to_value(TotpRecord::Pending {
@@ -606,7 +577,7 @@ async fn recovery_generate(
     let (acc, user) = door(&state, &headers, &user)?;
     blocking(move || {
         let now = unix_now();
-        let mut rng = os_random;
+        let mut rng = crate::config::os_random;
         let codes = recovery::generate(&mut rng, &acc.recovery_key, now);
         let value = serde_json::to_value(&codes.stored).unwrap_or(Value::Null);
         // Regenerating replaces the old set whatever it was.
@@ -891,7 +862,7 @@ fn new_device(
             None => (0, DeviceRecord::default()),
         };
         let history = UserDevices(user.to_string(), record);
-        let mut rng = os_random;
+        let mut rng = crate::config::os_random;
         let notice = acc
             .devices
             .login_succeeded(user, cookie, ip, ua, &history, &mut rng, now);

@@ -287,15 +287,23 @@ fn check_token_strength(token: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Fills `buf` from the operating system's CSPRNG. Best effort, for callers that take an
+/// infallible random source; key material is checked by its makers (`random_token`, the
+/// accounts keys), which refuse all-zero output.
+pub(crate) fn os_random(buf: &mut [u8]) {
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, buf);
+    }
+}
+
 /// A random token from the operating system (32 bytes, hex).
 pub(crate) fn random_token() -> Result<String> {
     let mut buf = [0u8; 32];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
-        &mut buf,
-    )
-    .context("reading /dev/urandom")?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    os_random(&mut buf);
+    if buf.iter().all(|&b| b == 0) {
+        bail!("could not read random bytes from /dev/urandom");
+    }
+    Ok(wikiguard_accounts::keys::to_hex(&buf))
 }
 
 impl RawConfig {

@@ -63,14 +63,14 @@ impl FilterSet {
                     continue;
                 }
             };
-            let actions = match crate::server::stored_actions(&f.spec.actions) {
+            let actions = match FilterActions::from_json(&f.spec.actions).map_err(|e| e.to_string()) {
                 Ok(a) => a,
                 Err(e) => {
                     set.broken.push((f.id, format!("actions: {e}")));
                     continue;
                 }
             };
-            let reads = crate::server::reads(&program);
+            let reads = program.analysis().variables.clone();
             set.reads.extend(reads.iter().cloned());
             set.filters.push(Arc::new(CompiledFilter {
                 id: f.id,

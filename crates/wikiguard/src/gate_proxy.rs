@@ -90,7 +90,8 @@ fn full(text: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-fn now_ms() -> u64 {
+/// Unix milliseconds, as the gate counts time.
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

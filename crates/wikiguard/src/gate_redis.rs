@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::gate_proxy::now_ms;
 use wikiguard_gate::{gcra_step, GcraOutcome, MemoryRateStore, RateLimit, RateStore};
 
 /// Times are microseconds since the epoch: below 2^53, so exact in Lua's doubles.
@@ -42,12 +43,6 @@ pub struct RedisRateStore {
     timeout: Duration,
     prefix: String,
     failures: AtomicU64,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl RedisRateStore {

@@ -77,12 +77,6 @@ fn relying_party(acc: &Accounts) -> Result<RelyingParty, ApiError> {
     })
 }
 
-fn os_random(buf: &mut [u8]) {
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, buf);
-    }
-}
-
 /// A state value and its version (0 and the default when there is none).
 fn load<T: DeserializeOwned + Default>(acc: &Accounts, user: &str, kind: &str) -> Result<(i64, T), ApiError> {
     match acc.store().account_state(user, kind)? {
@@ -268,7 +262,7 @@ async fn register_begin(
         let rp = relying_party(&acc)?;
         let now = unix_now();
         let (_, keys): (_, UserPasskeys) = load(&acc, &user, PASSKEYS)?;
-        let mut rng = os_random;
+        let mut rng = crate::config::os_random;
         let (ccr, pending) = match rp.begin_registration(&user, &keys, &name, &mut rng, now) {
             Ok(x) => x,
             Err(r) => return Err(ApiError::new(StatusCode::CONFLICT, r.code(), r.to_string())),

@@ -20,8 +20,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 use subtle::ConstantTimeEq;
-use wikiguard_check::{Action, ActionKind, ActionVars, FilterActions, Matched};
-use wikiguard_filter::{Engine, Evaluator, Program};
+use wikiguard_check::{Action, ActionKind, ActionVars, Matched};
+use wikiguard_filter::{Engine, Evaluator};
 use wikiguard_store::{Counters, FilterSpec, HitQuery, NewHit, NewRecentAction, Store, StoreError};
 
 use crate::config::Settings;
@@ -220,7 +220,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
+/// A 500 whose cause goes to the log only.
+pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "{what}");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -229,7 +230,10 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+/// Runs blocking work (evaluation, SQLite) off the reactor threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| internal("a worker failed", e))?
@@ -305,7 +309,8 @@ pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Json_, Ap
     })
 }
 
-fn unix_now() -> i64 {
+/// Unix seconds, as the store keeps times.
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -803,14 +808,4 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     })
     .await?;
     Ok("ready\n")
-}
-
-/// The set of variables a program reads, for the hit-log dump.
-pub(crate) fn reads(program: &Program) -> BTreeSet<String> {
-    program.analysis().variables.clone()
-}
-
-/// A filter's consequences parsed from the stored JSON.
-pub(crate) fn stored_actions(v: &Json_) -> Result<FilterActions, String> {
-    FilterActions::from_json(v).map_err(|e| e.to_string())
 }
