@@ -32,96 +32,128 @@ end
 return string.format('%.0f', tat)
 "#;
 
-/// A [`RateStore`] in Redis, falling back to local counters while Redis is away.
-pub struct RedisRateStore {
+/// One Redis server as both stores use it: a small pool of connections with timeouts, and the
+/// outage rule: after a failure the store falls back to local counters, says so once, and
+/// tries Redis again after a second.
+struct RedisLink {
     client: redis::Client,
-    script: redis::Script,
     conns: Mutex<Vec<redis::Connection>>,
-    local: Arc<MemoryRateStore>,
     up: AtomicBool,
     retry_at_ms: AtomicU64,
     timeout: Duration,
-    prefix: String,
+    /// What falls back, for the log lines ("gate rate limits", "login throttles").
+    what: &'static str,
+}
+
+/// Idle connections kept per store.
+const MAX_IDLE: usize = 16;
+
+impl RedisLink {
+    fn new(url: &str, timeout: Duration, what: &'static str) -> anyhow::Result<RedisLink> {
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("redis = {url:?}: {e}"))?;
+        Ok(RedisLink {
+            client,
+            conns: Mutex::new(Vec::new()),
+            up: AtomicBool::new(true),
+            retry_at_ms: AtomicU64::new(0),
+            timeout,
+            what,
+        })
+    }
+
+    fn up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on a pooled connection; `None` while Redis is away (the caller falls back).
+    fn with<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Option<T> {
+        let wall = now_ms();
+        if !self.up() && wall < self.retry_at_ms.load(Ordering::Relaxed) {
+            return None;
+        }
+        let pooled = self.conns.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => Ok(c),
+            None => self.client.get_connection_with_timeout(self.timeout).and_then(|c| {
+                c.set_read_timeout(Some(self.timeout))?;
+                c.set_write_timeout(Some(self.timeout))?;
+                Ok(c)
+            }),
+        };
+        match conn.and_then(|mut c| f(&mut c).map(|v| (v, c))) {
+            Ok((v, c)) => {
+                if !self.up.swap(true, Ordering::Relaxed) {
+                    tracing::info!("Redis is back; {} are shared again", self.what);
+                }
+                let mut pool = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+                if pool.len() < MAX_IDLE {
+                    pool.push(c);
+                }
+                Some(v)
+            }
+            Err(e) => {
+                if self.up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "Redis is unreachable; {} fall back to this node's counters", self.what);
+                }
+                self.retry_at_ms.store(wall + 1000, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// A [`RateStore`] in Redis, falling back to local counters while Redis is away.
+pub struct RedisRateStore {
+    link: RedisLink,
+    script: redis::Script,
+    local: Arc<MemoryRateStore>,
     failures: AtomicU64,
 }
+
+/// Where the gate's GCRA state lives in Redis.
+const GATE_PREFIX: &str = "wikiguard:gate:";
 
 impl RedisRateStore {
     /// Connects lazily to `url` (`redis://127.0.0.1:6379/0`); `local` serves while Redis is down.
     pub fn new(url: &str, timeout: Duration, local: Arc<MemoryRateStore>) -> anyhow::Result<RedisRateStore> {
-        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("gate.redis = {url:?}: {e}"))?;
         Ok(RedisRateStore {
-            client,
+            link: RedisLink::new(url, timeout, "gate rate limits")?,
             script: redis::Script::new(SCRIPT),
-            conns: Mutex::new(Vec::new()),
             local,
-            up: AtomicBool::new(true),
-            retry_at_ms: AtomicU64::new(0),
-            timeout,
-            prefix: "wikiguard:gate:".into(),
             failures: AtomicU64::new(0),
         })
     }
 
     /// Whether the last attempt reached Redis.
     pub fn up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.link.up()
     }
 
     /// Requests served from local counters because Redis was down.
     pub fn fallbacks(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
-
-    fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        if let Some(c) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-            return Ok(c);
-        }
-        let c = self.client.get_connection_with_timeout(self.timeout)?;
-        c.set_read_timeout(Some(self.timeout))?;
-        c.set_write_timeout(Some(self.timeout))?;
-        Ok(c)
-    }
-
-    fn try_redis(&self, key: &str, limit: &RateLimit, cost: u32, now_ms: u64) -> redis::RedisResult<u64> {
-        let mut conn = self.connection()?;
-        let cost = u64::from(cost).min(limit.burst.max(1));
-        let tat: String = self
-            .script
-            .key(format!("{}{}:{key}", self.prefix, limit.name))
-            .arg(now_ms.saturating_mul(1000))
-            .arg(limit.emission_interval_us())
-            .arg(limit.capacity_us())
-            .arg(cost)
-            .invoke(&mut conn)?;
-        let mut pool = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < 16 {
-            pool.push(conn);
-        }
-        Ok(tat.parse().unwrap_or(0))
-    }
 }
 
 impl RateStore for RedisRateStore {
     fn gcra(&self, key: &str, limit: &RateLimit, cost: u32, now: u64) -> GcraOutcome {
-        let wall = now_ms();
-        if self.up() || wall >= self.retry_at_ms.load(Ordering::Relaxed) {
-            match self.try_redis(key, limit, cost, now) {
-                Ok(tat) => {
-                    if !self.up.swap(true, Ordering::Relaxed) {
-                        tracing::info!("gate: Redis is back; shared rate limits resume");
-                    }
-                    return gcra_step(tat, limit, cost, now).0;
-                }
-                Err(e) => {
-                    if self.up.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(error = %e, "gate: Redis is unreachable; rate limits fall back to this node's counters");
-                    }
-                    self.retry_at_ms.store(wall + 1000, Ordering::Relaxed);
-                }
+        let charged = u64::from(cost).min(limit.burst.max(1));
+        let tat = self.link.with(|c| {
+            self.script
+                .key(format!("{GATE_PREFIX}{}:{key}", limit.name))
+                .arg(now.saturating_mul(1000))
+                .arg(limit.emission_interval_us())
+                .arg(limit.capacity_us())
+                .arg(charged)
+                .invoke::<String>(c)
+        });
+        match tat {
+            Some(tat) => gcra_step(tat.parse().unwrap_or(0), limit, cost, now).0,
+            None => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                self.local.gcra(key, limit, cost, now)
             }
         }
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        self.local.gcra(key, limit, cost, now)
     }
 
     fn key_count(&self) -> usize {
@@ -133,12 +165,9 @@ impl RateStore for RedisRateStore {
 /// `ThrottleCounters`), falling back to this node's counters while Redis is away — the same
 /// counter store the gate's rate limits use.
 pub struct RedisThrottleCounters {
-    client: redis::Client,
-    conns: Mutex<Vec<redis::Connection>>,
+    link: RedisLink,
+    increment: redis::Script,
     local: wikiguard_accounts::throttle::InMemoryCounters,
-    up: AtomicBool,
-    retry_at_ms: AtomicU64,
-    timeout: Duration,
 }
 
 /// `increment`: a live counter counts one more; an absent or expired one starts at 1 with the
@@ -162,50 +191,11 @@ return {count, exp}
 impl RedisThrottleCounters {
     /// Counters at `url`; `max_local` bounds the fallback.
     pub fn new(url: &str, timeout: Duration, max_local: usize) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("redis = {url:?}: {e}"))?;
         Ok(RedisThrottleCounters {
-            client,
-            conns: Mutex::new(Vec::new()),
+            link: RedisLink::new(url, timeout, "login throttles")?,
+            increment: redis::Script::new(INCREMENT),
             local: wikiguard_accounts::throttle::InMemoryCounters::new(max_local),
-            up: AtomicBool::new(true),
-            retry_at_ms: AtomicU64::new(0),
-            timeout,
         })
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Option<T> {
-        let wall = now_ms();
-        if !self.up.load(Ordering::Relaxed) && wall < self.retry_at_ms.load(Ordering::Relaxed) {
-            return None;
-        }
-        let conn = match self.conns.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-            Some(c) => Ok(c),
-            None => self.client.get_connection_with_timeout(self.timeout).and_then(|c| {
-                c.set_read_timeout(Some(self.timeout))?;
-                c.set_write_timeout(Some(self.timeout))?;
-                Ok(c)
-            }),
-        };
-        let result = conn.and_then(|mut c| f(&mut c).map(|v| (v, c)));
-        match result {
-            Ok((v, c)) => {
-                if !self.up.swap(true, Ordering::Relaxed) {
-                    tracing::info!("accounts: Redis is back; login throttles are shared again");
-                }
-                let mut pool = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-                if pool.len() < 8 {
-                    pool.push(c);
-                }
-                Some(v)
-            }
-            Err(e) => {
-                if self.up.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "accounts: Redis is unreachable; login throttles fall back to this node's counters");
-                }
-                self.retry_at_ms.store(wall + 1000, Ordering::Relaxed);
-                None
-            }
-        }
     }
 }
 
@@ -216,7 +206,7 @@ fn throttle_key(key: &str) -> String {
 impl wikiguard_accounts::throttle::ThrottleCounters for RedisThrottleCounters {
     fn get(&self, key: &str, now: u64) -> Option<wikiguard_accounts::throttle::CounterValue> {
         let k = throttle_key(key);
-        match self.with(|c| {
+        match self.link.with(|c| {
             redis::cmd("HMGET")
                 .arg(&k)
                 .arg("c")
@@ -233,8 +223,10 @@ impl wikiguard_accounts::throttle::ThrottleCounters for RedisThrottleCounters {
 
     fn increment(&self, key: &str, window_secs: u64, now: u64) -> wikiguard_accounts::throttle::CounterValue {
         let k = throttle_key(key);
-        let script = redis::Script::new(INCREMENT);
-        match self.with(|c| script.key(&k).arg(now).arg(window_secs).invoke::<(u64, u64)>(c)) {
+        match self
+            .link
+            .with(|c| self.increment.key(&k).arg(now).arg(window_secs).invoke::<(u64, u64)>(c))
+        {
             Some((count, expires_at)) => wikiguard_accounts::throttle::CounterValue { count, expires_at },
             None => self.local.increment(key, window_secs, now),
         }
@@ -242,7 +234,7 @@ impl wikiguard_accounts::throttle::ThrottleCounters for RedisThrottleCounters {
 
     fn expire_at(&self, key: &str, at: u64, now: u64) {
         let k = throttle_key(key);
-        let done = self.with(|c| {
+        let done = self.link.with(|c| {
             let live: Option<u64> = redis::cmd("HGET").arg(&k).arg("e").query(c)?;
             if live.is_some_and(|e| e > now) {
                 redis::pipe()
@@ -264,7 +256,7 @@ impl wikiguard_accounts::throttle::ThrottleCounters for RedisThrottleCounters {
 
     fn remove(&self, key: &str) {
         let k = throttle_key(key);
-        if self.with(|c| redis::cmd("DEL").arg(&k).query::<()>(c)).is_none() {
+        if self.link.with(|c| redis::cmd("DEL").arg(&k).query::<()>(c)).is_none() {
             self.local.remove(key);
         }
     }
