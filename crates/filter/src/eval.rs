@@ -596,15 +596,10 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         Ok(Value::Bool(match op {
             KeywordOp::In => contains_str(&self.php_str(y), &self.php_str(x)),
             KeywordOp::Contains => contains_str(&self.php_str(x), &self.php_str(y)),
-            // AbuseFilter quotes the pattern for `#` delimiters, then its wildcard map doubles
-            // the backslash that quoted each `#`: the `#` ends the PHP pattern early, the rest
-            // is read as (unknown) modifiers and `preg_match` fails. Such a pattern never
-            // matches, in 1.39 and on master alike.
-            KeywordOp::Like if y.as_php_str().contains('#') => false,
             KeywordOp::Like => {
-                let body = pcre::like_to_pcre_body(&y.as_php_str());
-                // A pattern PHP cannot compile makes `like` false, silently, as in AbuseFilter.
-                match self.engine.regexes.get_or_compile_body(&body, false) {
+                // A pattern PHP cannot compile (a `#` in it breaks AbuseFilter's delimiter,
+                // see `Regex::like`) makes `like` false, silently, as in AbuseFilter.
+                match self.engine.regexes.get_or_compile_like(&y.as_php_str()) {
                     Ok(re) => {
                         let hay = self.php_str(x);
                         let facts = self.facts_for(&hay);

@@ -230,7 +230,11 @@ impl Regex {
     /// AbuseFilter's `like`/`matches` operator: `'#^' . strtr(preg_quote(p, '#'), WILDCARD_MAP)
     /// . '$#u'`, always case-sensitive.
     pub fn like(pattern: &str) -> Result<Regex, RegexError> {
-        let body = like_to_pcre_body(pattern);
+        Regex::from_like_body(&like_to_pcre_body(pattern))
+    }
+
+    /// [`Regex::like`] from the body [`like_to_pcre_body`] made.
+    fn from_like_body(body: &str) -> Result<Regex, RegexError> {
         // PHP's delimiter scan: the WILDCARD_MAP can turn `\#` into `\\#`, whose `#` then
         // closes the pattern early and the rest is read as (invalid) modifiers.
         let mut bytes = body.bytes();
@@ -243,7 +247,7 @@ impl Regex {
                 _ => {}
             }
         }
-        Regex::from_pcre_body(&body, false)
+        Regex::from_pcre_body(body, false)
     }
 
     /// Whether the literal prefilter compares an ASCII-lowercased copy of the haystack: callers
@@ -782,9 +786,13 @@ pub struct RegexCache {
     state: Mutex<CacheState>,
 }
 
-/// One pattern's compiled forms, by `munged as usize * 2 + caseless as usize`, each with the
-/// tick of its last use.
-type Slots = [Option<(u64, Result<Arc<Regex>, RegexError>)>; 4];
+/// One pattern's compiled forms, by `kind * 2 + caseless as usize` (kinds: a munged `rlike`
+/// pattern, a PCRE body, a `like` body), each with the tick of its last use.
+type Slots = [Option<(u64, Result<Arc<Regex>, RegexError>)>; 6];
+
+const MUNGED: usize = 0;
+const BODY: usize = 1;
+const LIKE: usize = 2;
 
 #[derive(Debug, Default)]
 struct CacheState {
@@ -805,12 +813,19 @@ impl RegexCache {
 
     /// [`Regex::new`], memoised.
     pub fn get_or_compile(&self, pattern: &str, caseless: bool) -> Result<Arc<Regex>, RegexError> {
-        self.get_or(true, pattern, caseless, || Regex::new(pattern, caseless))
+        self.get_or(MUNGED, pattern, caseless, || Regex::new(pattern, caseless))
     }
 
     /// [`Regex::from_pcre_body`], memoised separately from munged patterns.
     pub fn get_or_compile_body(&self, body: &str, caseless: bool) -> Result<Arc<Regex>, RegexError> {
-        self.get_or(false, body, caseless, || Regex::from_pcre_body(body, caseless))
+        self.get_or(BODY, body, caseless, || Regex::from_pcre_body(body, caseless))
+    }
+
+    /// [`Regex::like`], memoised: AbuseFilter's `like`, including PHP's refusal of a pattern
+    /// whose `#` ends the delimited pattern early.
+    pub fn get_or_compile_like(&self, pattern: &str) -> Result<Arc<Regex>, RegexError> {
+        let body = like_to_pcre_body(pattern);
+        self.get_or(LIKE, &body, false, || Regex::from_like_body(&body))
     }
 
     /// Number of cached entries.
@@ -831,12 +846,12 @@ impl RegexCache {
 
     fn get_or(
         &self,
-        munged: bool,
+        kind: usize,
         pattern: &str,
         caseless: bool,
         compile: impl FnOnce() -> Result<Regex, RegexError>,
     ) -> Result<Arc<Regex>, RegexError> {
-        let slot = usize::from(munged) * 2 + usize::from(caseless);
+        let slot = kind * 2 + usize::from(caseless);
         {
             let mut st = self.lock();
             st.tick += 1;
