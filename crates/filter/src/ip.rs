@@ -155,7 +155,7 @@ fn sanitize_v4(s: &str) -> String {
 fn sanitize_v6(s: &str) -> String {
     let mut ip = s.to_ascii_uppercase();
     if let Some(pos) = ip.find("::") {
-        let address_end = ip.find('/').map_or(ip.len(), |c| c).saturating_sub(1);
+        let address_end = ip.find('/').unwrap_or(ip.len()).saturating_sub(1);
         let colons = ip.matches(':').count();
         let (repeat, extra, pad) = if pos == 0 {
             ("0:", if ip == "::" { "0" } else { "" }, 9)
@@ -164,7 +164,7 @@ fn sanitize_v6(s: &str) -> String {
         } else {
             (":0", ":", 8)
         };
-        let fill = repeat.repeat(pad_count(pad, colons)) + extra;
+        let fill = repeat.repeat(pad.saturating_sub(colons)) + extra;
         ip = ip.replace("::", &fill);
     }
     // `(^|:)0+([0-9A-F]{1,4})` → `$1$2`
@@ -182,10 +182,6 @@ fn sanitize_v6(s: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(":")
-}
-
-fn pad_count(pad: usize, colons: usize) -> usize {
-    pad.saturating_sub(colons)
 }
 
 /// `IPv6ToRawHex`: each word of the sanitized form padded to four characters.
