@@ -158,7 +158,7 @@ fn sanitize_v6(s: &str) -> String {
         let address_end = ip.find('/').unwrap_or(ip.len()).saturating_sub(1);
         let colons = ip.matches(':').count();
         let (repeat, extra, pad) = if pos == 0 {
-            ("0:", if ip == "::" { "0" } else { "" }, 9)
+            ("0:", if ip == "::" { "0" } else { "" }, 9usize)
         } else if pos + 1 == address_end {
             (":0", "", 9)
         } else {
