@@ -686,11 +686,32 @@ fn load_filter(conn: &Connection, id: i64) -> Result<Filter, StoreError> {
         .ok_or(StoreError::NotFound { what: "filter", id })
 }
 
+/// The 13 values both filter tables take: the filter's first twelve columns and `last`
+/// (the hit count for `filters`, the change for `filter_versions`).
+fn filter_params(filter: &Filter, actions: &str, last: rusqlite::types::Value) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value as V;
+    let spec = &filter.spec;
+    vec![
+        V::Integer(filter.id),
+        V::Integer(filter.version),
+        V::Text(spec.description.clone()),
+        V::Text(spec.pattern.clone()),
+        V::Integer(spec.enabled.into()),
+        V::Integer(spec.deleted.into()),
+        V::Integer(spec.private.into()),
+        V::Text(spec.group.clone()),
+        V::Text(spec.comments.clone()),
+        V::Text(actions.to_string()),
+        V::Text(filter.last_editor.clone()),
+        V::Integer(filter.last_edit_time),
+        last,
+    ]
+}
+
 /// Writes a filter's current state and the version row that records it.
 fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(), StoreError> {
     let fail = |e| sql_error(&format!("cannot save filter {}", filter.id), e);
     let actions = encode(&filter.spec.actions, "a filter's actions")?;
-    let spec = &filter.spec;
     conn.prepare_cached(
         "INSERT INTO filters (id, version, description, pattern, enabled, deleted, private, grp, comments, actions,
                               last_editor, last_edit_time, hits)
@@ -702,21 +723,11 @@ fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(),
              last_editor = excluded.last_editor, last_edit_time = excluded.last_edit_time, hits = excluded.hits",
     )
     .and_then(|mut stmt| {
-        stmt.execute(params![
-            filter.id,
-            filter.version,
-            spec.description,
-            spec.pattern,
-            spec.enabled,
-            spec.deleted,
-            spec.private,
-            spec.group,
-            spec.comments,
-            actions,
-            filter.last_editor,
-            filter.last_edit_time,
-            filter.hits,
-        ])
+        stmt.execute(rusqlite::params_from_iter(filter_params(
+            filter,
+            &actions,
+            rusqlite::types::Value::Integer(filter.hits),
+        )))
     })
     .map_err(fail)?;
     conn.prepare_cached(&format!(
@@ -724,21 +735,11 @@ fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(),
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))
     .and_then(|mut stmt| {
-        stmt.execute(params![
-            filter.id,
-            filter.version,
-            spec.description,
-            spec.pattern,
-            spec.enabled,
-            spec.deleted,
-            spec.private,
-            spec.group,
-            spec.comments,
-            actions,
-            filter.last_editor,
-            filter.last_edit_time,
-            change_to_str(change),
-        ])
+        stmt.execute(rusqlite::params_from_iter(filter_params(
+            filter,
+            &actions,
+            rusqlite::types::Value::Text(change_to_str(change).into()),
+        )))
     })
     .map_err(fail)?;
     Ok(())
