@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/check", post(check))
         .route("/v1/check/variables", get(check_variables))
+        .route("/v1/check/tags", get(check_tags))
         .route("/v1/filters", get(list_filters).post(create_filter))
         .route("/v1/filters/test", post(test_filter))
         .route(
@@ -486,6 +487,7 @@ pub(crate) fn run_check(
         "condition_limit_reached": sample.limit_reached,
         "errors": errors,
         "hits": hit_ids,
+        "taken": verdict.taken.iter().map(|(filter, actions)| json!({"filter": filter, "actions": actions})).collect::<Vec<_>>(),
     });
     Ok((answer, recent))
 }
@@ -517,6 +519,20 @@ async fn check_variables(
         .filter(|v| set.reads.contains(*v))
         .collect();
     Ok(Json(json!({ "action": kind.as_str(), "variables": wanted })).into_response())
+}
+
+/// The change tags enabled filters can put on changes, so MediaWiki lists them as defined
+/// by the extension (Special:Tags) and active.
+async fn check_tags(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_check(&state, &headers)?;
+    let set = state.filters();
+    let tags: BTreeSet<&str> = set
+        .filters
+        .iter()
+        .filter_map(|f| f.actions.tag.as_ref())
+        .flat_map(|t| t.tags.iter().map(String::as_str))
+        .collect();
+    Ok(Json(json!({ "tags": tags })).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
