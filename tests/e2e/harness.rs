@@ -74,6 +74,12 @@ pub struct WikiOptions<'a> {
 
 impl Wiki {
     pub fn start(name: &str, opts: WikiOptions<'_>) -> Wiki {
+        Wiki::start_with(name, opts, true)
+    }
+
+    /// A wiki that loads WikiGuard only if `extension` (else its settings are still there,
+    /// unused, so `runtime.php` can load it, or another extension, per request).
+    pub fn start_with(name: &str, opts: WikiOptions<'_>, extension: bool) -> Wiki {
         let dir = std::env::temp_dir().join(format!("wikiguard-e2e-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("db")).unwrap();
@@ -130,17 +136,19 @@ $wgAccountCreationThrottle = [];
 $wgPasswordAttemptThrottle = [];
 $wgGroupPermissions['*']['createaccount'] = true;
 $wgGroupPermissions['*']['edit'] = true;
-wfLoadExtension( 'WikiGuard', '{ext}' );
+{load}wfLoadExtension( 'WikiGuard', '{ext}' );
 $wgWikiGuardServiceUrl = '{service}';
 $wgWikiGuardToken = '{token}';
 $wgWikiGuardTimeoutMs = 2000;
 $wgWikiGuardVariablesCacheSeconds = 0;
 {settings}
-if ( is_file( '{dir}/runtime.php' ) ) {{ require '{dir}/runtime.php'; }}
+# Read anew on every request: eval, because opcache would serve a stale copy of a require.
+if ( is_file( '{dir}/runtime.php' ) ) {{ eval( '?>' . file_get_contents( '{dir}/runtime.php' ) ); }}
 "#,
             images = dir.join("images").display(),
             dir = dir.display(),
             ext = ext.display(),
+            load = if extension { "" } else { "# " },
             service = opts.service,
             token = opts.token,
             settings = opts.settings,

@@ -9,4 +9,5 @@
 mod common;
 mod harness;
 
+mod bench;
 mod checks;
