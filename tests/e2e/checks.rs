@@ -299,3 +299,63 @@ fn service_down_fails_open_or_closed_as_configured() {
         "{q}"
     );
 }
+
+#[test]
+fn deletions_and_degroup() {
+    require_mediawiki!();
+    let s = Server::start("e2e-degroup", &[]);
+    let w = wiki("degroup", &s, "");
+    let deletes = filter(
+        &s,
+        "Deleting the main page",
+        r#"action == "delete" & page_title == "Main Page""#,
+        json!({"disallow": {"message": "abusefilter-disallowed"}}),
+    );
+    let compromised = filter(
+        &s,
+        "Sysop account blanking the main page",
+        r#"action == "edit" & page_title == "Main Page" & new_size == 0 & "sysop" in user_groups"#,
+        json!({"degroup": {}}),
+    );
+    w.create_user("Mallory", "Mallory-pass-12345", &["sysop"]);
+    let mut mallory = w.login_from("192.0.2.30", "Mallory", "Mallory-pass-12345");
+    assert!(saved(&mallory.edit("Scratch", "to be deleted", "x")));
+
+    let v = mallory.delete("Main Page", "cleanup");
+    assert_eq!(error_code(&v), "wikiguard-disallowed", "{v}{}", w.logs());
+    assert_eq!(v["error"]["wikiguard"]["id"], deletes, "{v}");
+    let v = mallory.delete("Scratch", "cleanup");
+    assert_eq!(
+        v["delete"]["title"],
+        "Scratch",
+        "another page can be deleted: {v}{}",
+        w.logs()
+    );
+
+    // Degroup: the edit is refused and the account loses its groups, logged in the rights log.
+    let v = mallory.edit("Main Page", "", "blank");
+    assert_eq!(error_code(&v), "wikiguard-disallowed", "{v}{}", w.logs());
+    assert_eq!(v["error"]["wikiguard"]["id"], compromised);
+    assert_eq!(v["error"]["wikiguard"]["actions"], json!(["degroup"]));
+    let u = mallory.get(&[
+        ("action", "query"),
+        ("list", "users"),
+        ("ususers", "Mallory"),
+        ("usprop", "groups"),
+    ]);
+    let groups = u["query"]["users"][0]["groups"].as_array().unwrap();
+    assert!(!groups.iter().any(|g| g == "sysop"), "{u}");
+    let log = mallory.get(&[
+        ("action", "query"),
+        ("list", "logevents"),
+        ("letype", "rights"),
+        ("leprop", "user|title|comment"),
+    ]);
+    let entry = &log["query"]["logevents"][0];
+    assert_eq!(entry["title"], "User:Mallory", "{log}");
+    assert_eq!(entry["user"], "WikiGuard", "{log}");
+    assert!(
+        entry["comment"].as_str().unwrap().contains("Sysop account blanking"),
+        "{log}"
+    );
+}

@@ -210,14 +210,20 @@ if ( is_file( '{dir}/runtime.php' ) ) {{ eval( '?>' . file_get_contents( '{dir}/
 
     /// Creates an account from the command line (with groups), as an operator would.
     pub fn create_user(&self, name: &str, password: &str, groups: &[&str]) {
-        let mut args = vec!["--force"];
-        let g = groups.join(",");
-        if !groups.is_empty() {
-            args.push("--groups");
-            args.push(&g);
+        let mut args: Vec<String> = vec!["--force".into()];
+        let mut custom = Vec::new();
+        for g in groups {
+            match *g {
+                "sysop" | "bureaucrat" | "bot" | "interface-admin" => args.push(format!("--{g}")),
+                other => custom.push(other),
+            }
         }
-        args.push(name);
-        args.push(password);
+        if !custom.is_empty() {
+            args.push(format!("--custom-groups={}", custom.join(",")));
+        }
+        args.push(name.into());
+        args.push(password.into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.maintenance("createAndPromote.php", &args);
     }
 
