@@ -39,9 +39,33 @@ fn bench_filters() -> Vec<(String, String)> {
 /// An article of about 8 KB: paragraphs, links, a reference, categories.
 fn article(seed: usize) -> String {
     let words = [
-        "river", "valley", "history", "century", "population", "the", "of", "and", "town", "was",
-        "founded", "by", "settlers", "in", "region", "economy", "based", "on", "agriculture",
-        "railway", "station", "church", "school", "bridge", "council", "mayor", "district",
+        "river",
+        "valley",
+        "history",
+        "century",
+        "population",
+        "the",
+        "of",
+        "and",
+        "town",
+        "was",
+        "founded",
+        "by",
+        "settlers",
+        "in",
+        "region",
+        "economy",
+        "based",
+        "on",
+        "agriculture",
+        "railway",
+        "station",
+        "church",
+        "school",
+        "bridge",
+        "council",
+        "mayor",
+        "district",
     ];
     let mut out = String::from("{{Infobox settlement|name=Example|population=1234}}\n'''Example''' is a town.\n\n");
     let mut x = seed as u64 * 2_654_435_761 + 1;
@@ -50,7 +74,9 @@ fn article(seed: usize) -> String {
             out.push_str(&format!("== Section {p} ==\n"));
         }
         for _ in 0..50 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             out.push_str(words[(x >> 33) as usize % words.len()]);
             out.push(' ');
         }
@@ -83,7 +109,10 @@ fn save_latency_with_200_filters() {
     // Plus one that every edit matches, so both engines log a hit per save (and so prove
     // they ran): a wiki's filters do match some edits.
     let mut filters = filters;
-    filters.push(("Bench marker".into(), r#"action == "edit" & summary == "copy-edit""#.into()));
+    filters.push((
+        "Bench marker".into(),
+        r#"action == "edit" & summary == "copy-edit""#.into(),
+    ));
     for (description, pattern) in &filters {
         s.create(&json!({"description": description, "pattern": pattern, "enabled": true, "actions": {}}));
     }
@@ -138,14 +167,20 @@ echo $db->querySingle( 'SELECT COUNT(*) FROM abuse_filter' ), "
 
     w.create_user("Bencher", "Bench-pass-12345", &[]);
     let mut api = w.login("Bencher", "Bench-pass-12345");
-    let modes = [("none", String::new()), ("wikiguard", wikiguard), ("abusefilter", abusefilter)];
+    let modes = [
+        ("none", String::new()),
+        ("wikiguard", wikiguard),
+        ("abusefilter", abusefilter),
+    ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for round in 0..edits + 3 {
         // Interleaved, so drift (caches, the disk) hits every mode alike.
         for (m, (name, settings)) in modes.iter().enumerate() {
             w.set_runtime(settings);
             let mut text = article(7);
-            text.push_str(&format!("\nEdit {round}: a new sentence about the town's {name} bridge.\n"));
+            text.push_str(&format!(
+                "\nEdit {round}: a new sentence about the town's {name} bridge.\n"
+            ));
             let title = format!("Bench {name}");
             let token = api.token("csrf");
             let started = Instant::now();
@@ -165,7 +200,10 @@ echo $db->querySingle( 'SELECT COUNT(*) FROM abuse_filter' ), "
     }
     // Both engines really ran: hits in each log.
     let (_, hits) = s.admin("GET", "/v1/hits?limit=1", None);
-    assert!(!hits["hits"].as_array().unwrap().is_empty(), "wikiguard logged hits: {hits}");
+    assert!(
+        !hits["hits"].as_array().unwrap().is_empty(),
+        "wikiguard logged hits: {hits}"
+    );
     w.set_runtime(&modes[2].1);
     let log = api.get(&[("action", "query"), ("list", "abuselog"), ("afllimit", "1")]);
     assert!(
@@ -174,8 +212,14 @@ echo $db->querySingle( 'SELECT COUNT(*) FROM abuse_filter' ), "
     );
 
     let (base, _, _) = stats(times[0].clone());
-    println!("save latency, {edits} edits each, 200 filters (+1 marker), ~{} KB article:", article(7).len() / 1024);
-    println!("{:<12} {:>9} {:>9} {:>9} {:>14}", "extension", "p50 ms", "p90 ms", "mean ms", "added p50 ms");
+    println!(
+        "save latency, {edits} edits each, 200 filters (+1 marker), ~{} KB article:",
+        article(7).len() / 1024
+    );
+    println!(
+        "{:<12} {:>9} {:>9} {:>9} {:>14}",
+        "extension", "p50 ms", "p90 ms", "mean ms", "added p50 ms"
+    );
     for (m, (name, _)) in modes.iter().enumerate() {
         let (p50, p90, mean) = stats(times[m].clone());
         println!("{name:<12} {p50:>9.1} {p90:>9.1} {mean:>9.1} {:>14.1}", p50 - base);
