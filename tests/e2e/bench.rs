@@ -38,35 +38,9 @@ fn bench_filters() -> Vec<(String, String)> {
 
 /// An article of about 8 KB: paragraphs, links, a reference, categories.
 fn article(seed: usize) -> String {
-    let words = [
-        "river",
-        "valley",
-        "history",
-        "century",
-        "population",
-        "the",
-        "of",
-        "and",
-        "town",
-        "was",
-        "founded",
-        "by",
-        "settlers",
-        "in",
-        "region",
-        "economy",
-        "based",
-        "on",
-        "agriculture",
-        "railway",
-        "station",
-        "church",
-        "school",
-        "bridge",
-        "council",
-        "mayor",
-        "district",
-    ];
+    let words: Vec<&str> = "river valley history century population the of and town was founded by settlers in region economy based on agriculture railway station church school bridge council mayor district"
+        .split_whitespace()
+        .collect();
     let mut out = String::from("{{Infobox settlement|name=Example|population=1234}}\n'''Example''' is a town.\n\n");
     let mut x = seed as u64 * 2_654_435_761 + 1;
     for p in 0..24 {
