@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -161,6 +162,8 @@ if ( is_file( '{dir}/runtime.php' ) ) {{ eval( '?>' . file_get_contents( '{dir}/
             .arg(MW)
             .env("MW_CONFIG_FILE", &conf)
             .env("PHP_CLI_SERVER_WORKERS", "4")
+            // Its own process group: the workers it forks die with it (see Drop).
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("php-server.log")).unwrap())
             .spawn()
@@ -293,6 +296,10 @@ if ( is_file( '{dir}/runtime.php' ) ) {{ eval( '?>' . file_get_contents( '{dir}/
 
 impl Drop for Wiki {
     fn drop(&mut self) {
+        // The whole group: killing the parent alone leaves PHP_CLI_SERVER_WORKERS running.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.php.id())])
+            .status();
         let _ = self.php.kill();
         let _ = self.php.wait();
         if std::env::var_os("WIKIGUARD_E2E_KEEP").is_none() && !std::thread::panicking() {
