@@ -4,7 +4,8 @@
 # `wikiguard serve` vs Debian's bundled AbuseFilter running the same filters, interleaved
 # on the same wiki in one run. See bench/README.md.
 #
-# Usage: bench/mw-save-latency.sh [--edits N]     (default 50 edits each way)
+# Usage: bench/mw-save-latency.sh [--edits N] [--durability full|normal]
+#        (default 50 edits each way; the service's store durability, default full)
 #
 # Needs: apt-get install mediawiki php-cli php-sqlite3 php-apcu php-intl php-mbstring
 set -euo pipefail
@@ -13,7 +14,8 @@ edits=50
 while [ $# -gt 0 ]; do
   case $1 in
     --edits) edits=${2:?}; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --durability) export WIKIGUARD_BENCH_DURABILITY=${2:?}; shift ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "mw-save-latency.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

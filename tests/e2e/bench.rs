@@ -77,7 +77,15 @@ fn save_latency_with_200_filters() {
         .unwrap_or(50);
     // The same budget for both engines, high enough that all 200 filters run.
     let limit = "100000";
-    let s = Server::start("bench-save", &[("WIKIGUARD_ENGINE_CONDITION_LIMIT", limit)]);
+    // `full` (the default: a hit is on disk before the answer) or `normal`.
+    let durability = std::env::var("WIKIGUARD_BENCH_DURABILITY").unwrap_or_else(|_| "full".into());
+    let s = Server::start(
+        "bench-save",
+        &[
+            ("WIKIGUARD_ENGINE_CONDITION_LIMIT", limit),
+            ("WIKIGUARD_STORE_DURABILITY", &durability),
+        ],
+    );
     let filters = bench_filters();
     assert_eq!(filters.len(), 200, "bench/filters holds the 200 filters");
     // Plus one that every edit matches, so both engines log a hit per save (and so prove

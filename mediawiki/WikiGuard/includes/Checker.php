@@ -130,7 +130,31 @@ class Checker {
 	 * @return StatusValue good to let the action through; fatal with the messages to show
 	 */
 	public function check( array $action, User $user, ?string $tagKey ): StatusValue {
+		try {
+			return $this->checkOrThrow( $action, $user, $tagKey );
+		} catch ( \Throwable $e ) {
+			// Never a PHP error for the user: log it, and let the fail mode decide.
+			$this->logger->error( 'WikiGuard: checking {action} failed: {exception}', [
+				'action' => $action['action'] ?? '', 'exception' => get_class( $e ) . ': ' . $e->getMessage(),
+			] );
+			return $this->unavailable( 'check', new Response( 0, null, get_class( $e ) ) );
+		}
+	}
+
+	/**
+	 * @param array $action
+	 * @param User $user
+	 * @param string|null $tagKey
+	 * @return StatusValue
+	 */
+	private function checkOrThrow( array $action, User $user, ?string $tagKey ): StatusValue {
+		$start = microtime( true );
 		$r = $this->client->call( 'check', 'POST', '/v1/check', $action );
+		$ms = ( microtime( true ) - $start ) * 1000;
+		$this->services->getStatsdDataFactory()->timing( 'wikiguard.check.' . ( $action['action'] ?? 'unknown' ), $ms );
+		$this->logger->debug( 'WikiGuard: {action} checked: {ms} ms waiting for the service', [
+			'action' => $action['action'] ?? '', 'ms' => round( $ms, 2 ),
+		] );
 		if ( !$r->ok() ) {
 			return $this->unavailable( 'check', $r );
 		}
@@ -175,6 +199,37 @@ class Checker {
 			$status->fatal( ApiMessage::create( $this->message( 'abusefilter-disallowed', [ '', 0 ] ), 'wikiguard-disallowed' ) );
 		}
 		return $status;
+	}
+
+	/**
+	 * Logs (debug) and counts (statsd `wikiguard.hook.ACTION`) the whole time a hook took.
+	 *
+	 * @param string $action
+	 * @param float $start microtime( true ) when the hook began
+	 */
+	public function logDuration( string $action, float $start ): void {
+		$ms = ( microtime( true ) - $start ) * 1000;
+		$this->services->getStatsdDataFactory()->timing( "wikiguard.hook.$action", $ms );
+		$this->logger->debug( 'WikiGuard: the {action} hook took {ms} ms', [ 'action' => $action, 'ms' => round( $ms, 2 ) ] );
+	}
+
+	/**
+	 * Runs $build (which gathers the facts and calls check()); an exception there (a database
+	 * error reading the page, say) is logged and the fail mode decides, so users never see a
+	 * PHP error from this extension.
+	 *
+	 * @param callable $build returns a StatusValue
+	 * @return StatusValue
+	 */
+	public function guarded( callable $build ): StatusValue {
+		try {
+			return $build();
+		} catch ( \Throwable $e ) {
+			$this->logger->error( 'WikiGuard: gathering an action failed: {exception}', [
+				'exception' => get_class( $e ) . ': ' . $e->getMessage(),
+			] );
+			return $this->unavailable( 'check', new Response( 0, null, get_class( $e ) ) );
+		}
 	}
 
 	/**

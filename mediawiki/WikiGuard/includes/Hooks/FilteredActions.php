@@ -50,11 +50,32 @@ class FilteredActions implements
 		if ( !$this->checker->checks( 'edit' ) || !$title || !$title->canExist() ) {
 			return true;
 		}
+		$start = microtime( true );
+		$result = $this->checker->guarded( function () use ( $content, $summary, $user, $minoredit, $title ) {
+			return $this->checkEdit( $content, (string)$summary, $user, (bool)$minoredit, $title );
+		} );
+		$this->checker->logDuration( 'edit', $start );
+		if ( $result->isOK() ) {
+			return true;
+		}
+		$status->merge( $result );
+		return false;
+	}
+
+	/**
+	 * @param Content $content
+	 * @param string $summary
+	 * @param User $user
+	 * @param bool $minoredit
+	 * @param Title $title
+	 * @return StatusValue
+	 */
+	private function checkEdit( Content $content, string $summary, User $user, bool $minoredit, Title $title ): StatusValue {
 		[ $oldText, $oldModel ] = $this->checker->currentText( $title );
 		$action = $this->checker->base( 'edit', $user );
 		$action['page'] = $this->checker->pageFacts( $title );
-		$action['summary'] = (string)$summary;
-		$action['minor'] = (bool)$minoredit;
+		$action['summary'] = $summary;
+		$action['minor'] = $minoredit;
 		$action['old_wikitext'] = $oldText;
 		$action['new_wikitext'] = $content instanceof TextContent ? $content->getText() : '';
 		if ( $oldModel !== null ) {
@@ -65,13 +86,8 @@ class FilteredActions implements
 		if ( $wanted ) {
 			$this->renderedVariables( $action, $wanted, $content, $title, $user );
 		}
-		$result = $this->checker->check( $action, $user,
+		return $this->checker->check( $action, $user,
 			Checker::tagKey( 'edit', $user->getName(), $title->getPrefixedText() ) );
-		if ( $result->isOK() ) {
-			return true;
-		}
-		$status->merge( $result );
-		return false;
 	}
 
 	/**
@@ -104,12 +120,14 @@ class FilteredActions implements
 		if ( !$this->checker->checks( 'move' ) ) {
 			return;
 		}
-		$action = $this->checker->base( 'move', $user );
-		$action['page'] = $this->checker->pageFacts( $old );
-		$action['target'] = $this->checker->pageFacts( $nt );
-		$action['summary'] = (string)$reason;
-		$status->merge( $this->checker->check( $action, $user,
-			Checker::tagKey( 'move', $user->getName(), $old->getPrefixedText() ) ) );
+		$status->merge( $this->checker->guarded( function () use ( $old, $nt, $user, $reason ) {
+			$action = $this->checker->base( 'move', $user );
+			$action['page'] = $this->checker->pageFacts( $old );
+			$action['target'] = $this->checker->pageFacts( $nt );
+			$action['summary'] = (string)$reason;
+			return $this->checker->check( $action, $user,
+				Checker::tagKey( 'move', $user->getName(), $old->getPrefixedText() ) );
+		} ) );
 	}
 
 	/**
@@ -121,11 +139,13 @@ class FilteredActions implements
 			return true;
 		}
 		$title = $wikiPage->getTitle();
-		$action = $this->checker->base( 'delete', $user );
-		$action['page'] = $this->checker->pageFacts( $title );
-		$action['summary'] = (string)$reason;
-		$result = $this->checker->check( $action, $user,
-			Checker::tagKey( 'delete', $user->getName(), $title->getPrefixedText() ) );
+		$result = $this->checker->guarded( function () use ( $title, $user, $reason ) {
+			$action = $this->checker->base( 'delete', $user );
+			$action['page'] = $this->checker->pageFacts( $title );
+			$action['summary'] = (string)$reason;
+			return $this->checker->check( $action, $user,
+				Checker::tagKey( 'delete', $user->getName(), $title->getPrefixedText() ) );
+		} );
 		if ( $result->isOK() ) {
 			return true;
 		}
@@ -167,9 +187,31 @@ class FilteredActions implements
 		if ( !$title ) {
 			return true;
 		}
+		$result = $this->checker->guarded( function () use ( $kind, $upload, $user, $props, $comment, $pageText, $title ) {
+			return $this->checkUpload( $kind, $upload, $user, $props, $comment, $pageText, $title );
+		} );
+		if ( $result->isOK() ) {
+			return true;
+		}
+		$error = self::firstMessage( $result );
+		return false;
+	}
+
+	/**
+	 * @param string $kind
+	 * @param UploadBase $upload
+	 * @param User $user
+	 * @param array|null $props
+	 * @param string $comment
+	 * @param string $pageText
+	 * @param Title $title
+	 * @return StatusValue
+	 */
+	private function checkUpload( string $kind, UploadBase $upload, User $user, ?array $props, string $comment,
+		string $pageText, Title $title
+	): StatusValue {
 		if ( $props === null ) {
-			$props = MediaWikiServices::getInstance()->getMimeAnalyzer() ? \FSFile::getPropsFromPath(
-				$upload->getTempPath() ) : [];
+			$props = \FSFile::getPropsFromPath( $upload->getTempPath() );
 		}
 		[ $oldText ] = $this->checker->currentText( $title );
 		$action = $this->checker->base( $kind, $user );
@@ -195,13 +237,8 @@ class FilteredActions implements
 			}
 		}
 		$action['file'] = $file;
-		$result = $this->checker->check( $action, $user,
+		return $this->checker->check( $action, $user,
 			Checker::tagKey( 'upload', $user->getName(), $title->getPrefixedText() ) );
-		if ( $result->isOK() ) {
-			return true;
-		}
-		$error = self::firstMessage( $result );
-		return false;
 	}
 
 	/**
