@@ -359,3 +359,54 @@ fn deletions_and_degroup() {
         "{log}"
     );
 }
+
+/// Posts MediaWiki's edit form (index.php?action=submit) as a browser would.
+fn form_edit(api: &mut Api, title: &str, text: &str, summary: &str) -> (u16, String) {
+    let token = api.token("csrf");
+    let body = [
+        ("wpTextbox1", text),
+        ("wpSummary", summary),
+        ("wpEditToken", token.as_str()),
+        ("wpUnicodeCheck", "ℳ𝒲♥𝓊𝓃𝒾𝒸ℴ𝒹ℯ"),
+        ("wpStarttime", "20260101000000"),
+        ("wpEdittime", ""),
+        ("model", "wikitext"),
+        ("format", "text/x-wiki"),
+        ("wpSave", "Save page"),
+        ("wpUltimateParam", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{}={}", crate::harness::urlencode(k), crate::harness::urlencode(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    api.request(
+        "POST",
+        &format!("/index.php?title={}&action=submit", crate::harness::urlencode(title)),
+        Some("application/x-www-form-urlencoded"),
+        body.into_bytes(),
+    )
+}
+
+#[test]
+fn the_edit_form_shows_the_warning_then_saves_on_resubmit() {
+    require_mediawiki!();
+    let s = Server::start("e2e-form", &[]);
+    let w = wiki("form", &s, "");
+    filter(
+        &s,
+        "Unsourced claims about living people",
+        r#"action == "edit" & added_lines contains "is a criminal""#,
+        json!({"warn": {"message": "abusefilter-warning"}}),
+    );
+    let mut dana = editor(&w, "Dana");
+    let (status, html) = form_edit(&mut dana, "Someone", "Someone is a criminal.", "claim");
+    assert_eq!(status, 200, "the form comes back with the warning");
+    assert!(html.contains("automatically identified as harmful"), "{html}{}", w.logs());
+    assert!(html.contains("Unsourced claims about living people"), "the filter's description is shown");
+    assert!(html.contains("id=\"wpTextbox1\""), "the edit form is shown again");
+    // Saving again goes through: a redirect to the page.
+    let (status, _) = form_edit(&mut dana, "Someone", "Someone is a criminal.", "claim");
+    assert_eq!(status, 302, "{}", w.logs());
+    let q = dana.get(&[("action", "query"), ("titles", "Someone")]);
+    assert!(q["query"]["pages"][0]["missing"].is_null(), "saved: {q}");
+}
