@@ -189,7 +189,7 @@ echo $db->querySingle( 'SELECT COUNT(*) FROM abuse_filter' ), "
     w.set_runtime(&modes[2].1);
     let log = api.get(&[("action", "query"), ("list", "abuselog"), ("afllimit", "1")]);
     assert!(
-        !log["query"]["abuselog"].as_array().map_or(true, Vec::is_empty),
+        !log["query"]["abuselog"].as_array().is_none_or(Vec::is_empty),
         "AbuseFilter logged hits: {log}"
     );
 

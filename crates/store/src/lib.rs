@@ -135,7 +135,8 @@ pub struct NewHit {
     /// The consequences that this filter's hit took (`["warn"]`, `["disallow", "tag"]`…).
     pub actions_taken: Vec<String>,
     /// The variables the filter could read, as a JSON object (AbuseFilter's variable dump).
-    pub vars: serde_json::Value,
+    /// Shared: the hits of one check point at one dump, which the store writes once.
+    pub vars: std::sync::Arc<serde_json::Value>,
 }
 
 /// A stored hit.

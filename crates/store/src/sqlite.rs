@@ -616,7 +616,7 @@ fn hit_from_row(row: &Row<'_>) -> RowResult<Hit> {
             namespace: row.get(7)?,
             verdict: row.get(8)?,
             actions_taken,
-            vars,
+            vars: Arc::new(vars),
         },
     }))
 }
@@ -754,15 +754,18 @@ fn encode_hits(hits: &[NewHit]) -> Result<(Vec<EncodedHit>, Vec<String>), StoreE
     let mut dumps: Vec<String> = Vec::new();
     let mut rows = Vec::with_capacity(hits.len());
     for (i, hit) in hits.iter().enumerate() {
-        let same_as_before = i > 0 && hits.get(i - 1).is_some_and(|p| p.vars == hit.vars);
+        let same_as_before = i > 0
+            && hits
+                .get(i - 1)
+                .is_some_and(|p| Arc::ptr_eq(&p.vars, &hit.vars) || p.vars == hit.vars);
         if !same_as_before {
             let text = encode(&hit.vars, "a hit's vars")?;
             if dumps.last() != Some(&text) {
                 dumps.push(text);
             }
         }
-        let mut slim = hit.clone();
-        slim.vars = serde_json::Value::Null;
+        let mut slim = hit.clone(); // the dump is shared, not copied
+        slim.vars = Arc::new(serde_json::Value::Null);
         rows.push((
             slim,
             encode(&hit.actions_taken, "a hit's actions_taken")?,
@@ -1168,7 +1171,7 @@ mod tests {
             namespace: 0,
             verdict: "allow".into(),
             actions_taken: vec![],
-            vars: serde_json::json!({}),
+            vars: Arc::new(serde_json::json!({})),
         }
     }
 
@@ -1238,11 +1241,11 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let f = store.create_filter(&spec("f"), "A", 1).unwrap();
         let mut a = hit(f.id);
-        a.vars = serde_json::json!({"new_wikitext": "x".repeat(1000)});
+        a.vars = Arc::new(serde_json::json!({"new_wikitext": "x".repeat(1000)}));
         let mut b = a.clone();
         b.verdict = "warn".into();
         let mut c = a.clone();
-        c.vars = serde_json::json!({"user_name": "other"});
+        c.vars = Arc::new(serde_json::json!({"user_name": "other"}));
         store.record_hits(&[a.clone(), b.clone(), c.clone()]).unwrap();
         let dumps: i64 = store
             .read(|conn| {

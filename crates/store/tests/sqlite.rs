@@ -66,7 +66,7 @@ fn hit(filter_id: i64, time: i64, user: &str, page: &str) -> NewHit {
         namespace: 0,
         verdict: "disallow".into(),
         actions_taken: vec!["disallow".into(), "tag".into()],
-        vars: json!({"added_lines": ["spam"], "user_name": user}),
+        vars: json!({"added_lines": ["spam"], "user_name": user}).into(),
     }
 }
 

@@ -420,11 +420,11 @@ pub(crate) fn run_check(
             reads.extend(f.reads.iter().cloned());
         }
     }
-    let dump = if matched_idx.is_empty() {
+    let dump = Arc::new(if matched_idx.is_empty() {
         Json_::Null
     } else {
         vars.dump(&reads)
-    };
+    });
     let mut hits = Vec::with_capacity(matched_idx.len());
     for &i in &matched_idx {
         let Some(f) = set.filters.get(i) else { continue };
@@ -444,7 +444,7 @@ pub(crate) fn run_check(
             namespace: action.namespace(),
             verdict: verdict.verdict.as_str().to_string(),
             actions_taken: taken,
-            vars: dump.clone(),
+            vars: Arc::clone(&dump),
         });
     }
     let dumped = started.elapsed();
