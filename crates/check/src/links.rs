@@ -33,9 +33,15 @@ const ADDR: &str = r"(?:\[[0-9A-Fa-f:.]+\]|[^\]\[<>\x22\x00-\x20\x7F\p{Zs}\x{FFF
 struct Patterns {
     skip: Regex,
     bracketed: Regex,
+    /// Only the tests' plain search uses the unanchored form.
+    #[cfg_attr(not(test), allow(dead_code))]
     free: Regex,
+    free_anchored: Regex,
     word_char: Regex,
+    /// Only the tests' plain version of `blank_internal_links` uses it.
+    #[cfg_attr(not(test), allow(dead_code))]
     wikilink: Regex,
+    template_tokens: Regex,
     host: Regex,
     encoded_ipv6_host: Regex,
     ipv6_url: Regex,
@@ -60,8 +66,10 @@ fn patterns() -> Option<&'static Patterns> {
             // The parser's `\b` before the protocol is checked by hand (`after_word`): a Unicode
             // word boundary would make the regex crate leave its DFA on non-ASCII text.
             free: Regex::new(&format!(r"(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).ok()?,
+            free_anchored: Regex::new(&format!(r"\A(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).ok()?,
             word_char: Regex::new(r"^\w$").ok()?,
             wikilink: Regex::new(r"\[\[([^\[\]|]*)(?:\|[^\[\]]*)?\]\]").ok()?,
+            template_tokens: Regex::new(r"\{\{|\}\}|\|").ok()?,
             host: Regex::new(r"(?is)^([^:]+:)(//[^/]+)?(.*)$").ok()?,
             encoded_ipv6_host: Regex::new(r"^//%5B([0-9A-Fa-f:.]+)%5D((?::\d+)?)$").ok()?,
             ipv6_url: Regex::new(&format!(
@@ -121,28 +129,23 @@ fn has_host(url: &str) -> bool {
 /// a URL. Four apostrophes are one literal apostrophe and bold; more than five, the extra
 /// ones literal and bold italic.
 fn mark_quotes(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut run = 0usize;
-    let flush = |out: &mut String, run: usize| match run {
-        0 => {}
-        1 => out.push('\''),
-        4 => out.push_str("'<"),
-        n if n > 5 => {
-            out.extend(std::iter::repeat_n('\'', n - 5));
-            out.push('<');
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(i) = rest.find('\'') {
+        out.push_str(&rest[..i]);
+        let run = rest.as_bytes()[i..].iter().take_while(|&&b| b == b'\'').count();
+        match run {
+            1 => out.push('\''),
+            4 => out.push_str("'<"),
+            n if n > 5 => {
+                out.extend(std::iter::repeat_n('\'', n - 5));
+                out.push('<');
+            }
+            _ => out.push('<'),
         }
-        _ => out.push('<'),
-    };
-    for c in text.chars() {
-        if c == '\'' {
-            run += 1;
-        } else {
-            flush(&mut out, run);
-            run = 0;
-            out.push(c);
-        }
+        rest = &rest[i + run..];
     }
-    flush(&mut out, run);
+    out.push_str(rest);
     out
 }
 
@@ -172,43 +175,48 @@ fn mark_headings(text: &str) -> String {
 
 /// Template parameters: the braces of a closed `{{…}}` and a `|` inside it end a URL (an
 /// unclosed `{{` is plain text, as in the parser).
-fn mark_templates(text: &str) -> String {
-    let b = text.as_bytes();
-    // Pair the braces first: only closed templates count.
-    let mut blank = vec![false; b.len()];
+fn mark_templates(p: &Patterns, text: &str) -> String {
+    // Pair the braces first: only closed templates count. The tokens (`{{`, `}}`, `|`) come
+    // from one literal search, so the bytes between them are not looked at one by one.
     let mut open: Vec<usize> = Vec::new();
     let mut pairs: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i + 1 < b.len() {
-        if b[i] == b'{' && b[i + 1] == b'{' {
-            open.push(i);
-            i += 2;
-        } else if b[i] == b'}' && b[i + 1] == b'}' && !open.is_empty() {
-            if let Some(start) = open.pop() {
-                pairs.push((start, i));
+    let mut pipes: Vec<usize> = Vec::new();
+    for m in p.template_tokens.find_iter(text) {
+        match m.as_str() {
+            "{{" => open.push(m.start()),
+            "}}" => {
+                if let Some(start) = open.pop() {
+                    pairs.push((start, m.start()));
+                }
             }
-            i += 2;
-        } else {
-            i += 1;
+            _ => pipes.push(m.start()),
         }
     }
-    for (start, end) in pairs {
+    if pairs.is_empty() {
+        return text.to_string();
+    }
+    let mut out = text.as_bytes().to_vec();
+    // A pipe strictly inside some pair is blanked: sweep the pairs' inner ranges.
+    let mut events: Vec<(usize, i32)> = Vec::with_capacity(2 * pairs.len());
+    for &(start, end) in &pairs {
         for x in [start, start + 1, end, end + 1] {
-            blank[x] = true;
+            out[x] = b' ';
         }
-        for (x, &c) in b.iter().enumerate().take(end).skip(start + 2) {
-            if c == b'|' {
-                blank[x] = true;
-            }
+        events.push((start + 2, 1));
+        events.push((end, -1));
+    }
+    events.sort_unstable();
+    let (mut depth, mut e) = (0i32, 0);
+    for x in pipes {
+        while e < events.len() && events[e].0 <= x {
+            depth += events[e].1;
+            e += 1;
+        }
+        if depth > 0 {
+            out[x] = b' ';
         }
     }
     // Only ASCII bytes (braces and pipes) are blanked, so the text stays UTF-8.
-    let mut out = b.to_vec();
-    for (o, &bl) in out.iter_mut().zip(&blank) {
-        if bl {
-            *o = b' ';
-        }
-    }
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
@@ -231,19 +239,42 @@ fn starts_with_protocol(s: &str) -> bool {
 
 /// Internal links `[[Page|text]]` become `<a>` elements before free links are found, so their
 /// text is not searched (file links keep their captions, which the parser does search).
-fn blank_internal_links(p: &Patterns, text: &str) -> String {
-    p.wikilink
-        .replace_all(text, |c: &regex::Captures<'_>| {
-            let target = c.get(1).map_or("", |m| m.as_str()).trim_start_matches([' ', ':']);
-            let keep = starts_with_protocol(target)
-                || starts_with_ignore_case(target, "file:")
-                || starts_with_ignore_case(target, "image:");
-            match (keep, c.get(0)) {
-                (true, Some(all)) => std::borrow::Cow::Owned(all.as_str().to_string()),
-                _ => std::borrow::Cow::Borrowed(" "),
+fn blank_internal_links(text: &str) -> String {
+    // As `\[\[([^\[\]|]*)(?:\|[^\[\]]*)?\]\]`, replaced left to right: each class is greedy
+    // and what may follow it is a character it excludes, so each `[[` has at most one way to
+    // match; where it has none, the next `[[` (one byte on, overlapping) is tried.
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut last, mut search) = (0, 0);
+    while let Some(k) = text[search..].find("[[") {
+        let i = search + k;
+        let mut j = i + 2;
+        while j < b.len() && !matches!(b[j], b'[' | b']' | b'|') {
+            j += 1;
+        }
+        let target = &text[i + 2..j];
+        if j < b.len() && b[j] == b'|' {
+            j += 1;
+            while j < b.len() && !matches!(b[j], b'[' | b']') {
+                j += 1;
             }
-        })
-        .into_owned()
+        }
+        if !text[j..].starts_with("]]") {
+            search = i + 1;
+            continue;
+        }
+        let end = j + 2;
+        let target = target.trim_start_matches([' ', ':']);
+        let keep = starts_with_protocol(target)
+            || starts_with_ignore_case(target, "file:")
+            || starts_with_ignore_case(target, "image:");
+        out.push_str(&text[last..i]);
+        out.push_str(if keep { &text[i..end] } else { " " });
+        last = end;
+        search = end;
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// `Sanitizer::decodeCharReferences`: numeric references and the common named ones; an
@@ -437,8 +468,8 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
     };
     let text = p.skip.replace_all(wikitext, " ");
     let text = mark_headings(&text);
-    let text = blank_internal_links(p, &text);
-    let text = mark_templates(&text);
+    let text = blank_internal_links(&text);
+    let text = mark_templates(p, &text);
     let text = mark_quotes(&text);
     let mut links: Vec<String> = Vec::new();
     let push = |url: &str, links: &mut Vec<String>| {
@@ -463,24 +494,209 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
         last = all.end();
     }
     rest.push_str(&text[last..]);
-    let mut at = 0;
-    while let Some(m) = p.free.find_at(&rest, at) {
-        let prev = rest[..m.start()].chars().next_back();
-        if prev.is_some_and(|c| p.word_char.is_match(c.encode_utf8(&mut [0; 4]))) {
-            // No word boundary before the protocol: not a link here. A protocol inside this
-            // one (`sftp:` holds `ftp:`) still gets its own chance.
-            at = m.start() + rest[m.start()..].chars().next().map_or(1, char::len_utf8);
-            continue;
-        }
-        push(trim_free_link(m.as_str()), &mut links);
-        at = m.end().max(m.start() + 1);
+    for url in free_links(p, &rest) {
+        push(url, &mut links);
     }
     links
+}
+
+fn is_word_char(p: &Patterns, c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || c == '_'
+    } else {
+        p.word_char.is_match(c.encode_utf8(&mut [0; 4]))
+    }
+}
+
+/// The free links of `text`, in order, as the parser's `\b(?i:PROTOCOLS)…` finds them.
+///
+/// Every protocol is letters and a colon, and the `\b` before it means the character before
+/// the protocol is not a word character. So a link can only start where a run of word
+/// characters ending at a colon begins: each colon gives one place to try the anchored
+/// pattern, instead of running the pattern over every byte of the text.
+fn free_links<'t>(p: &Patterns, text: &'t str) -> Vec<&'t str> {
+    let mut out = Vec::new();
+    let mut at = 0; // matches may not start before this (the end of the previous one)
+    let mut from = 0;
+    while let Some(i) = text[from..].find(':') {
+        let colon = from + i;
+        from = colon + 1;
+        let start = text[..colon]
+            .char_indices()
+            .rev()
+            .take_while(|&(_, c)| is_word_char(p, c))
+            .last()
+            .map_or(colon, |(i, _)| i);
+        if start == colon || start < at {
+            continue;
+        }
+        let Some(m) = p.free_anchored.find(&text[start..]) else {
+            continue;
+        };
+        out.push(trim_free_link(m.as_str()));
+        at = start + m.end().max(1);
+        from = from.max(at);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain search `free_links` replaces: the unanchored pattern over the whole text,
+    /// with the word boundary checked at each match.
+    fn free_links_by_search<'t>(p: &Patterns, text: &'t str) -> Vec<&'t str> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(m) = p.free.find_at(text, at) {
+            let prev = text[..m.start()].chars().next_back();
+            if prev.is_some_and(|c| p.word_char.is_match(c.encode_utf8(&mut [0; 4]))) {
+                at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                continue;
+            }
+            out.push(trim_free_link(m.as_str()));
+            at = m.end().max(m.start() + 1);
+        }
+        out
+    }
+
+    fn mark_quotes_by_chars(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut run = 0usize;
+        let flush = |out: &mut String, run: usize| match run {
+            0 => {}
+            1 => out.push('\''),
+            4 => out.push_str("'<"),
+            n if n > 5 => {
+                out.extend(std::iter::repeat_n('\'', n - 5));
+                out.push('<');
+            }
+            _ => out.push('<'),
+        };
+        for c in text.chars() {
+            if c == '\'' {
+                run += 1;
+            } else {
+                flush(&mut out, run);
+                run = 0;
+                out.push(c);
+            }
+        }
+        flush(&mut out, run);
+        out
+    }
+
+    fn mark_templates_by_bytes(text: &str) -> String {
+        let b = text.as_bytes();
+        // Pair the braces first: only closed templates count.
+        let mut blank = vec![false; b.len()];
+        let mut open: Vec<usize> = Vec::new();
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i + 1 < b.len() {
+            if b[i] == b'{' && b[i + 1] == b'{' {
+                open.push(i);
+                i += 2;
+            } else if b[i] == b'}' && b[i + 1] == b'}' && !open.is_empty() {
+                if let Some(start) = open.pop() {
+                    pairs.push((start, i));
+                }
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        for (start, end) in pairs {
+            for x in [start, start + 1, end, end + 1] {
+                blank[x] = true;
+            }
+            for (x, &c) in b.iter().enumerate().take(end).skip(start + 2) {
+                if c == b'|' {
+                    blank[x] = true;
+                }
+            }
+        }
+        // Only ASCII bytes (braces and pipes) are blanked, so the text stays UTF-8.
+        let mut out = b.to_vec();
+        for (o, &bl) in out.iter_mut().zip(&blank) {
+            if bl {
+                *o = b' ';
+            }
+        }
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    fn blank_internal_links_by_regex(p: &Patterns, text: &str) -> String {
+        p.wikilink
+            .replace_all(text, |c: &regex::Captures<'_>| {
+                let target = c.get(1).map_or("", |m| m.as_str()).trim_start_matches([' ', ':']);
+                let keep = starts_with_protocol(target)
+                    || starts_with_ignore_case(target, "file:")
+                    || starts_with_ignore_case(target, "image:");
+                match (keep, c.get(0)) {
+                    (true, Some(all)) => std::borrow::Cow::Owned(all.as_str().to_string()),
+                    _ => std::borrow::Cow::Borrowed(" "),
+                }
+            })
+            .into_owned()
+    }
+
+    #[test]
+    fn passes_agree_with_their_plain_versions() {
+        let p = patterns().unwrap();
+        for t in [
+            "''a'' '''b''' ''''c'''' '''''d''''' ''''''e'''''' x'",
+            "{{a|b}} {{c|{{d|e}}|f}} }}{{ {{{x|y}}} | {{unclosed|z",
+            "[[A]] [[B|c]] [[[C]]] [[File:x.png|cap http://x.y]] [[ :http://z.w]] [[a|[b]] ]]",
+        ] {
+            assert_eq!(mark_quotes(t), mark_quotes_by_chars(t), "{t}");
+            assert_eq!(mark_templates(p, t), mark_templates_by_bytes(t), "{t}");
+            assert_eq!(blank_internal_links(t), blank_internal_links_by_regex(p, t), "{t}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn passes_agree_on_generated_text(
+            t in proptest::string::string_regex(
+                r"([a-z: '|{}\[\]é]|\[\[|\]\]|\{\{|\}\}|http://|File:){0,40}"
+            ).unwrap()
+        ) {
+            let p = patterns().unwrap();
+            proptest::prop_assert_eq!(mark_quotes(&t), mark_quotes_by_chars(&t));
+            proptest::prop_assert_eq!(mark_templates(p, &t), mark_templates_by_bytes(&t));
+            proptest::prop_assert_eq!(blank_internal_links(&t), blank_internal_links_by_regex(p, &t));
+        }
+    }
+
+    #[test]
+    fn free_links_agree_with_the_plain_search() {
+        let p = patterns().unwrap();
+        for t in [
+            "xhttp://a.com/http://b.com and sftp://c.org ftp://d.net",
+            "HTTPS://UPPER.example mailto:me@x.org:tel:+1-555 news:comp.lang",
+            "httpſ://long-s.example Kttp and ſftp://x.y", // Unicode case folding: ſ is s
+            "12:30 at the station; urn:isbn:123 geo:1,2 a:b: :: ::http://x.y",
+            "[[Category:Towns]] {{cite web|url=https://example.org/a?b=c|title=T}}",
+            "ééhttp://x.y _http://z.w 1http://v.u (http://w.v) http://",
+            "http://a.com:8080/x:y/http://b.com",
+        ] {
+            assert_eq!(free_links(p, t), free_links_by_search(p, t), "{t}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn free_links_agree_on_generated_text(
+            t in proptest::string::string_regex(
+                "([a-zA-Z_1ſK:/. é\\[\\]|=]|https?:|ftps?://|mailto:|tel:|news:){0,40}"
+            ).unwrap()
+        ) {
+            let p = patterns().unwrap();
+            proptest::prop_assert_eq!(free_links(p, &t), free_links_by_search(p, &t));
+        }
+    }
 
     #[test]
     fn bare_and_bracketed() {
