@@ -7,8 +7,6 @@ use crate::common::{Server, CHECK};
 use crate::harness::{Api, Wiki, WikiOptions};
 use crate::require_mediawiki;
 
-const TMP_NO_AUTH: &str = "$wgExtensionFunctions[] = static function () { global $wgAuthManagerAutoConfig, $wgPasswordPolicy; unset( $wgAuthManagerAutoConfig['preauth']['WikiGuardLoginPreAuthentication'], $wgAuthManagerAutoConfig['secondaryauth']['WikiGuardSecondFactor'] ); unset( $wgPasswordPolicy['checks']['WikiGuardPasswordCheck'] ); foreach ( $wgPasswordPolicy['policies'] as &$p ) { unset( $p['WikiGuardPasswordCheck'] ); } };";
-
 fn wiki(name: &str, service: &Server, settings: &str) -> Wiki {
     Wiki::start(
         name,
@@ -16,7 +14,7 @@ fn wiki(name: &str, service: &Server, settings: &str) -> Wiki {
             host: "127.0.0.1",
             service: &service.base,
             token: CHECK,
-            settings: &format!("{settings}\n{TMP_NO_AUTH}"),
+            settings,
         },
     )
 }
@@ -401,8 +399,15 @@ fn the_edit_form_shows_the_warning_then_saves_on_resubmit() {
     let mut dana = editor(&w, "Dana");
     let (status, html) = form_edit(&mut dana, "Someone", "Someone is a criminal.", "claim");
     assert_eq!(status, 200, "the form comes back with the warning");
-    assert!(html.contains("automatically identified as harmful"), "{html}{}", w.logs());
-    assert!(html.contains("Unsourced claims about living people"), "the filter's description is shown");
+    assert!(
+        html.contains("automatically identified as harmful"),
+        "{html}{}",
+        w.logs()
+    );
+    assert!(
+        html.contains("Unsourced claims about living people"),
+        "the filter's description is shown"
+    );
     assert!(html.contains("id=\"wpTextbox1\""), "the edit form is shown again");
     // Saving again goes through: a redirect to the page.
     let (status, _) = form_edit(&mut dana, "Someone", "Someone is a criminal.", "claim");

@@ -9,5 +9,8 @@
 mod common;
 mod harness;
 
+mod accounts;
 mod bench;
+mod cdp;
 mod checks;
+mod passkey;
