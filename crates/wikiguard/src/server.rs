@@ -328,7 +328,7 @@ async fn check(
 ) -> Result<Response, ApiError> {
     require_check(&state, &headers)?;
     let value = json_body(body)?;
-    let action = Action::from_json(&value)
+    let action = Action::from_json_value(value)
         .map_err(|e| ApiError::bad("invalid_action", e.to_string()).with("field", json!(e.field)))?;
     let st = state.clone();
     let (out, recent) = blocking(move || run_check(&st, &action, unix_now())).await?;
