@@ -6,27 +6,18 @@
 //! a new browser and network noticed on the wiki and by e-mail; and the fail modes when the
 //! service is away.
 
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use wikiguard_accounts::totp::{code_at, TotpParams};
 
-use crate::common::{bin, temp_dir, Server, CHECK};
-use crate::harness::{urlencode, Api, Wiki, WikiOptions};
+use crate::common::{import_passwords, temp_dir, Server, CHECK};
+use crate::harness::{urlencode, Api, Wiki};
 use crate::require_mediawiki;
 
 fn wiki(name: &str, service: &Server, settings: &str) -> Wiki {
-    Wiki::start(
-        name,
-        WikiOptions {
-            host: "127.0.0.1",
-            service: &service.base,
-            token: CHECK,
-            settings,
-        },
-    )
+    Wiki::for_service(name, service, settings)
 }
 
 fn now() -> u64 {
@@ -269,15 +260,7 @@ fn accounts_a_breached_password_is_refused_at_account_creation() {
         .collect();
     lines.push(format!("{}:4242", sha1_hex(BREACHED)));
     lines.sort();
-    std::fs::write(dir.join("pwned.txt"), lines.join("\r\n") + "\r\n").unwrap();
-    let out = Command::new(bin())
-        .args(["passwords", "import"])
-        .arg(dir.join("pwned.txt"))
-        .env_clear()
-        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    import_passwords(&dir, &(lines.join("\r\n") + "\r\n"));
     let s = Server::start_in(dir, &[]);
     let w = wiki("breach", &s, "");
 

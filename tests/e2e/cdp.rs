@@ -432,17 +432,7 @@ impl Conn {
         if !self.alive.load(Ordering::SeqCst) {
             return Err(format!("{method}: Chromium is gone{}", self.log_tail()));
         }
-        let id = state.next_id;
-        state.next_id += 1;
-        let mut message = json!({"id": id, "method": method, "params": params});
-        if let Some(session) = session {
-            message["sessionId"] = json!(session);
-        }
-        let mut bytes = message.to_string().into_bytes();
-        bytes.push(0);
-        state
-            .input
-            .write_all(&bytes)
+        let id = write_command(&mut state, session, method, params)
             .map_err(|e| format!("{method}: writing to Chromium: {e}"))?;
 
         let deadline = Instant::now() + timeout;
@@ -472,15 +462,7 @@ impl Conn {
     /// Sends a command without waiting for its reply (which is later discarded).
     fn send_only(&self, session: Option<&str>, method: &str, params: Value) {
         let mut state = self.lock();
-        let id = state.next_id;
-        state.next_id += 1;
-        let mut message = json!({"id": id, "method": method, "params": params});
-        if let Some(session) = session {
-            message["sessionId"] = json!(session);
-        }
-        let mut bytes = message.to_string().into_bytes();
-        bytes.push(0);
-        let _ = state.input.write_all(&bytes);
+        let _ = write_command(&mut state, session, method, params);
     }
 
     fn wait_event(&self, session: Option<&str>, method: &str, timeout: Duration) -> Result<Value, String> {
@@ -589,6 +571,20 @@ fn read_messages(fifo: &Path, sender: &mpsc::Sender<Incoming>) {
             }
         }
     }
+}
+
+/// Writes one NUL-terminated command and returns its id.
+fn write_command(state: &mut ConnState, session: Option<&str>, method: &str, params: Value) -> std::io::Result<u64> {
+    let id = state.next_id;
+    state.next_id += 1;
+    let mut message = json!({"id": id, "method": method, "params": params});
+    if let Some(session) = session {
+        message["sessionId"] = json!(session);
+    }
+    let mut bytes = message.to_string().into_bytes();
+    bytes.push(0);
+    state.input.write_all(&bytes)?;
+    Ok(id)
 }
 
 fn push_event(events: &mut VecDeque<Value>, event: Value) {

@@ -3,20 +3,12 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{Server, CHECK};
-use crate::harness::{Api, Wiki, WikiOptions};
+use crate::common::Server;
+use crate::harness::{Api, Wiki};
 use crate::require_mediawiki;
 
 fn wiki(name: &str, service: &Server, settings: &str) -> Wiki {
-    Wiki::start(
-        name,
-        WikiOptions {
-            host: "127.0.0.1",
-            service: &service.base,
-            token: CHECK,
-            settings,
-        },
-    )
+    Wiki::for_service(name, service, settings)
 }
 
 fn filter(s: &Server, description: &str, pattern: &str, actions: Value) -> i64 {

@@ -78,6 +78,19 @@ impl Wiki {
         Wiki::start_with(name, opts, true)
     }
 
+    /// A wiki on 127.0.0.1 with the extension talking to `service`, plus `settings`.
+    pub fn for_service(name: &str, service: &crate::common::Server, settings: &str) -> Wiki {
+        Wiki::start(
+            name,
+            WikiOptions {
+                host: "127.0.0.1",
+                service: &service.base,
+                token: crate::common::CHECK,
+                settings,
+            },
+        )
+    }
+
     /// A wiki that loads WikiGuard only if `extension` (else its settings are still there,
     /// unused, so `runtime.php` can load it, or another extension, per request).
     pub fn start_with(name: &str, opts: WikiOptions<'_>, extension: bool) -> Wiki {

@@ -10,7 +10,7 @@ use sha1::{Digest, Sha1};
 use wikiguard_accounts::totp::{code_at, TotpParams};
 
 mod common;
-use common::{bin, temp_dir, Server, ADMIN, CHECK};
+use common::{bin, import_passwords, temp_dir, Server, ADMIN, CHECK};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -180,15 +180,7 @@ fn passwords_are_checked_against_an_imported_breach_list() {
         }
         text.push_str(&format!(":{n}\r\n"));
     }
-    std::fs::write(dir.join("pwned.txt"), text).unwrap();
-    let out = Command::new(bin())
-        .args(["passwords", "import"])
-        .arg(dir.join("pwned.txt"))
-        .env_clear()
-        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = import_passwords(&dir, &text);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("indexed 1000001 hashes"),
         "{}",

@@ -152,6 +152,22 @@ impl Drop for Server {
     }
 }
 
+/// Writes `text` (a Pwned Passwords list) to `dir/pwned.txt` and runs `wikiguard passwords
+/// import` on it into `dir/data`, as an operator would before starting the service there;
+/// panics with the command's stderr when it fails.
+pub fn import_passwords(dir: &std::path::Path, text: &str) -> std::process::Output {
+    std::fs::write(dir.join("pwned.txt"), text).unwrap();
+    let out = Command::new(bin())
+        .args(["passwords", "import"])
+        .arg(dir.join("pwned.txt"))
+        .env_clear()
+        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
 /// A real `redis-server` on a free loopback port, stopped on drop.
 pub struct RedisProc {
     pub child: Child,
