@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::ast::{ArithOp, CmpOp, Expr, ExprKind, KeywordOp, LogicOp, Span};
 use crate::builtins::Builtin;
@@ -46,9 +46,14 @@ pub struct Engine {
     /// `None`: the built-in table, built on first use (it takes a moment, and most rules never need it).
     equivset: Option<Arc<Equivset>>,
     regexes: RegexCache,
+    /// Prepared needle lists of `contains_any` & co, by [`needles_key`].
+    needles: Mutex<FxMap<Box<[u8]>, Arc<normalize::Needles>>>,
     condition_limit: Option<usize>,
     known: KnownVariables,
 }
+
+/// Needle lists kept by an engine at most; past this the cache starts again empty.
+const NEEDLES_LIMIT: usize = 4096;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,6 +76,7 @@ impl Engine {
         Engine {
             equivset: None,
             regexes: RegexCache::new(4096),
+            needles: Mutex::new(FxMap::default()),
             condition_limit: None,
             known: KnownVariables::default(),
         }
@@ -171,6 +177,9 @@ pub struct Evaluator<'e, V> {
     /// What regex searches of one long string share (its lowercased copy…), by `Arc` address
     /// (kept, like `joined`).
     facts: FxMap<usize, (Arc<str>, Arc<pcre::HaystackFacts>)>,
+    /// Strings already passed through the confusables table (`ccnorm`, `ccnorm_contains_*`),
+    /// by `Arc` address (kept, like `joined`).
+    equiv: FxMap<usize, (Arc<str>, Arc<str>)>,
     conditions: usize,
 }
 
@@ -190,9 +199,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             engine,
             vars,
             builtin_vars: FxMap::default(),
-            memo: FxMap::default(),
+            // Room for a typical action's calls, so the map does not grow step by step.
+            memo: FxMap::with_capacity_and_hasher(256, Default::default()),
             joined: FxMap::default(),
             facts: FxMap::default(),
+            equiv: FxMap::default(),
             conditions: 0,
         }
     }
@@ -575,6 +586,44 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         Some(f)
     }
 
+    /// `eq.normalize(s)`, computed once per action for each string.
+    fn equiv_normalized(&mut self, s: &Arc<str>, eq: &Equivset) -> Arc<str> {
+        let key = Arc::as_ptr(s) as *const u8 as usize;
+        if let Some((kept, n)) = self.equiv.get(&key) {
+            if Arc::ptr_eq(kept, s) {
+                return Arc::clone(n);
+            }
+        }
+        let n: Arc<str> = if eq.is_empty() {
+            Arc::clone(s)
+        } else {
+            Arc::from(eq.normalize(s))
+        };
+        if self.equiv.len() >= MEMO_LIMIT {
+            self.equiv.clear();
+        }
+        self.equiv.insert(key, (Arc::clone(s), Arc::clone(&n)));
+        n
+    }
+
+    /// The prepared needles (arguments `1..`) of a `contains_*` call, from the engine's cache.
+    fn needles(&self, a: &[Value], eq: Option<&Equivset>) -> Arc<normalize::Needles> {
+        let key = needles_key(a.get(1..).unwrap_or_default(), eq.is_some());
+        let cache = || self.engine.needles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = cache().get(&*key) {
+            return Arc::clone(n);
+        }
+        let strs: Vec<std::borrow::Cow<'_, str>> = a.iter().skip(1).map(Value::as_php_str).collect();
+        let strs: Vec<&str> = strs.iter().map(|c| c.as_ref()).collect();
+        let n = Arc::new(normalize::Needles::new(&strs, eq));
+        let mut cache = cache();
+        if cache.len() >= NEEDLES_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&n));
+        n
+    }
+
     /// The string form of argument `i` (`""` when absent), shared rather than copied.
     fn arg_str(&mut self, a: &[Value], i: usize) -> Arc<str> {
         match a.get(i) {
@@ -699,7 +748,16 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 v => Value::Bool(v.truthy().map_err(type_err)?),
             },
             Builtin::Norm => Value::from(normalize::norm(&s(0), eq)),
-            Builtin::Ccnorm => Value::from(normalize::ccnorm(&s(0), eq)),
+            Builtin::Ccnorm => {
+                let text = self.arg_str(a, 0);
+                if text.contains('&') {
+                    Value::from(normalize::ccnorm(&text, eq))
+                } else {
+                    // Entity decoding changes nothing without a `&`: share the table's result
+                    // with `ccnorm_contains_*` on the same text.
+                    Value::Str(self.equiv_normalized(&text, eq))
+                }
+            }
             Builtin::Sanitize => Value::from(normalize::sanitize(&s(0))),
             Builtin::Rmspecials => Value::from(normalize::rmspecials(&s(0))),
             Builtin::Rmdoubles => Value::from(normalize::rmdoubles(&s(0))),
@@ -714,12 +772,16 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             Builtin::CcnormContainsAny | Builtin::CcnormContainsAll | Builtin::ContainsAny | Builtin::ContainsAll => {
-                let hay = s(0);
-                let needles: Vec<std::borrow::Cow<'_, str>> = a.iter().skip(1).map(Value::as_php_str).collect();
-                let needles: Vec<&str> = needles.iter().map(|c| c.as_ref()).collect();
                 let any = matches!(f, Builtin::CcnormContainsAny | Builtin::ContainsAny);
                 let norm = matches!(f, Builtin::CcnormContainsAny | Builtin::CcnormContainsAll);
-                Value::Bool(normalize::contains(&hay, &needles, any, norm.then_some(eq)))
+                let needles = self.needles(a, norm.then_some(eq));
+                let hay = self.arg_str(a, 0);
+                let searched = if norm {
+                    self.equiv_normalized(&hay, eq)
+                } else {
+                    Arc::clone(&hay)
+                };
+                Value::Bool(needles.found_in(&searched, hay.is_empty(), any))
             }
             Builtin::EqualsToAny => {
                 let first = arg(0);
@@ -893,6 +955,18 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     }
 }
 
+/// The cache key of a needle list: whether it is normalised, then each needle's string form
+/// with its length (so no two lists share a key).
+fn needles_key(needles: &[Value], norm: bool) -> Box<[u8]> {
+    let mut key = vec![u8::from(norm)];
+    for n in needles {
+        let s = n.as_php_str();
+        key.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        key.extend_from_slice(s.as_bytes());
+    }
+    key.into_boxed_slice()
+}
+
 fn index<'a>(run: &Run<'_>, span: Span, items: &'a [Value], i: i64) -> Result<&'a Value, EvalError> {
     if i < 0 {
         return Err(EvalError {
@@ -1000,6 +1074,85 @@ mod tests {
         let engine = Engine::new();
         let ev = Evaluator::new(&engine, HashMap::<String, Value>::new());
         send(&ev);
+    }
+
+    /// Evaluates each rule in turn on one evaluator (one action), returning the values.
+    fn action(engine: &Engine, vars: &[(&str, Value)], rules: &[&str]) -> Vec<Value> {
+        let vars: HashMap<String, Value> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let mut ev = Evaluator::new(engine, vars);
+        rules
+            .iter()
+            .map(|r| ev.eval(&crate::Program::parse(r).unwrap()).unwrap().value)
+            .collect()
+    }
+
+    #[test]
+    fn needle_lists_are_cached_by_their_exact_needles() {
+        let engine = Engine::new();
+        let vars = [("summary", Value::from("xabx fuck"))];
+        // Same needle bytes, split differently: distinct lists.
+        let got = action(
+            &engine,
+            &vars,
+            &[
+                r#"contains_any(summary, "ab", "zz")"#,
+                r#"contains_any(summary, "a", "bzz")"#,
+                r#"contains_all(summary, "ab", "zz")"#,
+                r#"contains_all(summary, "ab", "fuck")"#,
+                // Same needles, normalised or not: distinct lists.
+                r#"contains_any(summary, "FUCK", "QQ")"#,
+                r#"ccnorm_contains_any(summary, "FUCK", "QQ")"#,
+                r#"contains_any(summary, "", "")"#,
+                r#"contains_all(summary, "", "")"#,
+            ],
+        );
+        let want = [true, true, false, true, false, true, false, true].map(Value::Bool);
+        assert_eq!(got, want);
+        // A second action on the same engine reuses the lists, on other text.
+        let got = action(
+            &engine,
+            &[("summary", Value::from("nothing here"))],
+            &[
+                r#"contains_any(summary, "ab", "zz")"#,
+                r#"ccnorm_contains_any(summary, "FUCK", "QQ")"#,
+            ],
+        );
+        assert_eq!(got, [false, false].map(Value::Bool));
+    }
+
+    #[test]
+    fn normalised_text_is_cached_per_string() {
+        let engine = Engine::new();
+        let vars = [
+            ("summary", Value::from("f\u{3bc}ck")),
+            ("user_name", Value::from("clean")),
+            ("added_lines", Value::from(vec![Value::from("sh1t"), Value::from("ok")])),
+        ];
+        let got = action(
+            &engine,
+            &vars,
+            &[
+                "ccnorm(summary)",
+                r#"ccnorm_contains_any(user_name, "fuck")"#,
+                r#"ccnorm(user_name)"#,
+                r#"ccnorm_contains_all(added_lines, "shit", "ok")"#,
+                r#"ccnorm(added_lines)"#,
+                // With an entity, ccnorm decodes first: not the cached table-only text.
+                r#"ccnorm("a&amp;b")"#,
+                r#"ccnorm_contains_any("a&amp;b", "&AMP;")"#,
+            ],
+        );
+        let eq = Equivset::builtin();
+        assert_eq!(got[0], Value::from(normalize::ccnorm("f\u{3bc}ck", eq)));
+        assert_eq!(got[1], Value::Bool(false));
+        assert_eq!(got[2], Value::from(normalize::ccnorm("clean", eq)));
+        assert_eq!(
+            got[3],
+            Value::Bool(normalize::contains("sh1t\nok\n", &["shit", "ok"], false, Some(eq)))
+        );
+        assert_eq!(got[4], Value::from(normalize::ccnorm("sh1t\nok\n", eq)));
+        assert_eq!(got[5], Value::from(normalize::ccnorm("a&b", eq)));
+        assert_eq!(got[6], Value::Bool(true));
     }
 
     #[test]

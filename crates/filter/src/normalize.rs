@@ -198,22 +198,47 @@ impl Equivset {
         }
     }
 
+    /// For each ASCII code: the ASCII byte it becomes, or `0xFF` when its replacement is
+    /// anything else (empty, several bytes, non-ASCII).
+    fn ascii_table(&self) -> [u8; 128] {
+        let mut t = [0u8; 128];
+        for (b, slot) in (0u8..).zip(t.iter_mut()) {
+            *slot = if self.map.is_empty() {
+                b
+            } else {
+                self.ascii_byte.get(usize::from(b)).copied().unwrap_or(0xFF)
+            };
+        }
+        t
+    }
+
     /// Replace every character that is a key by its value (PHP `strtr($s, $table)`).
     pub fn normalize(&self, s: &str) -> String {
         if self.map.is_empty() {
             return s.to_owned();
         }
+        let table = self.ascii_table();
         let bytes = s.as_bytes();
         let mut out: Vec<u8> = Vec::with_capacity(s.len() + 16);
         let mut i = 0;
         while let Some(&b) = bytes.get(i) {
             if b.is_ascii() {
-                match self.ascii_byte.get(usize::from(b)) {
-                    Some(&m) if m.is_ascii() => out.push(m),
-                    _ => match self.replacement(char::from(b)) {
-                        Some(r) => out.extend_from_slice(r.as_bytes()),
-                        None => out.push(b),
-                    },
+                // A run of ASCII bytes that each become one ASCII byte: mapped in one go.
+                let run = mapped_ascii_run(bytes.get(i..).unwrap_or_default(), &table);
+                if run > 0 {
+                    out.extend(
+                        bytes
+                            .get(i..i + run)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|&b| table[usize::from(b)]),
+                    );
+                    i += run;
+                    continue;
+                }
+                match self.replacement(char::from(b)) {
+                    Some(r) => out.extend_from_slice(r.as_bytes()),
+                    None => out.push(b),
                 }
                 i += 1;
             } else {
@@ -386,6 +411,26 @@ fn build_builtin() -> Equivset {
 // The builtins
 // ---------------------------------------------------------------------------------------
 
+/// Length of the leading run of ASCII bytes of `b` whose `table` entry is an ASCII byte.
+#[inline]
+fn mapped_ascii_run(b: &[u8], table: &[u8; 128]) -> usize {
+    b.iter()
+        .position(|&x| !x.is_ascii() || !table[usize::from(x)].is_ascii())
+        .unwrap_or(b.len())
+}
+
+/// Length of the leading run of ASCII bytes of `b`.
+#[inline]
+fn ascii_run(b: &[u8]) -> usize {
+    let mut n = 0;
+    while b.get(n..n + 32).is_some_and(<[u8]>::is_ascii) {
+        n += 32;
+    }
+    n + b
+        .get(n..)
+        .map_or(0, |t| t.iter().position(|b| !b.is_ascii()).unwrap_or(t.len()))
+}
+
 /// PHP's `mb_strtolower` (`upper`: `mb_strtoupper`) as AbuseFilter's `lcase`/`ucase` use it:
 /// each character's full Unicode mapping, no context (Rust's `char::to_lowercase`); runs of
 /// ASCII are converted in place.
@@ -394,14 +439,7 @@ pub fn change_case(s: &str, upper: bool) -> String {
     let mut rest = s;
     while !rest.is_empty() {
         // Length of the leading ASCII run, 32 bytes at a time while they are all ASCII.
-        let b = rest.as_bytes();
-        let mut n = 0;
-        while b.get(n..n + 32).is_some_and(<[u8]>::is_ascii) {
-            n += 32;
-        }
-        n += b
-            .get(n..)
-            .map_or(0, |t| t.iter().position(|b| !b.is_ascii()).unwrap_or(t.len()));
+        let n = ascii_run(rest.as_bytes());
         let (ascii, tail) = rest.split_at(n);
         let from = out.len();
         out.push_str(ascii);
@@ -488,11 +526,19 @@ pub fn rmdoubles(s: &str) -> String {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b.is_ascii() {
-            if last != u32::from(b) {
-                out.push(b);
+            // A run of ASCII: every byte is written, the write position advances past the
+            // kept ones only (no branch on the text).
+            let run = bytes.get(i..).map_or(0, ascii_run);
+            let base = out.len();
+            out.resize(base + run, 0);
+            let mut w = base;
+            for &b in bytes.get(i..i + run).unwrap_or_default() {
+                out[w] = b;
+                w += usize::from(last != u32::from(b));
                 last = u32::from(b);
             }
-            i += 1;
+            out.truncate(w);
+            i += run;
         } else {
             let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
                 break;
@@ -553,16 +599,36 @@ pub fn norm(s: &str, eq: &Equivset) -> String {
     };
     let bytes = s.as_bytes();
     let identity = eq.map.is_empty();
+    let table = eq.ascii_table();
+    let mut alnum = [false; 128];
+    for (b, slot) in (0u8..).zip(alnum.iter_mut()) {
+        *slot = b.is_ascii_alphanumeric();
+    }
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b.is_ascii() {
-            match eq.ascii_byte.get(usize::from(b)) {
-                _ if identity => st.ascii(b),
-                Some(&m) if m.is_ascii() => st.ascii(m),
-                _ => match eq.replacement(char::from(b)) {
-                    Some(r) => r.chars().for_each(|c| st.char(c)),
-                    None => st.ascii(b),
-                },
+            // A run of ASCII bytes that each become one ASCII byte: every mapped byte is
+            // written, the write position advances past the kept ones only.
+            let run = mapped_ascii_run(bytes.get(i..).unwrap_or_default(), &table);
+            if run > 0 {
+                let base = st.out.len();
+                st.out.resize(base + run, 0);
+                let mut w = base;
+                let mut last = st.last;
+                for &b in bytes.get(i..i + run).unwrap_or_default() {
+                    let m = table[usize::from(b)];
+                    st.out[w] = m;
+                    w += usize::from(last != u32::from(m) && alnum[usize::from(m & 0x7F)]);
+                    last = u32::from(m);
+                }
+                st.out.truncate(w);
+                st.last = last;
+                i += run;
+                continue;
+            }
+            match eq.replacement(char::from(b)) {
+                Some(r) => r.chars().for_each(|c| st.char(c)),
+                None => st.ascii(b),
             }
             i += 1;
         } else {
@@ -592,15 +658,25 @@ pub fn specialratio(s: &str) -> f64 {
     if s.is_empty() {
         return 0.0;
     }
+    let mut kept_ascii = [0u8; 128];
+    for (b, slot) in (0u8..).zip(kept_ascii.iter_mut()) {
+        *slot = u8::from(b.is_ascii_alphanumeric() || is_pcre_space(char::from(b)));
+    }
     let mut total = 0usize;
     let mut kept = 0usize;
     let bytes = s.as_bytes();
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b.is_ascii() {
-            total += 1;
-            kept += usize::from(b.is_ascii_alphanumeric() || is_pcre_space(char::from(b)));
-            i += 1;
+            let run = bytes.get(i..).map_or(0, ascii_run);
+            total += run;
+            kept += bytes
+                .get(i..i + run)
+                .unwrap_or_default()
+                .iter()
+                .map(|&b| usize::from(kept_ascii[usize::from(b)]))
+                .sum::<usize>();
+            i += run;
         } else {
             let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
                 break;
@@ -641,6 +717,59 @@ pub fn contains(haystack: &str, needles: &[&str], any: bool, eq: Option<&Equivse
         }
     }
     !any
+}
+
+/// The needles of a `contains_any`/`contains_all` call (and their `ccnorm_` forms), prepared
+/// once and searched many times: normalised when the call normalises, empty ones dropped (as
+/// [`contains`] skips them), and for `any` one multi-literal searcher that scans the haystack
+/// once for all of them.
+#[derive(Debug)]
+pub(crate) struct Needles {
+    finders: Vec<memchr::memmem::Finder<'static>>,
+    any: Option<crate::pcre::AnyLiteral>,
+}
+
+impl Needles {
+    /// `eq`: the table when the call normalises (`ccnorm_contains_*`).
+    pub(crate) fn new(needles: &[&str], eq: Option<&Equivset>) -> Needles {
+        let list: Vec<Vec<u8>> = needles
+            .iter()
+            .map(|n| match eq {
+                Some(eq) => eq.normalize(n).into_bytes(),
+                None => n.as_bytes().to_vec(),
+            })
+            .filter(|n| !n.is_empty())
+            .collect();
+        let any = if list.len() > 1 {
+            crate::pcre::AnyLiteral::new(&list)
+        } else {
+            None
+        };
+        Needles {
+            finders: list
+                .iter()
+                .map(|n| memchr::memmem::Finder::new(n).into_owned())
+                .collect(),
+            any,
+        }
+    }
+
+    /// [`contains`] on a haystack already normalised as the needles were; `original_empty`:
+    /// whether the haystack was empty before normalising (it then contains nothing).
+    pub(crate) fn found_in(&self, haystack: &str, original_empty: bool, any: bool) -> bool {
+        if original_empty {
+            return false;
+        }
+        let hay = haystack.as_bytes();
+        if any {
+            match &self.any {
+                Some(set) => set.is_match(hay),
+                None => self.finders.iter().any(|f| f.find(hay).is_some()),
+            }
+        } else {
+            self.finders.iter().all(|f| f.find(hay).is_some())
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1729,7 +1858,7 @@ mod tests {
         }
 
         #[test]
-        fn fast_paths_match_the_plain_definitions(s in "[aAbB1 !\t\u{a0}&é\u{301}ǆ\u{5e8}0O@$]{0,24}|.{0,16}") {
+        fn fast_paths_match_the_plain_definitions(s in "[aAbB1 !\t\u{a0}&é\u{301}ǆ\u{5e8}0O@$]{0,24}|[aab 1!é]{0,90}|.{0,16}") {
             let custom = Equivset::from_json(r#"{"a": "", "b": "xy", "@": "A", "é": "e\u0301", "ǆ": "ǳ", "1": "l", " ": "  "}"#)
                 .unwrap_or_default();
             prop_assert_eq!(custom.len(), 7);
@@ -1749,6 +1878,10 @@ mod tests {
             prop_assert_eq!(rmdoubles(&s), doubled);
             prop_assert_eq!(rmspecials(&s), s.chars().filter(|&c| is_kept_by_rmspecials(c)).collect::<String>());
             prop_assert_eq!(rmwhitespace(&s), s.chars().filter(|&c| !is_pcre_space(c)).collect::<String>());
+            if !s.is_empty() {
+                let kept = s.chars().filter(|&c| is_kept_by_rmspecials(c)).count();
+                prop_assert_eq!(specialratio(&s), 1.0 - (kept as f64 / s.chars().count() as f64));
+            }
         }
 
         #[test]

@@ -4212,6 +4212,24 @@ fn without_superstrings(mut set: LitSet) -> LitSet {
     set
 }
 
+/// Whether any of `literals` (none empty) occurs in a haystack: one SIMD pass for all of them
+/// (Teddy), for callers outside this module (`contains_any`).
+#[derive(Debug)]
+pub(crate) struct AnyLiteral(LitSearcher);
+
+impl AnyLiteral {
+    /// `None` when `literals` is empty or holds an empty string.
+    pub(crate) fn new(literals: &[Vec<u8>]) -> Option<AnyLiteral> {
+        let set: LitSet = literals.iter().cloned().collect();
+        searcher(&set).map(AnyLiteral)
+    }
+
+    /// Whether one of the literals occurs in `hay`.
+    pub(crate) fn is_match(&self, hay: &[u8]) -> bool {
+        self.0.is_match(hay)
+    }
+}
+
 /// A searcher for `set`, unless it is empty or holds the empty string (no condition then).
 fn searcher(set: &LitSet) -> Option<LitSearcher> {
     if set.is_empty() || set.iter().any(Vec::is_empty) {
