@@ -139,7 +139,13 @@ fn accounts_sysop_signs_in_with_an_authenticator_app_and_recovery_codes() {
 
     // Enrol on Special:WikiGuardSecurity: the QR code and the secret, then the first code.
     let html = security_form(&mut c, "totp-enroll", &[]);
-    assert!(html.contains("<svg"), "the QR code is shown{}", w.logs());
+    // The QR code is an image of the service's SVG, never inlined markup.
+    assert!(
+        html.contains("src=\"data:image/svg+xml;base64,"),
+        "the QR code is shown{}",
+        w.logs()
+    );
+    assert!(!html.contains("<svg"), "the SVG is not inlined into the page");
     let secret_text = inner(&html, "id=\"wikiguard-totp-secret\"", "</code>")
         .unwrap_or_else(|| panic!("the secret is shown as text: {html}"))
         .replace(' ', "");

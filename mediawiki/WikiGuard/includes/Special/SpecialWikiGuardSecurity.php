@@ -221,11 +221,16 @@ class SpecialWikiGuardSecurity extends SpecialPage {
 	 */
 	private function enrolment( array $enrol ): string {
 		$html = $this->msg( 'wikiguard-security-totp-scan' )->parseAsBlock();
-		// The QR code is the service's own SVG document; its XML declaration has no place in
-		// HTML, and the rest is output only if it is an <svg> element.
-		$svg = preg_replace( '/^\s*<\?xml[^>]*\?>\s*/', '', trim( (string)( $enrol['qr_svg'] ?? '' ) ) );
-		if ( str_starts_with( $svg, '<svg' ) ) {
-			$html .= Html::rawElement( 'div', [ 'class' => 'wikiguard-totp-qr' ], $svg );
+		// The QR code is the service's SVG document, shown as an image (a data: URL), never
+		// inlined: whatever the document held, a browser runs no script in an <img>.
+		$svg = trim( (string)( $enrol['qr_svg'] ?? '' ) );
+		if ( preg_match( '/^(<\?xml[^>]*\?>\s*)?<svg[\s>]/', $svg ) ) {
+			$html .= Html::rawElement( 'div', [ 'class' => 'wikiguard-totp-qr' ],
+				Html::element( 'img', [
+					'src' => 'data:image/svg+xml;base64,' . base64_encode( $svg ),
+					'alt' => $this->msg( 'wikiguard-security-totp-qr-alt' )->text(),
+				] )
+			);
 		}
 		$secret = (string)( $enrol['secret'] ?? '' );
 		$html .= Html::rawElement( 'p', [],
