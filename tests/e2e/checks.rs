@@ -407,3 +407,40 @@ fn the_edit_form_shows_the_warning_then_saves_on_resubmit() {
     let q = dana.get(&[("action", "query"), ("titles", "Someone")]);
     assert!(q["query"]["pages"][0]["missing"].is_null(), "saved: {q}");
 }
+
+#[test]
+fn blockautopromote_holds_back_automatic_groups() {
+    require_mediawiki!();
+    let s = Server::start("e2e-autopromote", &[]);
+    // Every account is autoconfirmed at once, so holding the promotion back is visible.
+    let w = wiki("autopromote", &s, "$wgAutoConfirmAge = 0; $wgAutoConfirmCount = 0;");
+    let hold = filter(
+        &s,
+        "Suspicious new account",
+        r#"action == "edit" & summary == "sneaky""#,
+        json!({"blockautopromote": {"duration": 86400}}),
+    );
+    let mut erin = editor(&w, "Erin");
+    let groups = |api: &mut Api| -> Vec<Value> {
+        let v = api.get(&[("action", "query"), ("meta", "userinfo"), ("uiprop", "groups")]);
+        v["query"]["userinfo"]["groups"].as_array().cloned().unwrap_or_default()
+    };
+    assert!(
+        groups(&mut erin).contains(&json!("autoconfirmed")),
+        "autopromoted before"
+    );
+
+    let v = erin.edit("Page", "text", "sneaky");
+    assert_eq!(error_code(&v), "wikiguard-disallowed", "{v}{}", w.logs());
+    assert_eq!(v["error"]["wikiguard"]["id"], hold);
+    assert_eq!(v["error"]["wikiguard"]["actions"], json!(["blockautopromote"]));
+    assert!(
+        !groups(&mut erin).contains(&json!("autoconfirmed")),
+        "no automatic promotion while the hold lasts: {:?}{}",
+        groups(&mut erin),
+        w.logs()
+    );
+    // Explicit groups are untouched, and others are still promoted.
+    let mut frank = editor(&w, "Frank");
+    assert!(groups(&mut frank).contains(&json!("autoconfirmed")));
+}
