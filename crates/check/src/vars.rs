@@ -46,57 +46,58 @@ pub struct ActionVars<'a> {
 #[derive(Debug)]
 pub struct LinkCache {
     capacity: usize,
-    inner: std::sync::Mutex<(HashMap<u64, Remembered>, u64)>,
+    /// The texts' keys are SipHash under a key drawn at start-up: an editor who knew the
+    /// key could craft a text whose key equals another's and so choose that text's
+    /// `old_links` (and hide a link they add).
+    hasher: std::collections::hash_map::RandomState,
+    inner: std::sync::Mutex<Remembered>,
 }
 
-/// A text's links and when they were last used (a tick of the cache's clock).
-type Remembered = (u64, Arc<Vec<String>>);
+/// The links by text key, and the keys in the order they came (the oldest go first).
+#[derive(Debug, Default)]
+struct Remembered {
+    links: HashMap<u64, Arc<Vec<String>>>,
+    order: std::collections::VecDeque<u64>,
+}
 
 impl LinkCache {
     /// A cache of at most `capacity` texts' links.
     pub fn new(capacity: usize) -> LinkCache {
         LinkCache {
             capacity: capacity.max(1),
-            inner: std::sync::Mutex::new((HashMap::new(), 0)),
+            hasher: std::collections::hash_map::RandomState::new(),
+            inner: std::sync::Mutex::new(Remembered::default()),
         }
     }
 
-    fn key(text: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        text.len().hash(&mut h);
-        text.hash(&mut h);
-        h.finish()
+    fn key(&self, text: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((text.len(), text))
     }
 
     fn get(&self, text: &str) -> Option<Arc<Vec<String>>> {
-        let key = Self::key(text);
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, tick) = &mut *g;
-        *tick += 1;
-        let t = *tick;
-        map.get_mut(&key).map(|e| {
-            e.0 = t;
-            e.1.clone()
-        })
+        let key = self.key(text);
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.links.get(&key).cloned()
     }
 
     fn put(&self, text: &str, links: Arc<Vec<String>>) {
-        let key = Self::key(text);
+        let key = self.key(text);
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, tick) = &mut *g;
-        *tick += 1;
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            if let Some(oldest) = map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| *k) {
-                map.remove(&oldest);
+        if g.links.insert(key, links).is_some() {
+            return; // already remembered; it keeps its place
+        }
+        g.order.push_back(key);
+        while g.order.len() > self.capacity {
+            if let Some(oldest) = g.order.pop_front() {
+                g.links.remove(&oldest);
             }
         }
-        map.insert(key, (*tick, links));
     }
 
     /// How many texts are remembered.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.len()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).links.len()
     }
 
     /// Whether none is.
@@ -817,10 +818,25 @@ mod tests {
             v.get("removed_links"),
             "the cache changes nothing but speed"
         );
-        // Bounded.
+        // Bounded: the oldest go first; remembering a text again keeps its place.
         for i in 0..5 {
-            cache.put(&format!("text {i}"), Arc::new(Vec::new()));
+            cache.put(&format!("text {i}"), Arc::new(vec![format!("link {i}")]));
         }
         assert_eq!(cache.len(), 2);
+        assert!(cache.get("text 2").is_none());
+        assert_eq!(cache.get("text 4").unwrap()[0], "link 4");
+        cache.put("text 3", Arc::new(vec!["again".into()]));
+        cache.put("text 5", Arc::new(Vec::new()));
+        assert!(cache.get("text 3").is_none(), "text 3 was the oldest");
+        assert!(cache.get("text 4").is_some() && cache.get("text 5").is_some());
+    }
+
+    #[test]
+    fn link_cache_keys_are_secret_per_process() {
+        // Keys come from a hash under a random key: two caches disagree on the same text, so
+        // nobody can compute a key (or a colliding text) from outside.
+        let (a, b) = (LinkCache::new(4), LinkCache::new(4));
+        assert_ne!(a.key("the same text"), b.key("the same text"));
+        assert_eq!(a.key("the same text"), a.key("the same text"));
     }
 }
