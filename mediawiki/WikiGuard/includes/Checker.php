@@ -82,20 +82,8 @@ class Checker {
 	 * @return string[]
 	 */
 	public function wantedVariables( string $action ): array {
-		$key = $this->localCache->makeKey( 'wikiguard', 'variables', $action );
-		$cached = $this->variablesTtl > 0 ? $this->localCache->get( $key ) : false;
-		if ( is_array( $cached ) ) {
-			return $cached;
-		}
-		$r = $this->client->call( 'check', 'GET', '/v1/check/variables?action=' . rawurlencode( $action ) );
-		if ( !$r->ok() || !isset( $r->body['variables'] ) || !is_array( $r->body['variables'] ) ) {
-			return [ 'new_html', 'new_pst' ];
-		}
-		$wanted = array_values( array_map( 'strval', $r->body['variables'] ) );
-		if ( $this->variablesTtl > 0 ) {
-			$this->localCache->set( $key, $wanted, $this->variablesTtl );
-		}
-		return $wanted;
+		return $this->cachedList( 'variables', '/v1/check/variables?action=' . rawurlencode( $action ),
+			'variables', [ 'new_html', 'new_pst' ] );
 	}
 
 	/**
@@ -105,20 +93,34 @@ class Checker {
 	 * @return string[]
 	 */
 	public function filterTags(): array {
-		$key = $this->localCache->makeKey( 'wikiguard', 'tags' );
+		return $this->cachedList( 'tags', '/v1/check/tags', 'tags', [] );
+	}
+
+	/**
+	 * A list of strings the service answers under $field at $path, kept in the local server
+	 * cache for $wgWikiGuardVariablesCacheSeconds; $fallback (not cached) when it cannot say.
+	 *
+	 * @param string $name cache key part
+	 * @param string $path
+	 * @param string $field
+	 * @param string[] $fallback
+	 * @return string[]
+	 */
+	private function cachedList( string $name, string $path, string $field, array $fallback ): array {
+		$key = $this->localCache->makeKey( 'wikiguard', $name, $path );
 		$cached = $this->variablesTtl > 0 ? $this->localCache->get( $key ) : false;
 		if ( is_array( $cached ) ) {
 			return $cached;
 		}
-		$r = $this->client->call( 'check', 'GET', '/v1/check/tags' );
-		if ( !$r->ok() || !is_array( $r->body['tags'] ?? null ) ) {
-			return [];
+		$r = $this->client->call( 'check', 'GET', $path );
+		if ( !$r->ok() || !is_array( $r->body[$field] ?? null ) ) {
+			return $fallback;
 		}
-		$tags = array_values( array_map( 'strval', $r->body['tags'] ) );
+		$list = array_values( array_map( 'strval', $r->body[$field] ) );
 		if ( $this->variablesTtl > 0 ) {
-			$this->localCache->set( $key, $tags, $this->variablesTtl );
+			$this->localCache->set( $key, $list, $this->variablesTtl );
 		}
-		return $tags;
+		return $list;
 	}
 
 	/**
@@ -130,24 +132,6 @@ class Checker {
 	 * @return StatusValue good to let the action through; fatal with the messages to show
 	 */
 	public function check( array $action, User $user, ?string $tagKey ): StatusValue {
-		try {
-			return $this->checkOrThrow( $action, $user, $tagKey );
-		} catch ( \Throwable $e ) {
-			// Never a PHP error for the user: log it, and let the fail mode decide.
-			$this->logger->error( 'WikiGuard: checking {action} failed: {exception}', [
-				'action' => $action['action'] ?? '', 'exception' => get_class( $e ) . ': ' . $e->getMessage(),
-			] );
-			return $this->unavailable( 'check', new Response( 0, null, get_class( $e ) ) );
-		}
-	}
-
-	/**
-	 * @param array $action
-	 * @param User $user
-	 * @param string|null $tagKey
-	 * @return StatusValue
-	 */
-	private function checkOrThrow( array $action, User $user, ?string $tagKey ): StatusValue {
 		$start = microtime( true );
 		$r = $this->client->call( 'check', 'POST', '/v1/check', $action );
 		$ms = ( microtime( true ) - $start ) * 1000;
@@ -215,8 +199,9 @@ class Checker {
 
 	/**
 	 * Runs $build (which gathers the facts and calls check()); an exception there (a database
-	 * error reading the page, say) is logged and the fail mode decides, so users never see a
-	 * PHP error from this extension.
+	 * error reading the page, say, or a bad answer) is logged and the fail mode decides, so
+	 * users never see a PHP error from this extension. Every caller of check() goes through
+	 * here.
 	 *
 	 * @param callable $build returns a StatusValue
 	 * @return StatusValue
@@ -225,7 +210,7 @@ class Checker {
 		try {
 			return $build();
 		} catch ( \Throwable $e ) {
-			$this->logger->error( 'WikiGuard: gathering an action failed: {exception}', [
+			$this->logger->error( 'WikiGuard: checking an action failed: {exception}', [
 				'exception' => get_class( $e ) . ': ' . $e->getMessage(),
 			] );
 			return $this->unavailable( 'check', new Response( 0, null, get_class( $e ) ) );

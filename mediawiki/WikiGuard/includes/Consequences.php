@@ -168,12 +168,11 @@ class Consequences {
 	 * @param string $reason
 	 */
 	private function logRights( User $user, array $removed, string $reason ): void {
-		$old = $removed;
 		$entry = new \ManualLogEntry( 'rights', 'rights' );
 		$entry->setPerformer( $this->performer() );
 		$entry->setTarget( $user->getUserPage() );
 		$entry->setComment( $reason );
-		$entry->setParameters( [ '4::oldgroups' => $old, '5::newgroups' => [] ] );
+		$entry->setParameters( [ '4::oldgroups' => $removed, '5::newgroups' => [] ] );
 		$entry->insert();
 	}
 }

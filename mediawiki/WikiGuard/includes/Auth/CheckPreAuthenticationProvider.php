@@ -50,11 +50,13 @@ class CheckPreAuthenticationProvider extends AbstractPreAuthenticationProvider {
 	 * @return StatusValue
 	 */
 	private function check( string $kind, User $account, User $creator ): StatusValue {
-		$action = $this->checker->base( $kind, $creator );
-		$userPage = $account->getUserPage();
-		$action['page'] = $this->checker->pageFacts( $userPage );
-		$action['accountname'] = $account->getName();
-		return $this->checker->check( $action, $creator,
-			\MediaWiki\Extension\WikiGuard\Checker::tagKey( $kind, $account->getName(), $userPage->getPrefixedText() ) );
+		return $this->checker->guarded( function () use ( $kind, $account, $creator ) {
+			$action = $this->checker->base( $kind, $creator );
+			$userPage = $account->getUserPage();
+			$action['page'] = $this->checker->pageFacts( $userPage );
+			$action['accountname'] = $account->getName();
+			return $this->checker->check( $action, $creator,
+				Checker::tagKey( $kind, $account->getName(), $userPage->getPrefixedText() ) );
+		} );
 	}
 }

@@ -6,7 +6,6 @@ use MediaWiki\ChangeTags\Hook\ChangeTagsListActiveHook;
 use MediaWiki\ChangeTags\Hook\ListDefinedTagsHook;
 use MediaWiki\Extension\WikiGuard\Checker;
 use MediaWiki\Hook\RecentChange_saveHook;
-use RecentChange;
 
 /**
  * Puts the check's `tag` consequence on the saved change, and registers the tags the
