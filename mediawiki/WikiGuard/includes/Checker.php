@@ -37,6 +37,8 @@ class Checker {
 	private $logger;
 	/** @var BagOStuff */
 	private $localCache;
+	/** @var array<int,RevisionRecord|null> the last current revision read, by id */
+	private $latest = [];
 	/** @var array<string,string[]> pending change tags, by tagKey() */
 	private $pendingTags = [];
 
@@ -386,7 +388,7 @@ class Checker {
 					$facts['first_contributor'] = $author->getName();
 				}
 			}
-			$latest = $revisions->getRevisionByTitle( $title );
+			$latest = $this->latestRevision( $title );
 			if ( $latest ) {
 				$facts['last_edited'] = $latest->getTimestamp();
 			}
@@ -416,16 +418,33 @@ class Checker {
 	}
 
 	/**
+	 * The page's current revision, or null for a new page. The edit and upload checks need it
+	 * twice (its text, and its time among the page's facts): it is read once, remembered by
+	 * revision id, so it can never be stale.
+	 *
+	 * @param Title $title
+	 * @return RevisionRecord|null
+	 */
+	private function latestRevision( Title $title ): ?RevisionRecord {
+		$id = $title->exists() ? $title->getLatestRevID() : 0;
+		if ( !$id ) {
+			return null;
+		}
+		if ( !array_key_exists( $id, $this->latest ) ) {
+			// One entry: a request checks one action, rarely more.
+			$this->latest = [ $id => $this->services->getRevisionLookup()->getRevisionById( $id ) ];
+		}
+		return $this->latest[$id];
+	}
+
+	/**
 	 * The text of a page's current revision (main slot), or '' when the page is new.
 	 *
 	 * @param Title $title
 	 * @return array [text, content model or null]
 	 */
 	public function currentText( Title $title ): array {
-		if ( !$title->exists() ) {
-			return [ '', null ];
-		}
-		$rev = $this->services->getRevisionLookup()->getRevisionByTitle( $title );
+		$rev = $this->latestRevision( $title );
 		$content = $rev ? $rev->getContent( SlotRecord::MAIN, RevisionRecord::RAW ) : null;
 		if ( !$content ) {
 			return [ '', null ];
