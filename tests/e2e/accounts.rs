@@ -9,10 +9,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use sha1::{Digest, Sha1};
 use wikiguard_accounts::totp::{code_at, TotpParams};
 
-use crate::common::{import_passwords, temp_dir, Server, CHECK};
+use crate::common::{import_passwords, sha1_hex, temp_dir, Server, CHECK};
 use crate::harness::{urlencode, Api, Wiki};
 use crate::require_mediawiki;
 
@@ -81,17 +80,7 @@ fn security_form(c: &mut Api, action: &str, extra: &[(&str, &str)]) -> String {
         ("wpEditToken", token.as_str()),
     ];
     params.extend_from_slice(extra);
-    let body = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let (status, html) = c.request(
-        "POST",
-        "/index.php",
-        Some("application/x-www-form-urlencoded"),
-        body.into_bytes(),
-    );
+    let (status, html) = c.post_form("/index.php", &params);
     assert_eq!(status, 200, "{action}: {html}");
     html
 }
@@ -248,10 +237,6 @@ fn accounts_sysop_signs_in_with_an_authenticator_app_and_recovery_codes() {
             "{secret:?} is not in the extension's log:\n{log}"
         );
     }
-}
-
-fn sha1_hex(s: &str) -> String {
-    Sha1::digest(s.as_bytes()).iter().map(|b| format!("{b:02X}")).collect()
 }
 
 #[test]

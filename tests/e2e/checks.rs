@@ -353,27 +353,20 @@ fn deletions_and_degroup() {
 /// Posts MediaWiki's edit form (index.php?action=submit) as a browser would.
 fn form_edit(api: &mut Api, title: &str, text: &str, summary: &str) -> (u16, String) {
     let token = api.token("csrf");
-    let body = [
-        ("wpTextbox1", text),
-        ("wpSummary", summary),
-        ("wpEditToken", token.as_str()),
-        ("wpUnicodeCheck", "ℳ𝒲♥𝓊𝓃𝒾𝒸ℴ𝒹ℯ"),
-        ("wpStarttime", "20260101000000"),
-        ("wpEdittime", ""),
-        ("model", "wikitext"),
-        ("format", "text/x-wiki"),
-        ("wpSave", "Save page"),
-        ("wpUltimateParam", "1"),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{}={}", crate::harness::urlencode(k), crate::harness::urlencode(v)))
-    .collect::<Vec<_>>()
-    .join("&");
-    api.request(
-        "POST",
+    api.post_form(
         &format!("/index.php?title={}&action=submit", crate::harness::urlencode(title)),
-        Some("application/x-www-form-urlencoded"),
-        body.into_bytes(),
+        &[
+            ("wpTextbox1", text),
+            ("wpSummary", summary),
+            ("wpEditToken", token.as_str()),
+            ("wpUnicodeCheck", "ℳ𝒲♥𝓊𝓃𝒾𝒸ℴ𝒹ℯ"),
+            ("wpStarttime", "20260101000000"),
+            ("wpEdittime", ""),
+            ("model", "wikitext"),
+            ("format", "text/x-wiki"),
+            ("wpSave", "Save page"),
+            ("wpUltimateParam", "1"),
+        ],
     )
 }
 

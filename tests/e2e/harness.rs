@@ -428,13 +428,19 @@ impl Api {
         let mut p = params.to_vec();
         p.push(("format", "json"));
         p.push(("formatversion", "2"));
-        let (_, text) = self.request(
-            "POST",
-            "/api.php",
-            Some("application/x-www-form-urlencoded"),
-            form(&p).into_bytes(),
-        );
+        let (_, text) = self.post_form("/api.php", &p);
         Self::json(&text)
+    }
+
+    /// POSTs a form (`application/x-www-form-urlencoded`) to any path, as a browser submits
+    /// one: (status, body).
+    pub fn post_form(&mut self, path: &str, params: &[(&str, &str)]) -> (u16, String) {
+        self.request(
+            "POST",
+            path,
+            Some("application/x-www-form-urlencoded"),
+            form(params).into_bytes(),
+        )
     }
 
     /// A token of this type (`csrf`, `login`, `createaccount`).

@@ -152,6 +152,16 @@ impl Drop for Server {
     }
 }
 
+/// A password's SHA-1 in upper-case hex, as Pwned Passwords lists and `/v1/passwords/check`
+/// take it.
+pub fn sha1_hex(s: &str) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
 /// Writes `text` (a Pwned Passwords list) to `dir/pwned.txt` and runs `wikiguard passwords
 /// import` on it into `dir/data`, as an operator would before starting the service there;
 /// panics with the command's stderr when it fails.
