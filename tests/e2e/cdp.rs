@@ -15,14 +15,9 @@
 //! Everything waits at most [`DEFAULT_TIMEOUT`] unless told otherwise, and every failure is a
 //! `String` that says what was being done.
 
-// Each test binary that includes this module uses only part of it.
-#![allow(dead_code)]
-
 use serde_json::{json, Value};
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,9 +32,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How often [`Page::wait_for`] and [`Page::navigate`] re-check their condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-/// At most this many unconsumed events are kept; older ones are dropped.
-const MAX_BUFFERED_EVENTS: usize = 10_000;
 
 /// Chromium binaries tried in order (after `$WIKIGUARD_CHROMIUM`). The real binary comes first:
 /// Debian's `/usr/bin/chromium` wrapper adds extension and GPU flags the tests do not want.
@@ -74,8 +66,6 @@ struct ConnState {
     input: File,
     /// Messages parsed by the reader thread.
     messages: Receiver<Incoming>,
-    /// Events (and late replies) seen while waiting for something else.
-    events: VecDeque<Value>,
     next_id: u64,
 }
 
@@ -177,7 +167,6 @@ impl Browser {
             state: Mutex::new(ConnState {
                 input,
                 messages,
-                events: VecDeque::new(),
                 next_id: 1,
             }),
             alive: AtomicBool::new(true),
@@ -197,26 +186,9 @@ impl Browser {
 
     /// Sends a CDP command (to the browser, or to a page's flattened session) and waits up to
     /// [`DEFAULT_TIMEOUT`] for its reply; returns the reply's `result`. Events that arrive
-    /// meanwhile are kept for [`Browser::wait_event`].
+    /// meanwhile are dropped (nothing here waits for one: pages are polled).
     pub fn call(&self, session: Option<&str>, method: &str, params: Value) -> Result<Value, String> {
         self.conn.call(session, method, params, DEFAULT_TIMEOUT)
-    }
-
-    /// [`Browser::call`] with its own timeout.
-    pub fn call_timeout(
-        &self,
-        session: Option<&str>,
-        method: &str,
-        params: Value,
-        timeout: Duration,
-    ) -> Result<Value, String> {
-        self.conn.call(session, method, params, timeout)
-    }
-
-    /// Waits for (and consumes) the first event named `method` for `session` (`None`: events
-    /// not tied to a session), including ones that arrived earlier; returns its `params`.
-    pub fn wait_event(&self, session: Option<&str>, method: &str, timeout: Duration) -> Result<Value, String> {
-        self.conn.wait_event(session, method, timeout)
     }
 
     /// Opens a new tab on `about:blank`, attaches to it and enables its Page and Runtime domains.
@@ -237,11 +209,6 @@ impl Browser {
         page.call("Page.enable", json!({}))?;
         page.call("Runtime.enable", json!({}))?;
         Ok(page)
-    }
-
-    /// Where Chromium's stdout and stderr go (inside the temporary directory).
-    pub fn log_path(&self) -> &Path {
-        &self.conn.log
     }
 }
 
@@ -280,24 +247,9 @@ impl Drop for Browser {
 }
 
 impl Page {
-    /// This page's flattened CDP session id.
-    pub fn session_id(&self) -> &str {
-        &self.session_id
-    }
-
-    /// This page's target id.
-    pub fn target_id(&self) -> &str {
-        &self.target_id
-    }
-
     /// Sends a CDP command in this page's session; see [`Browser::call`].
     pub fn call(&self, method: &str, params: Value) -> Result<Value, String> {
         self.conn.call(Some(&self.session_id), method, params, DEFAULT_TIMEOUT)
-    }
-
-    /// Waits for (and consumes) this page's next event named `method`; returns its `params`.
-    pub fn wait_event(&self, method: &str, timeout: Duration) -> Result<Value, String> {
-        self.conn.wait_event(Some(&self.session_id), method, timeout)
     }
 
     /// Navigates to `url` and waits (up to [`DEFAULT_TIMEOUT`]) until the new document has
@@ -439,11 +391,7 @@ impl Conn {
         loop {
             let message = self.next_message(&mut state, method, deadline, timeout)?;
             if message.get("id").and_then(Value::as_u64) != Some(id) {
-                // An event, kept for wait_event; a late reply to a timed-out call is dropped.
-                if message.get("method").is_some() {
-                    push_event(&mut state.events, message);
-                }
-                continue;
+                continue; // an event, or a late reply to a call that timed out
             }
             if let Some(error) = message.get("error") {
                 let text = error.get("message").and_then(Value::as_str).unwrap_or("unknown error");
@@ -463,28 +411,6 @@ impl Conn {
     fn send_only(&self, session: Option<&str>, method: &str, params: Value) {
         let mut state = self.lock();
         let _ = write_command(&mut state, session, method, params);
-    }
-
-    fn wait_event(&self, session: Option<&str>, method: &str, timeout: Duration) -> Result<Value, String> {
-        let matches = |event: &Value| {
-            event.get("method").and_then(Value::as_str) == Some(method)
-                && event.get("sessionId").and_then(Value::as_str) == session
-        };
-        let mut state = self.lock();
-        if let Some(index) = state.events.iter().position(matches) {
-            let event = state.events.remove(index).unwrap_or(Value::Null);
-            return Ok(event.get("params").cloned().unwrap_or(Value::Null));
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let message = self.next_message(&mut state, method, deadline, timeout)?;
-            if matches(&message) {
-                return Ok(message.get("params").cloned().unwrap_or(Value::Null));
-            }
-            if message.get("method").is_some() {
-                push_event(&mut state.events, message);
-            }
-        }
     }
 
     /// The next message from Chromium, or an error naming `what` at the deadline or if
@@ -587,13 +513,6 @@ fn write_command(state: &mut ConnState, session: Option<&str>, method: &str, par
     Ok(id)
 }
 
-fn push_event(events: &mut VecDeque<Value>, event: Value) {
-    if events.len() >= MAX_BUFFERED_EVENTS {
-        events.pop_front();
-    }
-    events.push_back(event);
-}
-
 fn chromium_binary() -> Option<PathBuf> {
     let from_env = std::env::var_os("WIKIGUARD_CHROMIUM").map(PathBuf::from);
     from_env
@@ -645,160 +564,4 @@ fn shorten(text: &str, max: usize) -> String {
     }
     let cut: String = text.chars().take(max).collect();
     format!("{cut}…")
-}
-
-/// A one-page HTTP server on loopback for the self-test: answers every GET with `html`.
-struct StaticServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-}
-
-impl StaticServer {
-    fn start(html: &'static str) -> Result<StaticServer, String> {
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding the test server: {e}"))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| format!("test server address: {e}"))?
-            .port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        thread::Builder::new()
-            .name("cdp-test-http".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if stopped.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    if let Ok(stream) = stream {
-                        let _ = serve_one(stream, html);
-                    }
-                }
-            })
-            .map_err(|e| format!("starting the test server thread: {e}"))?;
-        Ok(StaticServer { port, stop })
-    }
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port)); // Wakes the accept loop.
-    }
-}
-
-fn serve_one(stream: TcpStream, html: &str) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
-            break;
-        }
-    }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, body) = if path == "/favicon.ico" {
-        ("404 Not Found", "")
-    } else {
-        ("200 OK", html)
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = stream;
-    stream.write_all(response.as_bytes())?;
-    stream.flush()?;
-    // Drain anything left so closing does not reset the connection before the reply is read.
-    let _ = reader.get_mut().set_read_timeout(Some(Duration::from_millis(50)));
-    let _ = reader.read(&mut [0; 1024]);
-    Ok(())
-}
-
-/// Checks the client end to end: launches Chromium, serves a page on `http://localhost:PORT`
-/// (a secure context, and `localhost` is a valid WebAuthn RP ID where `127.0.0.1` is not),
-/// registers a passkey on a virtual authenticator and signs in with it.
-pub fn self_test() -> Result<(), String> {
-    const HTML: &str = "<!doctype html><html><head><title>cdp self-test</title></head>\
-                        <body><p id=\"hello\">hello</p></body></html>";
-    let started = Instant::now();
-    let server = StaticServer::start(HTML)?;
-    let browser = Browser::launch()?;
-    let launched = started.elapsed();
-    let page = browser.new_page()?;
-    let url = format!("http://localhost:{}/", server.port);
-    page.navigate(&url)?;
-
-    let text = page.eval("document.getElementById('hello').textContent")?;
-    if text != json!("hello") {
-        return Err(format!("the served page says {text}, not \"hello\""));
-    }
-    let origin = page.eval("location.origin")?;
-    if origin != json!(format!("http://localhost:{}", server.port)) {
-        return Err(format!("the page's origin is {origin}"));
-    }
-    match page.eval("(() => { throw new Error('boom'); })()") {
-        Err(e) if e.contains("boom") => {}
-        other => return Err(format!("a thrown exception came back as {other:?}")),
-    }
-    page.wait_for("document.readyState === 'complete'", Duration::from_secs(5))?;
-
-    let authenticator = page.add_virtual_authenticator()?;
-    let credential_id = page.eval(
-        r#"navigator.credentials.create({publicKey: {
-            challenge: new Uint8Array(32),
-            rp: {name: "t", id: "localhost"},
-            user: {id: new Uint8Array([1, 2, 3]), name: "u", displayName: "u"},
-            pubKeyCredParams: [{type: "public-key", alg: -7}],
-            authenticatorSelection: {residentKey: "required", userVerification: "required"},
-        }}).then(c => c.id)"#,
-    )?;
-    let credential_id = match credential_id {
-        Value::String(id) if !id.is_empty() => id,
-        other => {
-            return Err(format!(
-                "navigator.credentials.create returned {other}, not a credential id"
-            ))
-        }
-    };
-    let credentials = page.credentials(&authenticator)?;
-    if credentials.len() != 1 {
-        return Err(format!(
-            "the authenticator holds {} credentials, not 1: {credentials:?}",
-            credentials.len()
-        ));
-    }
-    if credentials[0].get("rpId") != Some(&json!("localhost")) {
-        return Err(format!("the credential's rpId is not localhost: {}", credentials[0]));
-    }
-
-    let assertion = page.eval(
-        r#"navigator.credentials.get({publicKey: {
-            challenge: new Uint8Array(32),
-            rpId: "localhost",
-            allowCredentials: [],
-            userVerification: "required",
-        }}).then(a => ({
-            id: a.id,
-            type: a.type,
-            signatureLength: a.response.signature.byteLength,
-            userHandle: Array.from(new Uint8Array(a.response.userHandle)),
-        }))"#,
-    )?;
-    if assertion.get("id") != Some(&json!(credential_id)) {
-        return Err(format!(
-            "the assertion is for another credential: {assertion}, expected {credential_id}"
-        ));
-    }
-    if assertion.get("userHandle") != Some(&json!([1, 2, 3]))
-        || assertion.get("signatureLength").and_then(Value::as_u64).unwrap_or(0) == 0
-    {
-        return Err(format!("unexpected assertion: {assertion}"));
-    }
-    page.close()?;
-    drop(browser);
-    eprintln!("cdp self-test: launch {launched:?}, total {:?}", started.elapsed());
-    Ok(())
 }
