@@ -2,7 +2,6 @@
 //! with SQLite into a temp dir, its own `LocalSettings.php` chosen with `MW_CONFIG_FILE` (the
 //! system install is never touched), the WikiGuard extension loaded from this checkout, served
 //! by PHP's built-in server on 127.0.0.1; and an Action API client with its own cookie jar.
-#![allow(dead_code)] // each test module uses a part
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
