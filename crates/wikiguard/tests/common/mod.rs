@@ -52,32 +52,7 @@ impl Server {
             }
         }
         let mut child = cmd.spawn().expect("wikiguard serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        let addr = loop {
-            assert!(Instant::now() < deadline, "no listen line; stderr so far: {seen:?}");
-            let Some(Ok(line)) = lines.next() else {
-                panic!("wikiguard serve exited; stderr: {seen:?}");
-            };
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["message"] == "wikiguard serving" {
-                    break v["listen"].as_str().unwrap().to_string();
-                }
-            }
-            seen.push(line);
-        };
-        // Keep draining stderr so the server never blocks on a full pipe; keep it for asserts.
-        let log = dir.join("stderr.log");
-        std::thread::spawn(move || {
-            let mut out = String::new();
-            for l in lines.map_while(Result::ok) {
-                out.push_str(&l);
-                out.push('\n');
-                let _ = std::fs::write(&log, &out);
-            }
-        });
+        let addr = listen_address(&mut child, "wikiguard serving", &dir.join("stderr.log"));
         Server {
             child,
             base: format!("http://{addr}"),
@@ -176,6 +151,36 @@ pub fn import_passwords(dir: &std::path::Path, text: &str) -> std::process::Outp
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// Reads the child's stderr (JSON log lines) until the line whose message is `serving`, and
+/// returns its `listen` address; then keeps draining stderr into `log` (so the child never
+/// blocks on a full pipe, and tests can read what it logged), one appended line at a time.
+pub fn listen_address(child: &mut Child, serving: &str, log: &std::path::Path) -> String {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let addr = loop {
+        assert!(Instant::now() < deadline, "no {serving:?} line; stderr so far: {seen:?}");
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the process exited before {serving:?}; stderr: {seen:?}");
+        };
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["message"] == serving {
+                break v["listen"].as_str().unwrap().to_string();
+            }
+        }
+        seen.push(line);
+    };
+    let mut file = std::fs::File::create(log).expect("the log file can be created");
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for l in lines.map_while(Result::ok) {
+            let _ = writeln!(file, "{l}");
+        }
+    });
+    addr
 }
 
 /// A real `redis-server` on a free loopback port, stopped on drop.
