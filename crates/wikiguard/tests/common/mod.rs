@@ -162,7 +162,10 @@ pub fn listen_address(child: &mut Child, serving: &str, log: &std::path::Path) -
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
     let addr = loop {
-        assert!(Instant::now() < deadline, "no {serving:?} line; stderr so far: {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no {serving:?} line; stderr so far: {seen:?}"
+        );
         let Some(Ok(line)) = lines.next() else {
             panic!("the process exited before {serving:?}; stderr: {seen:?}");
         };
