@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use crate::classify::parse_query;
-use crate::crypto::{b64url, b64url_decode, hex, sha256, Keys};
+use crate::crypto::{b64url, b64url_decode, hex, push_hex, sha256, Keys};
 use crate::{client_prefix, ChallengeError};
 
 /// Path the answer is sent to (POST form/JSON, or GET for the slow no-JavaScript path).
@@ -28,7 +28,14 @@ const PASS_DOMAIN: &[u8] = b"wikiguard-pass-v1";
 
 /// The user agent as a short hash (what pass cookies and challenges are bound to).
 pub(crate) fn ua_hash(user_agent: &str) -> String {
-    hex(&sha256(user_agent.as_bytes())[..16])
+    let mut out = String::with_capacity(32);
+    push_ua_hash(&mut out, user_agent);
+    out
+}
+
+/// [`ua_hash`] appended to `out`.
+pub(crate) fn push_ua_hash(out: &mut String, user_agent: &str) {
+    push_hex(out, &sha256(user_agent.as_bytes())[..16]);
 }
 
 /// Number of leading zero bits of a digest.
@@ -180,10 +187,10 @@ pub(crate) fn parse_answer(body: &[u8]) -> Result<Answer, ChallengeError> {
     } else {
         let text = String::from_utf8_lossy(body);
         for (k, v) in parse_query(text.trim()) {
-            match k.as_str() {
-                "challenge" => challenge = Some(v),
-                "nonce" => a.nonce = Some(v),
-                "return" => a.return_to = Some(v),
+            match &*k {
+                "challenge" => challenge = Some(v.into_owned()),
+                "nonce" => a.nonce = Some(v.into_owned()),
+                "return" => a.return_to = Some(v.into_owned()),
                 "slow" => a.slow = v == "1" || v == "true",
                 _ => {}
             }

@@ -156,10 +156,14 @@ const MAX_KEEP: usize = 512;
 
 /// Classifies a request. Never fails: what is not understood is [`Class::Other`].
 pub fn classify(method: &Method, uri: &Uri) -> Classified {
-    let raw_path = uri.path();
-    let path = decode(raw_path, false);
-    let params = parse_query(uri.query().unwrap_or(""));
-    let get = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    classify_decoded(method, &decode(uri.path(), false), uri.query().unwrap_or(""))
+}
+
+/// [`classify`] of an already percent-decoded path (`decode(uri.path(), false)`) and the raw
+/// query, for callers that need the decoded path themselves.
+pub(crate) fn classify_decoded(method: &Method, path: &str, query: &str) -> Classified {
+    let params = parse_query(query);
+    let get = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| &**v);
     let limit = params
         .iter()
         .filter(|(k, _)| k.ends_with("limit"))
@@ -173,7 +177,7 @@ pub fn classify(method: &Method, uri: &Uri) -> Classified {
         .max();
 
     let file = path.rsplit('/').next().unwrap_or("");
-    let script_dir = script_in(&path);
+    let script_dir = script_in(path);
 
     if let Some(script) = script_dir {
         match script {
@@ -201,7 +205,7 @@ pub fn classify(method: &Method, uri: &Uri) -> Classified {
             "thumb.php" | "img_auth.php" | "thumb_handler.php" => return Classified::new(Class::Media),
             "index.php" => {
                 // /w/index.php/Title (path info) or ?title=
-                let info = path_info(&path, "index.php");
+                let info = path_info(path, "index.php");
                 let title = get("title").map(str::to_string).or(info);
                 return classify_title(method, title, &params, limit);
             }
@@ -217,11 +221,11 @@ pub fn classify(method: &Method, uri: &Uri) -> Classified {
         }
         return classify_title(method, get("title").map(str::to_string), &params, limit);
     }
-    if starts_with_any(&path, &["/w/images/", "/images/", "/upload/"]) {
+    if starts_with_any(path, &["/w/images/", "/images/", "/upload/"]) {
         return Classified::new(Class::Media);
     }
     if starts_with_any(
-        &path,
+        path,
         &[
             "/static/",
             "/w/skins/",
@@ -282,10 +286,10 @@ fn has_static_extension(file: &str) -> bool {
 fn classify_title(
     _method: &Method,
     title: Option<String>,
-    params: &[(String, String)],
+    params: &[(Cow<'_, str>, Cow<'_, str>)],
     limit: Option<u64>,
 ) -> Classified {
-    let get = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| &**v);
     let title = title.map(|t| cut(t.trim().replace(' ', "_"))).filter(|t| !t.is_empty());
     let action = get("action").map(|a| a.to_ascii_lowercase());
     let mut c = Classified::new(Class::PageView);
@@ -409,29 +413,31 @@ fn cut(mut s: String) -> String {
 }
 
 /// Percent-decodes (lossily: invalid UTF-8 becomes U+FFFD); `plus` turns `+` into a space.
-pub(crate) fn decode(text: &str, plus: bool) -> String {
-    let text: Cow<'_, str> = if plus && text.contains('+') {
-        Cow::Owned(text.replace('+', " "))
-    } else {
-        text.into()
-    };
-    percent_encoding::percent_decode_str(&text)
-        .decode_utf8_lossy()
-        .into_owned()
+/// Borrows `text` when there is nothing to decode.
+pub(crate) fn decode(text: &str, plus: bool) -> Cow<'_, str> {
+    if plus && text.contains('+') {
+        let spaced = text.replace('+', " ");
+        return Cow::Owned(
+            percent_encoding::percent_decode_str(&spaced)
+                .decode_utf8_lossy()
+                .into_owned(),
+        );
+    }
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy()
 }
 
 /// At most this many query parameters are looked at (a URL with more is still classified).
 const MAX_PARAMS: usize = 200;
 
 /// `a=1&b=2` → `[("a","1"),("b","2")]`, names and values decoded.
-pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(query: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
         .take(MAX_PARAMS)
         .map(|pair| match pair.split_once('=') {
             Some((k, v)) => (decode(k, true), decode(v, true)),
-            None => (decode(pair, true), String::new()),
+            None => (decode(pair, true), Cow::Borrowed("")),
         })
         .collect()
 }

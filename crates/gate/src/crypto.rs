@@ -117,13 +117,18 @@ pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
 
 /// Lowercase hex.
 pub(crate) fn hex(data: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(data.len() * 2);
+    push_hex(&mut out, data);
+    out
+}
+
+/// [`hex`] appended to `out`.
+pub(crate) fn push_hex(out: &mut String, data: &[u8]) {
+    const H: &[u8; 16] = b"0123456789abcdef";
     for b in data {
         out.push(char::from(H[usize::from(b >> 4)]));
         out.push(char::from(H[usize::from(b & 15)]));
     }
-    out
 }
 
 /// The current signing key and the previous ones still accepted for verification.

@@ -24,13 +24,13 @@ use http::{HeaderMap, Method, Uri};
 use serde::{Deserialize, Serialize};
 
 use crate::challenge::{self, PassStatus};
-use crate::classify::decode;
+use crate::classify::{classify_decoded, decode};
 use crate::crypto::{hex, Keys};
 use crate::policy::{Effect, MatchInput, OverBudget};
 use crate::session::request_cookies;
 use crate::{
-    classify, client_prefix, ChallengeError, Class, Classified, GateConfig, GateError, IpSet, KeyPart, Policy,
-    RateLimit, RateStore, SessionRegistry,
+    client_prefix, ChallengeError, Class, Classified, GateConfig, GateError, IpSet, KeyPart, Policy, RateLimit,
+    RateStore, SessionRegistry,
 };
 
 /// How much the gate trusts a client.
@@ -473,11 +473,12 @@ impl Gate {
 
     fn run(&self, req: &RequestFacts<'_>, now_ms: u64, mode: Mode) -> (Outcome, Extra) {
         let policy = self.policy();
-        let classified = classify(req.method, req.uri);
+        let path = decode(req.uri.path(), false);
+        let raw_query = req.uri.query().unwrap_or("");
+        let classified = classify_decoded(req.method, &path, raw_query);
         let cost = policy.cost(&classified);
         let user_agent = user_agent(req.headers);
-        let path = decode(req.uri.path(), false);
-        let query = decode(req.uri.query().unwrap_or(""), true);
+        let query = decode(raw_query, true);
         let mut input = MatchInput {
             method: req.method.as_str(),
             path: &path,
@@ -506,20 +507,24 @@ impl Gate {
             }
         }
 
-        // Phase: tier.
+        // Phase: tier. The reason is for `explain`; a charged decision does not spell it out.
         let pass = self.pass_status(req.headers, req.client_ip, user_agent, now_ms);
         let (tier, tier_reason) = if pass == PassStatus::Valid {
-            (Tier::KnownGood, "pass cookie".to_string())
+            (Tier::KnownGood, TierReason::Pass)
         } else if self.session_known(req.headers, now_ms, mode) {
-            (Tier::KnownGood, "session seen at login".to_string())
+            (Tier::KnownGood, TierReason::Session)
         } else if let Some(bot) = policy.good_bot(user_agent, req.client_ip) {
-            (Tier::KnownGood, format!("good bot {}", bot.name))
+            (Tier::KnownGood, TierReason::GoodBot(&bot.name))
         } else if score >= policy.abusive_score {
-            (Tier::Abusive, "score".to_string())
+            (Tier::Abusive, TierReason::Score)
         } else if score >= policy.suspicious_score {
-            (Tier::Suspicious, "score".to_string())
+            (Tier::Suspicious, TierReason::Score)
         } else {
-            (Tier::Unknown, "score".to_string())
+            (Tier::Unknown, TierReason::Score)
+        };
+        let tier_reason = match mode {
+            Mode::Peek => tier_reason.to_string(),
+            Mode::Charge => String::new(),
         };
         input.tier = Some(tier);
 
@@ -550,6 +555,24 @@ impl Gate {
                 traces.push(|| trace(rule, false, true, None, None));
                 continue;
             }
+            if tier == Tier::KnownGood && matches!(rule.effect, Effect::Challenge { .. }) {
+                traces.push(|| {
+                    trace(
+                        rule,
+                        true,
+                        true,
+                        None,
+                        Some("skipped: known-good clients are not challenged"),
+                    )
+                });
+                continue;
+            }
+            // A shadow rule only reports what it would have decided: nothing is charged.
+            if rule.shadow {
+                traces.push(|| trace(rule, true, true, None, Some("shadow: would decide")));
+                shadow_rules.push(rule.name.clone());
+                continue;
+            }
             let d = match &rule.effect {
                 Effect::Allow => Some(Decision::Allow {
                     tier,
@@ -560,49 +583,16 @@ impl Gate {
                     reference: self.reference(now_ms),
                 }),
                 Effect::Challenge { difficulty } => {
-                    if tier == Tier::KnownGood {
-                        traces.push(|| {
-                            trace(
-                                rule,
-                                true,
-                                true,
-                                None,
-                                Some("skipped: known-good clients are not challenged"),
-                            )
-                        });
-                        continue;
-                    }
                     let difficulty = difficulty.unwrap_or(policy.tier(tier).difficulty);
-                    let d = if rule.shadow {
-                        None
-                    } else {
-                        self.challenge_or_machine(&policy, &mut ctx, difficulty, None)
-                    };
-                    if rule.shadow {
-                        Some(Decision::Challenge {
-                            difficulty,
-                            reference: String::new(),
-                        })
-                    } else {
-                        match d {
-                            Some(d) => Some(d),
-                            None => {
-                                traces.push(|| trace(rule, true, true, None, Some("machine client within its limit")));
-                                break;
-                            }
+                    match self.challenge_or_machine(&policy, &mut ctx, difficulty, None) {
+                        Some(d) => Some(d),
+                        None => {
+                            traces.push(|| trace(rule, true, true, None, Some("machine client within its limit")));
+                            break;
                         }
                     }
                 }
                 Effect::Limit { limit } => match policy.limit(limit) {
-                    Some(l) if rule.shadow => Some(Decision::Limit {
-                        retry_after_secs: 0,
-                        limit: l.burst,
-                        remaining: 0,
-                        reset_secs: 0,
-                        policy_name: l.name.clone(),
-                        machine_message: None,
-                        reference: String::new(),
-                    }),
                     Some(l) => match self.charge(&mut ctx, l, cost) {
                         Some(over) => Some(self.limit_decision(&policy, &ctx, l, over)),
                         None => {
@@ -614,11 +604,6 @@ impl Gate {
                 },
                 Effect::Weight { .. } => None,
             };
-            if rule.shadow {
-                traces.push(|| trace(rule, true, true, None, Some("shadow: would decide")));
-                shadow_rules.push(rule.name.clone());
-                continue;
-            }
             traces.push(|| trace(rule, true, true, None, None));
             if let Some(d) = d {
                 decided = Some((d, rule.name.clone()));
@@ -640,26 +625,24 @@ impl Gate {
         } else {
             would_be.clone()
         };
+        let extra = Extra {
+            tier_reason,
+            pass,
+            rules: traces.items,
+            limits: ctx.limits,
+        };
         let outcome = Outcome {
             decision,
             shadow: shadow && !matches!(would_be, Decision::Allow { .. }),
             would_be,
             rule,
             shadow_rules,
-            classified: classified.clone(),
+            classified,
             cost,
             tier,
             score,
         };
-        (
-            outcome,
-            Extra {
-                tier_reason,
-                pass,
-                rules: traces.items,
-                limits: ctx.limits,
-            },
-        )
+        (outcome, extra)
     }
 
     fn session_known(&self, headers: &HeaderMap, now_ms: u64, mode: Mode) -> bool {
@@ -799,27 +782,34 @@ impl Gate {
                 }
             }
         };
-        ctx.limits.push(LimitTrace {
-            name: limit.name.clone(),
-            key,
-            cost,
-            allowed: out.allowed,
-            remaining: out.remaining,
-            limit: limit.burst,
-            reset_ms: out.reset_ms,
-            retry_after_ms: out.retry_after_ms,
-        });
+        // Limit traces are for `explain`; a charged decision does not build them.
+        if ctx.mode == Mode::Peek {
+            ctx.limits.push(LimitTrace {
+                name: limit.name.clone(),
+                key,
+                cost,
+                allowed: out.allowed,
+                remaining: out.remaining,
+                limit: limit.burst,
+                reset_ms: out.reset_ms,
+                retry_after_ms: out.retry_after_ms,
+            });
+        }
         (!out.allowed).then_some(out)
     }
 
     fn limit_key(&self, limit: &RateLimit, ctx: &Ctx<'_>) -> String {
-        let mut key = limit.name.clone();
+        use std::fmt::Write;
+        let mut key = String::with_capacity(limit.name.len() + 48 * limit.key.len());
+        key.push_str(&limit.name);
         for part in &limit.key {
             key.push('|');
             match part {
-                KeyPart::Ip => key.push_str(&crate::ipset::canonical(ctx.req.client_ip).to_string()),
-                KeyPart::Prefix => key.push_str(&client_prefix(ctx.req.client_ip)),
-                KeyPart::UserAgent => key.push_str(&challenge::ua_hash(ctx.user_agent)),
+                KeyPart::Ip => {
+                    let _ = write!(key, "{}", crate::ipset::canonical(ctx.req.client_ip));
+                }
+                KeyPart::Prefix => crate::ipset::write_client_prefix(&mut key, ctx.req.client_ip),
+                KeyPart::UserAgent => challenge::push_ua_hash(&mut key, ctx.user_agent),
                 KeyPart::Session => key.push_str(&self.sessions.session_key(ctx.req.headers)),
                 KeyPart::Class => key.push_str(ctx.classified.class.as_str()),
             }
@@ -922,7 +912,27 @@ impl Gate {
     }
 }
 
+/// Why a client got its tier ([`Explanation::tier_reason`]).
+enum TierReason<'a> {
+    Pass,
+    Session,
+    GoodBot(&'a str),
+    Score,
+}
+
+impl std::fmt::Display for TierReason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TierReason::Pass => f.write_str("pass cookie"),
+            TierReason::Session => f.write_str("session seen at login"),
+            TierReason::GoodBot(name) => write!(f, "good bot {name}"),
+            TierReason::Score => f.write_str("score"),
+        }
+    }
+}
+
 struct Extra {
+    /// Empty unless explaining.
     tier_reason: String,
     pass: PassStatus,
     rules: Vec<RuleTrace>,

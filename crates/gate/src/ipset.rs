@@ -188,10 +188,18 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
 /// The network a client is counted in: its /24 for IPv4, its /64 for IPv6 (one household or
 /// one hosting customer, typically), as text such as `"203.0.113.0/24"`.
 pub fn client_prefix(ip: IpAddr) -> String {
-    match canonical(ip) {
-        IpAddr::V4(a) => format!("{}/24", Ipv4Addr::from(u32::from(a) & 0xffff_ff00)),
-        IpAddr::V6(a) => format!("{}/64", Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))),
-    }
+    let mut out = String::new();
+    write_client_prefix(&mut out, ip);
+    out
+}
+
+/// [`client_prefix`] appended to `out`.
+pub(crate) fn write_client_prefix(out: &mut String, ip: IpAddr) {
+    use std::fmt::Write;
+    let _ = match canonical(ip) {
+        IpAddr::V4(a) => write!(out, "{}/24", Ipv4Addr::from(u32::from(a) & 0xffff_ff00)),
+        IpAddr::V6(a) => write!(out, "{}/64", Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))),
+    };
 }
 
 #[cfg(test)]
