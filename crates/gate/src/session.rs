@@ -73,17 +73,20 @@ impl SessionRegistry {
     }
 
     /// Session cookie values in a request's `Cookie` headers, hashed.
-    fn request_sessions(&self, headers: &HeaderMap) -> Vec<Digest> {
+    fn session_digests<'h>(&'h self, headers: &'h HeaderMap) -> impl Iterator<Item = Digest> + 'h {
         request_cookies(headers)
             .filter(|(n, v)| self.is_session_name(n) && !v.is_empty())
             .map(|(_, v)| self.digest(v))
-            .collect()
+    }
+
+    fn request_sessions(&self, headers: &HeaderMap) -> Vec<Digest> {
+        self.session_digests(headers).collect()
     }
 
     /// A keyed hash of the request's session cookie, hex, for rate-limit keys (`"none"`
     /// without one). Not proof of anything: anyone can make up a cookie.
     pub fn session_key(&self, headers: &HeaderMap) -> String {
-        match self.request_sessions(headers).first() {
+        match self.session_digests(headers).next() {
             Some(d) => crate::crypto::hex(&d[..8]),
             None => "none".into(),
         }
@@ -113,37 +116,40 @@ impl SessionRegistry {
                 new_sessions.push(self.digest(sc.value));
             }
         }
-        let known_before = self.known_digests(request_headers, now_ms);
-        let mut map = self.lock();
         if user_cleared && !user_set {
-            for d in self.request_sessions(request_headers) {
+            let ds = self.request_sessions(request_headers);
+            let mut map = self.lock();
+            for d in ds {
                 map.remove(&d);
             }
             return;
         }
+        // Most answers set no session cookie: they need neither the request's sessions hashed
+        // nor the registry's lock.
         if status >= 400 || new_sessions.is_empty() {
             return;
         }
-        if user_set || !known_before.is_empty() {
-            let expires = now_ms.saturating_add(self.ttl_ms);
-            for d in new_sessions {
-                if map.len() >= self.max && !map.contains_key(&d) {
-                    prune(&mut map, self.max, now_ms);
-                }
-                map.insert(d, expires);
+        if !user_set && !self.any_known(request_headers, now_ms) {
+            return;
+        }
+        let expires = now_ms.saturating_add(self.ttl_ms);
+        let mut map = self.lock();
+        for d in new_sessions {
+            if map.len() >= self.max && !map.contains_key(&d) {
+                prune(&mut map, self.max, now_ms);
             }
+            map.insert(d, expires);
         }
     }
 
-    fn known_digests(&self, headers: &HeaderMap, now_ms: u64) -> Vec<Digest> {
+    /// Whether the request carries a session that is known and not expired (changes nothing).
+    fn any_known(&self, headers: &HeaderMap, now_ms: u64) -> bool {
         let ds = self.request_sessions(headers);
         if ds.is_empty() {
-            return ds;
+            return false;
         }
         let map = self.lock();
-        ds.into_iter()
-            .filter(|d| map.get(d).is_some_and(|exp| *exp > now_ms))
-            .collect()
+        ds.iter().any(|d| map.get(d).is_some_and(|exp| *exp > now_ms))
     }
 
     /// True when the request carries a session cookie seen at a login and not expired. A
@@ -170,7 +176,7 @@ impl SessionRegistry {
 
     /// Like [`SessionRegistry::is_known`] but changes nothing (for explanations).
     pub fn peek(&self, headers: &HeaderMap, now_ms: u64) -> bool {
-        !self.known_digests(headers, now_ms).is_empty()
+        self.any_known(headers, now_ms)
     }
 
     /// How many sessions are remembered.
