@@ -136,28 +136,16 @@ impl Rule {
         if self.user_agent.as_ref().is_some_and(|r| !r.is_match(m.user_agent)) {
             return false;
         }
-        for h in &self.headers {
-            let values: Vec<&str> = m
+        self.headers.iter().all(|h| match &h.regex {
+            _ if h.absent => !m.headers.contains_key(&h.name),
+            None => m.headers.contains_key(&h.name),
+            Some(r) => m
                 .headers
                 .get_all(&h.name)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .collect();
-            let present = m.headers.contains_key(&h.name);
-            if h.absent {
-                if present {
-                    return false;
-                }
-                continue;
-            }
-            match &h.regex {
-                None if !present => return false,
-                None => {}
-                Some(r) if !values.iter().any(|v| r.is_match(v)) => return false,
-                Some(_) => {}
-            }
-        }
-        true
+                .any(|v| r.is_match(v)),
+        })
     }
 }
 
