@@ -520,10 +520,10 @@ async fn handle(
     let started = Instant::now();
     let now = now_ms();
     let client_ip = state.gate.client_ip(peer.ip(), req.headers());
-    let path = req.uri().path().to_string();
 
-    if let Some(rest) = path.strip_prefix("/.wikiguard/") {
-        return Ok(own_endpoint(&state, rest, client_ip, req, now).await);
+    if let Some(rest) = req.uri().path().strip_prefix("/.wikiguard/") {
+        let rest = rest.to_string();
+        return Ok(own_endpoint(&state, &rest, client_ip, req, now).await);
     }
 
     let (mut parts, body) = req.into_parts();
@@ -539,7 +539,7 @@ async fn handle(
     state
         .metrics
         .decision(outcome.classified.class, outcome.would_be.kind());
-    log_decision(&state, &outcome, class, &parts.method, &path);
+    log_decision(&state, &outcome, class, &parts.method, parts.uri.path());
     if let Some(resp) = refusal(&state, &outcome.decision, &facts, now) {
         return Ok(resp);
     }
@@ -549,17 +549,7 @@ async fn handle(
         cookies.append(header::COOKIE, v.clone());
     }
 
-    // Proxy: rewrite the target, forward the client's facts, strip hop-by-hop headers.
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    // Origin form (`/path?query`) on the wire, as a client sends it; the client's Host stays.
-    let Ok(uri) = Uri::try_from(pq) else {
-        return Ok(simple_page(
-            StatusCode::BAD_REQUEST,
-            "Bad request",
-            "The request target is not valid.",
-            "-",
-        ));
-    };
+    // Proxy: forward the client's facts, strip hop-by-hop headers, rewrite the target.
     let original_host = parts.headers.get(header::HOST).cloned();
     strip_hop_by_hop(&mut parts.headers);
     forward_headers(
@@ -571,16 +561,19 @@ async fn handle(
     );
     if !parts.headers.contains_key(header::HOST) {
         // HTTP/2 clients name the host in `:authority`; HTTP/1.1 to the wiki needs `Host`.
-        let authority = parts
-            .uri
-            .authority()
-            .or(state.upstream.authority())
-            .map(|a| a.as_str().to_string());
-        if let Some(v) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        let authority = parts.uri.authority().or(state.upstream.authority());
+        if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
             parts.headers.insert(header::HOST, v);
         }
     }
-    parts.uri = uri;
+    if !to_origin_form(&mut parts.uri) {
+        return Ok(simple_page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The request target is not valid.",
+            "-",
+        ));
+    }
     let req_facts_method = parts.method.clone();
     let req_facts_uri = parts.uri.clone();
     let upstream_req = Request::from_parts(parts, body.boxed());
@@ -627,50 +620,63 @@ async fn handle(
     Ok(resp.map(|b| b.boxed()))
 }
 
+/// Puts the request target in origin form (`/path?query`), as a client sends it over
+/// HTTP/1.1 (the client's Host stays); false when it cannot be.
+fn to_origin_form(uri: &mut Uri) -> bool {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        // Already `/path?query` (or `*`): parsing its path and query again would give it back.
+        return true;
+    }
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    match Uri::try_from(pq) {
+        Ok(origin) => {
+            *uri = origin;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// X-Forwarded-For / -Proto / -Host and Forwarded for the upstream: a trusted peer's chain is
 /// extended, an untrusted client's is replaced (never passed on).
 fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, trusted: &IpSet, host: Option<&HeaderValue>) {
-    let chain = if trusted.contains(peer) {
-        let prior: Vec<String> = headers
+    use std::fmt::Write;
+    let trusted_peer = trusted.contains(peer);
+    let mut chain = String::new();
+    if trusted_peer {
+        for prior in headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .map(str::to_string)
-            .collect();
-        if prior.is_empty() {
-            peer.to_string()
-        } else {
-            format!("{}, {peer}", prior.join(", "))
+        {
+            chain.push_str(prior);
+            chain.push_str(", ");
         }
-    } else {
-        peer.to_string()
-    };
-    let proto = if trusted.contains(peer) {
-        headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("http")
-            .to_string()
-    } else {
-        "http".to_string()
+    }
+    let _ = write!(chain, "{peer}");
+    // A visible-ASCII value (what to_str accepts) is a valid header value as it is.
+    let proto = trusted_peer
+        .then(|| headers.get("x-forwarded-proto"))
+        .flatten()
+        .filter(|v| v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("http"));
+    let proto_text = proto.to_str().unwrap_or("http");
+    let forwarded = match client {
+        IpAddr::V4(a) => format!("for={a};proto={proto_text}"),
+        IpAddr::V6(a) => format!("for=\"[{a}]\";proto={proto_text}"),
     };
     headers.remove("x-forwarded-for");
     headers.remove("forwarded");
     headers.remove("x-real-ip");
-    if let Ok(v) = HeaderValue::from_str(&chain) {
+    if let Ok(v) = HeaderValue::try_from(chain) {
         headers.insert("x-forwarded-for", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&proto) {
-        headers.insert("x-forwarded-proto", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&client.to_string()) {
+    headers.insert("x-forwarded-proto", proto);
+    if let Ok(v) = HeaderValue::try_from(client.to_string()) {
         headers.insert("x-real-ip", v);
     }
-    let for_ = match client {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("\"[{a}]\""),
-    };
-    if let Ok(v) = HeaderValue::from_str(&format!("for={for_};proto={proto}")) {
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
         headers.insert("forwarded", v);
     }
     if let Some(h) = host {
