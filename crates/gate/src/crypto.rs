@@ -8,28 +8,22 @@ use subtle::ConstantTimeEq;
 /// HMAC-SHA-256 over the concatenation of `parts`, each followed by a 0x1f separator so that
 /// `("ab", "c")` and `("a", "bc")` never collide.
 pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    for part in parts {
-        inner.update(part);
-        inner.update([0x1f]);
-    }
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    hmac_with(key, |inner| {
+        for part in parts {
+            inner.update(part);
+            inner.update([0x1f]);
+        }
+    })
 }
 
 /// Raw HMAC-SHA-256 of one message (no separators); used for the RFC 4231 known answers.
 #[cfg(test)]
 pub(crate) fn hmac_raw(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    hmac_with(key, |inner| inner.update(msg))
+}
+
+/// HMAC-SHA-256 (RFC 2104) of what `message` feeds to the inner hash.
+fn hmac_with(key: &[u8], message: impl FnOnce(&mut Sha256)) -> [u8; 32] {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));
@@ -38,7 +32,7 @@ pub(crate) fn hmac_raw(key: &[u8], msg: &[u8]) -> [u8; 32] {
     }
     let mut inner = Sha256::new();
     inner.update(block.map(|b| b ^ 0x36));
-    inner.update(msg);
+    message(&mut inner);
     let inner = inner.finalize();
     let mut outer = Sha256::new();
     outer.update(block.map(|b| b ^ 0x5c));
