@@ -334,6 +334,15 @@ fn text_response(status: StatusCode, content_type: &'static str, text: String) -
     resp
 }
 
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    text_response(status, "application/json", value.to_string())
+}
+
+/// `{"error": {"code", "message"}}`.
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json_response(status, &json!({"error": {"code": code, "message": message}}))
+}
+
 /// The answer for a decision that is not "proxy it": the gate crate's pages and headers.
 fn refusal(state: &GateState, decision: &Decision, facts: &RequestFacts<'_>, now: u64) -> Option<Response<Body>> {
     const HTML: &str = "text/html; charset=utf-8";
@@ -774,71 +783,41 @@ async fn own_endpoint(
             }
         }
         (_, "auth") => forward_auth(state, client_ip, req, now),
+        (Method::POST, "admin/explain" | "admin/reload") if !state.admin_ok(req.headers()) => json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <admin token>",
+        ),
         (Method::POST, "admin/explain") => {
-            if !state.admin_ok(req.headers()) {
-                return text_response(
-                    StatusCode::UNAUTHORIZED,
-                    "application/json",
-                    json!({"error": {"code": "unauthorized", "message": "send Authorization: Bearer <admin token>"}})
-                        .to_string(),
-                );
-            }
             let Some(body) = read_body_limited(req.into_body(), 64 * 1024).await else {
-                return text_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "application/json",
-                    json!({"error": {"code": "body_too_large", "message": "at most 64 KiB"}}).to_string(),
-                );
+                return json_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "at most 64 KiB");
             };
             match explain_json(&state.gate, &body, now) {
-                Ok(v) => text_response(StatusCode::OK, "application/json", v.to_string()),
-                Err(e) => text_response(
+                Ok(v) => json_response(StatusCode::OK, &v),
+                Err(e) => json_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+            }
+        }
+        (Method::POST, "admin/reload") => match state.reload() {
+            Ok(msg) => {
+                tracing::info!("{msg}");
+                json_response(StatusCode::OK, &json!({"ok": true, "message": msg}))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "policy refused; the old one stays");
+                json_error(
                     StatusCode::BAD_REQUEST,
-                    "application/json",
-                    json!({"error": {"code": "invalid_request", "message": e.to_string()}}).to_string(),
-                ),
+                    "bad_policy",
+                    &format!("{e:#}; the old policy stays"),
+                )
             }
-        }
-        (Method::POST, "admin/reload") => {
-            if !state.admin_ok(req.headers()) {
-                return text_response(
-                    StatusCode::UNAUTHORIZED,
-                    "application/json",
-                    json!({"error": {"code": "unauthorized", "message": "send Authorization: Bearer <admin token>"}})
-                        .to_string(),
-                );
-            }
-            match state.reload() {
-                Ok(msg) => {
-                    tracing::info!("{msg}");
-                    text_response(
-                        StatusCode::OK,
-                        "application/json",
-                        json!({"ok": true, "message": msg}).to_string(),
-                    )
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "policy refused; the old one stays");
-                    text_response(
-                        StatusCode::BAD_REQUEST,
-                        "application/json",
-                        json!({"error": {"code": "bad_policy", "message": format!("{e:#}; the old policy stays")}})
-                            .to_string(),
-                    )
-                }
-            }
-        }
+        },
         (Method::GET, "metrics") if client_ip.is_loopback() || state.admin_ok(req.headers()) => text_response(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
             state.render_metrics(),
         ),
         (Method::GET, "healthz") => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
-        _ => text_response(
-            StatusCode::NOT_FOUND,
-            "application/json",
-            json!({"error": {"code": "not_found", "message": "no such gate endpoint"}}).to_string(),
-        ),
+        _ => json_error(StatusCode::NOT_FOUND, "not_found", "no such gate endpoint"),
     }
 }
 
