@@ -171,16 +171,42 @@ pub struct Evaluator<'e, V> {
     vars: V,
     builtin_vars: FxMap<String, Value>,
     memo: FxMap<MemoKey, Value>,
-    /// Arrays (`added_lines`…) already joined into PHP's string form, by `Arc` address; the
-    /// `Arc` is kept so the address cannot be reused while cached.
-    joined: FxMap<usize, (Arc<Vec<Value>>, Arc<str>)>,
-    /// What regex searches of one long string share (its lowercased copy…), by `Arc` address
-    /// (kept, like `joined`).
-    facts: FxMap<usize, (Arc<str>, Arc<pcre::HaystackFacts>)>,
-    /// Strings already passed through the confusables table (`ccnorm`, `ccnorm_contains_*`),
-    /// by `Arc` address (kept, like `joined`).
-    equiv: FxMap<usize, (Arc<str>, Arc<str>)>,
+    /// Arrays (`added_lines`…) already joined into PHP's string form.
+    joined: ByAddress<Vec<Value>, Arc<str>>,
+    /// What regex searches of one long string share (its lowercased copy…).
+    facts: ByAddress<str, Arc<pcre::HaystackFacts>>,
+    /// Strings already passed through the confusables table (`ccnorm`, `ccnorm_contains_*`).
+    equiv: ByAddress<str, Arc<str>>,
     conditions: usize,
+}
+
+/// Something derived from a shared value, kept for the action and found by the value's `Arc`
+/// address; the `Arc` is kept too, so the address cannot be reused while cached.
+struct ByAddress<K: ?Sized, T>(FxMap<usize, (Arc<K>, T)>);
+
+impl<K: ?Sized, T: Clone> ByAddress<K, T> {
+    /// The value kept for `k`, or `make()`'s, then kept (the cache starts again empty past
+    /// [`MEMO_LIMIT`] entries).
+    fn get_or_insert_with(&mut self, k: &Arc<K>, make: impl FnOnce() -> T) -> T {
+        let key = Arc::as_ptr(k).cast::<u8>() as usize;
+        if let Some((kept, v)) = self.0.get(&key) {
+            if Arc::ptr_eq(kept, k) {
+                return v.clone();
+            }
+        }
+        let v = make();
+        if self.0.len() >= MEMO_LIMIT {
+            self.0.clear();
+        }
+        self.0.insert(key, (Arc::clone(k), v.clone()));
+        v
+    }
+}
+
+impl<K: ?Sized, T> Default for ByAddress<K, T> {
+    fn default() -> Self {
+        ByAddress(FxMap::default())
+    }
 }
 
 /// Per-rule state.
@@ -201,9 +227,9 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             builtin_vars: FxMap::default(),
             // Room for a typical action's calls, so the map does not grow step by step.
             memo: FxMap::with_capacity_and_hasher(256, Default::default()),
-            joined: FxMap::default(),
-            facts: FxMap::default(),
-            equiv: FxMap::default(),
+            joined: ByAddress::default(),
+            facts: ByAddress::default(),
+            equiv: ByAddress::default(),
             conditions: 0,
         }
     }
@@ -549,20 +575,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     fn php_str(&mut self, v: &Value) -> Arc<str> {
         match v {
             Value::Str(s) => Arc::clone(s),
-            Value::Array(a) => {
-                let key = Arc::as_ptr(a) as usize;
-                match self.joined.get(&key) {
-                    Some((kept, s)) if Arc::ptr_eq(kept, a) => Arc::clone(s),
-                    _ => {
-                        let s: Arc<str> = Arc::from(v.to_php_string());
-                        if self.joined.len() >= MEMO_LIMIT {
-                            self.joined.clear();
-                        }
-                        self.joined.insert(key, (Arc::clone(a), Arc::clone(&s)));
-                        s
-                    }
-                }
-            }
+            Value::Array(a) => self.joined.get_or_insert_with(a, || Arc::from(v.to_php_string())),
             other => Arc::from(other.to_php_string()),
         }
     }
@@ -572,38 +585,21 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         if hay.len() < 256 {
             return None;
         }
-        let key = Arc::as_ptr(hay) as *const u8 as usize;
-        if let Some((kept, f)) = self.facts.get(&key) {
-            if Arc::ptr_eq(kept, hay) {
-                return Some(Arc::clone(f));
-            }
-        }
-        let f = Arc::new(pcre::HaystackFacts::new());
-        if self.facts.len() >= MEMO_LIMIT {
-            self.facts.clear();
-        }
-        self.facts.insert(key, (Arc::clone(hay), Arc::clone(&f)));
-        Some(f)
+        Some(
+            self.facts
+                .get_or_insert_with(hay, || Arc::new(pcre::HaystackFacts::new())),
+        )
     }
 
     /// `eq.normalize(s)`, computed once per action for each string.
     fn equiv_normalized(&mut self, s: &Arc<str>, eq: &Equivset) -> Arc<str> {
-        let key = Arc::as_ptr(s) as *const u8 as usize;
-        if let Some((kept, n)) = self.equiv.get(&key) {
-            if Arc::ptr_eq(kept, s) {
-                return Arc::clone(n);
+        self.equiv.get_or_insert_with(s, || {
+            if eq.is_empty() {
+                Arc::clone(s)
+            } else {
+                Arc::from(eq.normalize(s))
             }
-        }
-        let n: Arc<str> = if eq.is_empty() {
-            Arc::clone(s)
-        } else {
-            Arc::from(eq.normalize(s))
-        };
-        if self.equiv.len() >= MEMO_LIMIT {
-            self.equiv.clear();
-        }
-        self.equiv.insert(key, (Arc::clone(s), Arc::clone(&n)));
-        n
+        })
     }
 
     /// The prepared needles (arguments `1..`) of a `contains_*` call, from the engine's cache.
