@@ -277,6 +277,19 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
     }
 
+    /// `range` parsed for `ip_in_range(s)`, or the error AbuseFilter raises for it.
+    fn ip_range(run: &Run<'_>, span: Span, range: &str) -> Result<crate::ip::Range, Box<EvalError>> {
+        crate::ip::parse_range(range).ok_or_else(|| {
+            Self::err(
+                run,
+                span,
+                "invalidiprange",
+                format!("`{range}` is not an IP address or CIDR range"),
+            )
+            .into()
+        })
+    }
+
     fn arith_err(run: &Run<'_>, span: Span, e: ArithError, lhs: Option<&Value>) -> EvalError {
         match e {
             ArithError::DivideByZero => Self::err(
@@ -846,32 +859,14 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 Value::from(out)
             }
             Builtin::IpInRange => {
-                let range = s(1);
-                let Some(r) = crate::ip::parse_range(&range) else {
-                    return Err(Self::err(
-                        run,
-                        span,
-                        "invalidiprange",
-                        format!("`{range}` is not an IP address or CIDR range"),
-                    )
-                    .into());
-                };
+                let r = Self::ip_range(run, span, &s(1))?;
                 Value::Bool(crate::ip::in_range(&s(0), &r))
             }
             Builtin::IpInRanges => {
                 let ip = s(0);
                 let mut hit = false;
                 for v in a.iter().skip(1) {
-                    let range = v.to_php_string();
-                    let Some(r) = crate::ip::parse_range(&range) else {
-                        return Err(Self::err(
-                            run,
-                            span,
-                            "invalidiprange",
-                            format!("`{range}` is not an IP address or CIDR range"),
-                        )
-                        .into());
-                    };
+                    let r = Self::ip_range(run, span, &v.to_php_string())?;
                     hit = hit || crate::ip::in_range(&ip, &r);
                 }
                 Value::Bool(hit)
