@@ -8,7 +8,7 @@
 //! sizes, links) for edits and for uploads that send a text; `file_*` for uploads;
 //! `accountname` for account creations. A variable an action does not set reads as null.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -197,17 +197,19 @@ impl<'a> ActionVars<'a> {
         ts.and_then(parse_timestamp).map(|t| self.now.saturating_sub(t))
     }
 
-    fn text_of(&mut self, name: &str) -> String {
+    /// A text variable's value, shared with the cache (an edit's texts are not copied).
+    fn text_of(&mut self, name: &str) -> Arc<str> {
         match self.get(name) {
-            Some(Value::Str(s)) => s.to_string(),
-            _ => String::new(),
+            Some(Value::Str(s)) => s,
+            _ => Arc::from(""),
         }
     }
 
-    fn list_of(&mut self, name: &str) -> Vec<Value> {
+    /// A list variable's items, shared with the cache.
+    fn list_of(&mut self, name: &str) -> Arc<Vec<Value>> {
         match self.get(name) {
-            Some(Value::Array(a)) => a.as_ref().clone(),
-            _ => Vec::new(),
+            Some(Value::Array(a)) => a,
+            _ => Arc::default(),
         }
     }
 
@@ -358,9 +360,11 @@ impl<'a> ActionVars<'a> {
                 let from = self.list_of(from);
                 let minus = self.list_of(minus);
                 // PHP's array_diff compares string forms and keeps duplicates and order.
+                let minus: HashSet<_> = minus.iter().map(Value::as_php_str).collect();
                 let keep = from
-                    .into_iter()
-                    .filter(|v| !minus.iter().any(|m| m.to_php_string() == v.to_php_string()))
+                    .iter()
+                    .filter(|v| !minus.contains(&v.as_php_str()))
+                    .cloned()
                     .collect::<Vec<_>>();
                 Some(Value::from(keep))
             }
@@ -401,8 +405,8 @@ impl<'a> ActionVars<'a> {
                 _ => Value::Null,
             },
             "blocked" => Value::Bool(u.blocked.unwrap_or(false)),
-            "type" => str_value(&user_type(u)),
-            "unnamed_ip" => match user_type(u).as_str() {
+            "type" => str_value(user_type(u)),
+            "unnamed_ip" => match user_type(u) {
                 "ip" if is_ip(&u.name) => str_value(&u.name),
                 "ip" | "temp" => self.action.ip().map_or(Value::Null, str_value),
                 _ => Value::Null,
@@ -436,9 +440,9 @@ impl<'a> ActionVars<'a> {
 /// `user_type` as AbuseFilter master defines it: what the wiki says, else `ip` for logged-out
 /// users, `temp` for temporary accounts (names starting with `~`, MediaWiki's default
 /// pattern), `external` for imported names (`prefix>Name`), `named` for the rest.
-fn user_type(u: &User) -> String {
+fn user_type(u: &User) -> &str {
     if let Some(t) = &u.user_type {
-        return t.clone();
+        return t;
     }
     if !u.is_registered() {
         "ip"
@@ -449,7 +453,6 @@ fn user_type(u: &User) -> String {
     } else {
         "named"
     }
-    .to_string()
 }
 
 /// AbuseFilter's `strip-html`: drops `<…>` spans (nested ones whole, an unclosed `<` and what
