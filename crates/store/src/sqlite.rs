@@ -745,38 +745,54 @@ fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(),
     Ok(())
 }
 
-/// A hit with its JSON fields encoded, ready for the writer: the hit, its actions_taken, and
-/// the index of its variable dump in the batch's list of distinct dumps.
-type EncodedHit = (NewHit, String, usize);
+/// A hit as the writer inserts it: its columns with `actions_taken` encoded, and instead of
+/// its variables the index of its dump in the batch's list of distinct dumps (shared, not
+/// copied per hit).
+struct HitRow {
+    filter_id: i64,
+    filter_version: i64,
+    time: i64,
+    action: String,
+    user_name: String,
+    page: String,
+    namespace: i64,
+    verdict: String,
+    actions_taken: String,
+    dump: usize,
+}
 
 /// Hits of one call with equal variables (the hits of one check) share one dump.
-fn encode_hits(hits: &[NewHit]) -> Result<(Vec<EncodedHit>, Vec<String>), StoreError> {
+fn encode_hits(hits: &[NewHit]) -> Result<(Vec<HitRow>, Vec<String>), StoreError> {
     let mut dumps: Vec<String> = Vec::new();
     let mut rows = Vec::with_capacity(hits.len());
-    for (i, hit) in hits.iter().enumerate() {
-        let same_as_before = i > 0
-            && hits
-                .get(i - 1)
-                .is_some_and(|p| Arc::ptr_eq(&p.vars, &hit.vars) || p.vars == hit.vars);
+    let mut previous: Option<&NewHit> = None;
+    for hit in hits {
+        let same_as_before = previous.is_some_and(|p| Arc::ptr_eq(&p.vars, &hit.vars) || p.vars == hit.vars);
         if !same_as_before {
             let text = encode(&hit.vars, "a hit's vars")?;
             if dumps.last() != Some(&text) {
                 dumps.push(text);
             }
         }
-        let mut slim = hit.clone(); // the dump is shared, not copied
-        slim.vars = Arc::new(serde_json::Value::Null);
-        rows.push((
-            slim,
-            encode(&hit.actions_taken, "a hit's actions_taken")?,
-            dumps.len().saturating_sub(1),
-        ));
+        previous = Some(hit);
+        rows.push(HitRow {
+            filter_id: hit.filter_id,
+            filter_version: hit.filter_version,
+            time: hit.time,
+            action: hit.action.clone(),
+            user_name: hit.user_name.clone(),
+            page: hit.page.clone(),
+            namespace: hit.namespace,
+            verdict: hit.verdict.clone(),
+            actions_taken: encode(&hit.actions_taken, "a hit's actions_taken")?,
+            dump: dumps.len().saturating_sub(1),
+        });
     }
     Ok((rows, dumps))
 }
 
 /// Inserts hits and counts them on their filters (`NotFound` for an unknown filter).
-fn insert_hits(conn: &Connection, rows: &[EncodedHit], dumps: &[String]) -> Result<Vec<i64>, StoreError> {
+fn insert_hits(conn: &Connection, rows: &[HitRow], dumps: &[String]) -> Result<Vec<i64>, StoreError> {
     let fail = |e| sql_error("cannot record a hit", e);
     let mut dump = conn
         .prepare_cached("INSERT INTO var_dumps (vars) VALUES (?1)")
@@ -795,7 +811,7 @@ fn insert_hits(conn: &Connection, rows: &[EncodedHit], dumps: &[String]) -> Resu
         ))
         .map_err(fail)?;
     let mut ids = Vec::with_capacity(rows.len());
-    for (hit, actions_taken, dump_index) in rows {
+    for hit in rows {
         if count.execute([hit.filter_id]).map_err(fail)? == 0 {
             return Err(StoreError::NotFound {
                 what: "filter",
@@ -812,8 +828,8 @@ fn insert_hits(conn: &Connection, rows: &[EncodedHit], dumps: &[String]) -> Resu
                 hit.page,
                 hit.namespace,
                 hit.verdict,
-                actions_taken,
-                dump_ids.get(*dump_index),
+                hit.actions_taken,
+                dump_ids.get(hit.dump),
             ])
             .map_err(fail)?;
         ids.push(conn.last_insert_rowid());
