@@ -5,39 +5,57 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// HMAC-SHA-256 over the concatenation of `parts`, each followed by a 0x1f separator so that
-/// `("ab", "c")` and `("a", "bc")` never collide.
-pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    hmac_with(key, |inner| {
-        for part in parts {
-            inner.update(part);
-            inner.update([0x1f]);
-        }
-    })
-}
-
 /// Raw HMAC-SHA-256 of one message (no separators); used for the RFC 4231 known answers.
 #[cfg(test)]
 pub(crate) fn hmac_raw(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    hmac_with(key, |inner| inner.update(msg))
+    HmacKey::new(key).mac_with(|inner| inner.update(msg))
 }
 
-/// HMAC-SHA-256 (RFC 2104) of what `message` feeds to the inner hash.
-fn hmac_with(key: &[u8], message: impl FnOnce(&mut Sha256)) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
+/// An HMAC-SHA-256 (RFC 2104) key with its two padded key blocks already hashed, so a MAC
+/// of a short message costs two compressions rather than four. Keys used on every request
+/// (references, sessions, pass cookies) are kept in this form.
+#[derive(Clone)]
+pub(crate) struct HmacKey {
+    inner: Sha256,
+    outer: Sha256,
+}
+
+impl HmacKey {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        let mut block = [0u8; 64];
+        if key.len() > 64 {
+            block[..32].copy_from_slice(&Sha256::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let mut inner = Sha256::new();
+        inner.update(block.map(|b| b ^ 0x36));
+        let mut outer = Sha256::new();
+        outer.update(block.map(|b| b ^ 0x5c));
+        HmacKey { inner, outer }
     }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    message(&mut inner);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+
+    /// HMAC-SHA-256 over the concatenation of `parts`, each followed by a 0x1f separator so
+    /// that `("ab", "c")` and `("a", "bc")` never collide.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.mac_with(|inner| feed_parts(inner, parts))
+    }
+
+    /// The MAC of what `message` feeds to the inner hash.
+    fn mac_with(&self, message: impl FnOnce(&mut Sha256)) -> [u8; 32] {
+        let mut inner = self.inner.clone();
+        message(&mut inner);
+        let mut outer = self.outer.clone();
+        outer.update(inner.finalize());
+        outer.finalize().into()
+    }
+}
+
+fn feed_parts(hash: &mut Sha256, parts: &[&[u8]]) {
+    for part in parts {
+        hash.update(part);
+        hash.update([0x1f]);
+    }
 }
 
 /// SHA-256 of `data`.
@@ -128,8 +146,8 @@ pub(crate) fn push_hex(out: &mut String, data: &[u8]) {
 /// The current signing key and the previous ones still accepted for verification.
 #[derive(Clone)]
 pub(crate) struct Keys {
-    current: Vec<u8>,
-    previous: Vec<Vec<u8>>,
+    current: HmacKey,
+    previous: Vec<HmacKey>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -145,8 +163,8 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     pub(crate) fn new(current: &str, previous: &[String]) -> Self {
         Keys {
-            current: current.as_bytes().to_vec(),
-            previous: previous.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            current: HmacKey::new(current.as_bytes()),
+            previous: previous.iter().map(|k| HmacKey::new(k.as_bytes())).collect(),
         }
     }
 
@@ -180,15 +198,16 @@ impl Keys {
 
     /// A key for another purpose derived from the current one (domain separation).
     pub(crate) fn derive(&self, purpose: &[u8]) -> [u8; 32] {
-        hmac(&self.current, &[b"wikiguard-derive", purpose])
+        self.current.mac(&[b"wikiguard-derive", purpose])
     }
 }
 
-fn sign_with(key: &[u8], domain: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
-    all.push(domain);
-    all.extend_from_slice(parts);
-    hmac(key, &all)
+/// The MAC of `domain` followed by `parts` (as [`HmacKey::mac`] of `[domain, parts…]`).
+fn sign_with(key: &HmacKey, domain: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    key.mac_with(|inner| {
+        feed_parts(inner, &[domain]);
+        feed_parts(inner, parts);
+    })
 }
 
 #[cfg(test)]

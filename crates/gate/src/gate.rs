@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::challenge::{self, PassStatus};
 use crate::classify::{classify_decoded, decode};
-use crate::crypto::{hex, Keys};
+use crate::crypto::{hex, HmacKey, Keys};
 use crate::policy::{Effect, MatchInput, OverBudget};
 use crate::session::request_cookies;
 use crate::{
@@ -301,8 +301,8 @@ pub struct ChallengePass {
 /// The gate's decision engine. Cheap to share (`Arc<Gate>`); all methods take `&self`.
 pub struct Gate {
     keys: Keys,
-    ref_key: [u8; 32],
-    nonce_key: [u8; 32],
+    ref_key: HmacKey,
+    nonce_key: HmacKey,
     counter: AtomicU64,
     policy: RwLock<Arc<Policy>>,
     store: Arc<dyn RateStore>,
@@ -358,8 +358,8 @@ impl Gate {
             config.max_sessions,
         );
         Ok(Gate {
-            ref_key: keys.derive(b"reference"),
-            nonce_key: keys.derive(b"nonce"),
+            ref_key: HmacKey::new(&keys.derive(b"reference")),
+            nonce_key: HmacKey::new(&keys.derive(b"nonce")),
             keys,
             counter: AtomicU64::new(0),
             policy: RwLock::new(Arc::new(policy)),
@@ -454,7 +454,7 @@ impl Gate {
 
     fn reference(&self, now_ms: u64) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mac = crate::crypto::hmac(&self.ref_key, &[&now_ms.to_be_bytes(), &n.to_be_bytes()]);
+        let mac = self.ref_key.mac(&[&now_ms.to_be_bytes(), &n.to_be_bytes()]);
         hex(&mac[..6])
     }
 
@@ -825,10 +825,9 @@ impl Gate {
         let ua = user_agent(req.headers);
         let random = {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
-            let mac = crate::crypto::hmac(
-                &self.nonce_key,
-                &[&now_ms.to_be_bytes(), &n.to_be_bytes(), reference.as_bytes()],
-            );
+            let mac = self
+                .nonce_key
+                .mac(&[&now_ms.to_be_bytes(), &n.to_be_bytes(), reference.as_bytes()]);
             hex(&mac[..8])
         };
         let token = challenge::issue(

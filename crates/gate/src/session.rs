@@ -19,13 +19,13 @@ use std::sync::Mutex;
 
 use http::HeaderMap;
 
-use crate::crypto::hmac;
+use crate::crypto::HmacKey;
 
 type Digest = [u8; 16];
 
 /// The remembered logged-in sessions.
 pub struct SessionRegistry {
-    key: [u8; 32],
+    key: HmacKey,
     suffixes: Vec<String>,
     ttl_ms: u64,
     max: usize,
@@ -46,7 +46,7 @@ impl SessionRegistry {
     /// session `ttl_ms` after it was last seen, and at most `max` sessions.
     pub fn new(key: [u8; 32], suffixes: Vec<String>, ttl_ms: u64, max: usize) -> Self {
         SessionRegistry {
-            key,
+            key: HmacKey::new(&key),
             suffixes,
             ttl_ms,
             max: max.max(1),
@@ -55,7 +55,7 @@ impl SessionRegistry {
     }
 
     fn digest(&self, value: &str) -> Digest {
-        let mac = hmac(&self.key, &[b"wikiguard-session", value.as_bytes()]);
+        let mac = self.key.mac(&[b"wikiguard-session", value.as_bytes()]);
         let mut d = [0u8; 16];
         d.copy_from_slice(&mac[..16]);
         d
