@@ -78,7 +78,7 @@ impl Histogram {
 struct Inner {
     requests: BTreeMap<(String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
-    checks: BTreeMap<(String, String), u64>,
+    checks: BTreeMap<(&'static str, &'static str), u64>,
     conditions: Option<Histogram>,
     filter_hits: BTreeMap<i64, u64>,
     filter_evals: BTreeMap<i64, (u64, f64)>,
@@ -92,9 +92,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct CheckSample {
     /// Action name.
-    pub action: String,
+    pub action: &'static str,
     /// Verdict name.
-    pub verdict: String,
+    pub verdict: &'static str,
     /// Conditions used by all filters.
     pub conditions: usize,
     /// Per filter: (id, seconds, matched).
@@ -135,7 +135,7 @@ impl Metrics {
     /// One check.
     pub fn check(&self, s: &CheckSample) {
         self.with(|m| {
-            *m.checks.entry((s.action.clone(), s.verdict.clone())).or_default() += 1;
+            *m.checks.entry((s.action, s.verdict)).or_default() += 1;
             m.conditions
                 .get_or_insert_with(|| Histogram::new(CONDITION_BUCKETS))
                 .observe(s.conditions as f64);
@@ -249,8 +249,8 @@ mod tests {
         let m = Metrics::default();
         m.request("/v1/check", 200, 0.0003);
         m.check(&CheckSample {
-            action: "edit".into(),
-            verdict: "disallow".into(),
+            action: "edit",
+            verdict: "disallow",
             conditions: 12,
             filters: vec![(3, 0.0001, true), (4, 0.0002, false)],
             errors: vec![(4, "regexfailure")],

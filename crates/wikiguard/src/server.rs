@@ -359,15 +359,15 @@ pub(crate) fn run_check(
     let set = state.filters();
     let mut vars = ActionVars::with_link_cache(action, now, &inner.links);
     let mut sample = CheckSample {
-        action: action.kind().as_str().to_string(),
+        action: action.kind().as_str(),
         ..CheckSample::default()
     };
-    let mut matched_idx = Vec::new();
+    let mut matched_filters = Vec::new();
     let mut errors = Vec::new();
     let conditions;
     {
         let mut ev = Evaluator::new(&inner.engine, &mut vars);
-        for (i, f) in set.filters.iter().enumerate() {
+        for f in &set.filters {
             let t = Instant::now();
             let r = ev.eval(&f.program);
             let secs = t.elapsed().as_secs_f64();
@@ -375,7 +375,7 @@ pub(crate) fn run_check(
                 Ok(o) => {
                     sample.filters.push((f.id, secs, o.matched));
                     if o.matched {
-                        matched_idx.push(i);
+                        matched_filters.push(f.as_ref());
                     }
                 }
                 Err(e) if e.code == "conditionlimit" => {
@@ -395,9 +395,8 @@ pub(crate) fn run_check(
     }
     let evaluated = started.elapsed();
     sample.conditions = conditions;
-    let matched: Vec<Matched<'_>> = matched_idx
+    let matched: Vec<Matched<'_>> = matched_filters
         .iter()
-        .filter_map(|&i| set.filters.get(i))
         .map(|f| Matched {
             filter_id: f.id,
             description: &f.description,
@@ -411,24 +410,21 @@ pub(crate) fn run_check(
         now,
         inner.settings.engine.warn_ttl_seconds,
     );
-    sample.verdict = verdict.verdict.as_str().to_string();
+    sample.verdict = verdict.verdict.as_str();
 
     // One dump for the action, shared by all its hits (AbuseFilter logs one dump per action):
     // the variables any matched filter reads.
     let mut reads = BTreeSet::new();
-    for &i in &matched_idx {
-        if let Some(f) = set.filters.get(i) {
-            reads.extend(f.reads.iter().cloned());
-        }
+    for f in &matched_filters {
+        reads.extend(f.reads.iter().cloned());
     }
-    let dump = Arc::new(if matched_idx.is_empty() {
+    let dump = Arc::new(if matched_filters.is_empty() {
         Json_::Null
     } else {
         vars.dump(&reads)
     });
-    let mut hits = Vec::with_capacity(matched_idx.len());
-    for &i in &matched_idx {
-        let Some(f) = set.filters.get(i) else { continue };
+    let mut hits = Vec::with_capacity(matched_filters.len());
+    for f in &matched_filters {
         let taken = verdict
             .taken
             .iter()
