@@ -99,15 +99,30 @@ pub enum EquivsetError {
 ///
 /// Characters that are not keys are copied unchanged; a key whose value is empty deletes the
 /// character. Replacements are not re-scanned, exactly like PHP's `strtr()`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Equivset {
     map: CharMap,
     /// `map` for the 128 ASCII characters, by code (`None`: not a key); empty when not built
     /// (lookups then use `map`).
     ascii: Vec<Option<Box<str>>>,
     /// For each ASCII code: the one ASCII byte it becomes (itself when not a key), or `0xFF`
-    /// when its replacement is anything else; empty when `ascii` is.
-    ascii_byte: Vec<u8>,
+    /// when its replacement is anything else (empty, several bytes, non-ASCII).
+    ascii_byte: [u8; 128],
+}
+
+impl Default for Equivset {
+    /// The empty table (the identity).
+    fn default() -> Self {
+        let mut ascii_byte = [0u8; 128];
+        for (b, slot) in (0u8..).zip(ascii_byte.iter_mut()) {
+            *slot = b;
+        }
+        Equivset {
+            map: CharMap::default(),
+            ascii: Vec::new(),
+            ascii_byte,
+        }
+    }
 }
 
 /// Char-keyed map with a cheap multiplicative hash (SipHash costs more than the rest of a
@@ -179,15 +194,14 @@ impl Equivset {
 
     fn with_ascii(map: CharMap) -> Equivset {
         let ascii: Vec<Option<Box<str>>> = (0u8..128).map(|b| map.get(&char::from(b)).cloned()).collect();
-        let ascii_byte = ascii
-            .iter()
-            .zip(0u8..)
-            .map(|(r, b)| match r.as_deref().map(str::as_bytes) {
+        let mut ascii_byte = [0u8; 128];
+        for ((slot, r), b) in ascii_byte.iter_mut().zip(&ascii).zip(0u8..) {
+            *slot = match r.as_deref().map(str::as_bytes) {
                 None => b,
                 Some(&[one]) if one.is_ascii() => one,
                 Some(_) => 0xFF,
-            })
-            .collect();
+            };
+        }
         Equivset { map, ascii, ascii_byte }
     }
 
@@ -198,33 +212,19 @@ impl Equivset {
         }
     }
 
-    /// For each ASCII code: the ASCII byte it becomes, or `0xFF` when its replacement is
-    /// anything else (empty, several bytes, non-ASCII).
-    fn ascii_table(&self) -> [u8; 128] {
-        let mut t = [0u8; 128];
-        for (b, slot) in (0u8..).zip(t.iter_mut()) {
-            *slot = if self.map.is_empty() {
-                b
-            } else {
-                self.ascii_byte.get(usize::from(b)).copied().unwrap_or(0xFF)
-            };
-        }
-        t
-    }
-
     /// Replace every character that is a key by its value (PHP `strtr($s, $table)`).
     pub fn normalize(&self, s: &str) -> String {
         if self.map.is_empty() {
             return s.to_owned();
         }
-        let table = self.ascii_table();
+        let table = &self.ascii_byte;
         let bytes = s.as_bytes();
         let mut out: Vec<u8> = Vec::with_capacity(s.len() + 16);
         let mut i = 0;
         while let Some(&b) = bytes.get(i) {
             if b.is_ascii() {
                 // A run of ASCII bytes that each become one ASCII byte: mapped in one go.
-                let run = mapped_ascii_run(bytes.get(i..).unwrap_or_default(), &table);
+                let run = mapped_ascii_run(bytes.get(i..).unwrap_or_default(), table);
                 if run > 0 {
                     out.extend(
                         bytes
@@ -382,11 +382,7 @@ fn build_builtin() -> Equivset {
     // Close the table: a value's characters may themselves be keys (ᾳ → Α → A). Each round
     // reads a snapshot so the result does not depend on iteration order.
     for _ in 0..8 {
-        let snapshot = Equivset {
-            map: map.iter().map(|(&k, v)| (k, v.clone().into_boxed_str())).collect(),
-            ascii: Vec::new(),
-            ascii_byte: Vec::new(),
-        };
+        let snapshot = Equivset::with_ascii(map.iter().map(|(&k, v)| (k, v.clone().into_boxed_str())).collect());
         let mut changed = false;
         for value in map.values_mut() {
             let next = snapshot.normalize(value);
@@ -599,7 +595,7 @@ pub fn norm(s: &str, eq: &Equivset) -> String {
     };
     let bytes = s.as_bytes();
     let identity = eq.map.is_empty();
-    let table = eq.ascii_table();
+    let table = &eq.ascii_byte;
     let mut alnum = [false; 128];
     for (b, slot) in (0u8..).zip(alnum.iter_mut()) {
         *slot = b.is_ascii_alphanumeric();
@@ -609,7 +605,7 @@ pub fn norm(s: &str, eq: &Equivset) -> String {
         if b.is_ascii() {
             // A run of ASCII bytes that each become one ASCII byte: every mapped byte is
             // written, the write position advances past the kept ones only.
-            let run = mapped_ascii_run(bytes.get(i..).unwrap_or_default(), &table);
+            let run = mapped_ascii_run(bytes.get(i..).unwrap_or_default(), table);
             if run > 0 {
                 let base = st.out.len();
                 st.out.resize(base + run, 0);
