@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::types::Value;
+use rusqlite::types::{ToSql, Value};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::{
@@ -687,23 +687,22 @@ fn load_filter(conn: &Connection, id: i64) -> Result<Filter, StoreError> {
 }
 
 /// The 13 values both filter tables take: the filter's first twelve columns and `last`
-/// (the hit count for `filters`, the change for `filter_versions`).
-fn filter_params(filter: &Filter, actions: &str, last: rusqlite::types::Value) -> Vec<rusqlite::types::Value> {
-    use rusqlite::types::Value as V;
+/// (the hit count for `filters`, the change for `filter_versions`), borrowed from the filter.
+fn filter_params<'a>(filter: &'a Filter, actions: &'a dyn ToSql, last: &'a dyn ToSql) -> [&'a dyn ToSql; 13] {
     let spec = &filter.spec;
-    vec![
-        V::Integer(filter.id),
-        V::Integer(filter.version),
-        V::Text(spec.description.clone()),
-        V::Text(spec.pattern.clone()),
-        V::Integer(spec.enabled.into()),
-        V::Integer(spec.deleted.into()),
-        V::Integer(spec.private.into()),
-        V::Text(spec.group.clone()),
-        V::Text(spec.comments.clone()),
-        V::Text(actions.to_string()),
-        V::Text(filter.last_editor.clone()),
-        V::Integer(filter.last_edit_time),
+    [
+        &filter.id,
+        &filter.version,
+        &spec.description,
+        &spec.pattern,
+        &spec.enabled,
+        &spec.deleted,
+        &spec.private,
+        &spec.group,
+        &spec.comments,
+        actions,
+        &filter.last_editor,
+        &filter.last_edit_time,
         last,
     ]
 }
@@ -722,25 +721,13 @@ fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(),
              grp = excluded.grp, comments = excluded.comments, actions = excluded.actions,
              last_editor = excluded.last_editor, last_edit_time = excluded.last_edit_time, hits = excluded.hits",
     )
-    .and_then(|mut stmt| {
-        stmt.execute(rusqlite::params_from_iter(filter_params(
-            filter,
-            &actions,
-            rusqlite::types::Value::Integer(filter.hits),
-        )))
-    })
+    .and_then(|mut stmt| stmt.execute(filter_params(filter, &actions, &filter.hits)))
     .map_err(fail)?;
     conn.prepare_cached(&format!(
         "INSERT INTO filter_versions ({VERSION_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))
-    .and_then(|mut stmt| {
-        stmt.execute(rusqlite::params_from_iter(filter_params(
-            filter,
-            &actions,
-            rusqlite::types::Value::Text(change_to_str(change).into()),
-        )))
-    })
+    .and_then(|mut stmt| stmt.execute(filter_params(filter, &actions, &change_to_str(change))))
     .map_err(fail)?;
     Ok(())
 }
