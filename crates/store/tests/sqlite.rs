@@ -263,79 +263,26 @@ mod hits {
         assert_eq!(all[4].hit, hit(1, 100, "Alice", "Main Page"));
     }
 
+    /// The default query with one field set.
+    fn narrowed(set: impl FnOnce(&mut HitQuery)) -> HitQuery {
+        let mut query = HitQuery::default();
+        set(&mut query);
+        query
+    }
+
     #[test]
     fn each_field_narrows() {
         let (_dir, store, i) = fixture();
+        assert_eq!(ids(&store, narrowed(|q| q.filter = Some(1))), vec![i[3], i[2], i[0]]);
+        assert_eq!(ids(&store, narrowed(|q| q.user = Some("Bob".into()))), vec![i[2], i[1]]);
         assert_eq!(
-            ids(
-                &store,
-                HitQuery {
-                    filter: Some(1),
-                    ..Default::default()
-                }
-            ),
-            vec![i[3], i[2], i[0]]
-        );
-        assert_eq!(
-            ids(
-                &store,
-                HitQuery {
-                    user: Some("Bob".into()),
-                    ..Default::default()
-                }
-            ),
-            vec![i[2], i[1]]
-        );
-        assert_eq!(
-            ids(
-                &store,
-                HitQuery {
-                    page: Some("Talk:X".into()),
-                    ..Default::default()
-                }
-            ),
+            ids(&store, narrowed(|q| q.page = Some("Talk:X".into()))),
             vec![i[3], i[2]]
         );
-        assert_eq!(
-            ids(
-                &store,
-                HitQuery {
-                    since: Some(300),
-                    ..Default::default()
-                }
-            ),
-            vec![i[4], i[3], i[2]]
-        );
-        assert_eq!(
-            ids(
-                &store,
-                HitQuery {
-                    until: Some(200),
-                    ..Default::default()
-                }
-            ),
-            vec![i[1], i[0]]
-        );
-        assert_eq!(
-            ids(
-                &store,
-                HitQuery {
-                    before_id: Some(i[2]),
-                    ..Default::default()
-                }
-            ),
-            vec![i[1], i[0]]
-        );
-        assert_eq!(
-            ids(
-                &store,
-                HitQuery {
-                    limit: 2,
-                    ..Default::default()
-                }
-            ),
-            vec![i[4], i[3]]
-        );
+        assert_eq!(ids(&store, narrowed(|q| q.since = Some(300))), vec![i[4], i[3], i[2]]);
+        assert_eq!(ids(&store, narrowed(|q| q.until = Some(200))), vec![i[1], i[0]]);
+        assert_eq!(ids(&store, narrowed(|q| q.before_id = Some(i[2]))), vec![i[1], i[0]]);
+        assert_eq!(ids(&store, narrowed(|q| q.limit = 2)), vec![i[4], i[3]]);
         let combined = HitQuery {
             filter: Some(1),
             user: Some("Alice".into()),
@@ -347,14 +294,7 @@ mod hits {
         };
         assert_eq!(ids(&store, combined), vec![i[3]]);
         assert!(
-            ids(
-                &store,
-                HitQuery {
-                    user: Some("alice".into()),
-                    ..Default::default()
-                }
-            )
-            .is_empty(),
+            ids(&store, narrowed(|q| q.user = Some("alice".into()))).is_empty(),
             "exact match"
         );
     }
