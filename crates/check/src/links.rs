@@ -19,6 +19,7 @@
 //! leaves them out; we do not know the server). `tests/mediawiki_links.rs` compares the scan
 //! with the parser's output.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -472,10 +473,12 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
     let text = mark_templates(p, &text);
     let text = mark_quotes(&text);
     let mut links: Vec<String> = Vec::new();
-    let push = |url: &str, links: &mut Vec<String>| {
+    // A page can hold hundreds of links: "each once" is a set lookup, not a scan of the list.
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut push = |url: &str| {
         if has_host(url) {
             let url = normalize_url(p, url);
-            if !links.contains(&url) {
+            if seen.insert(url.clone()) {
                 links.push(url);
             }
         }
@@ -488,14 +491,14 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
         let (Some(all), Some(url)) = (c.get(0), c.get(1)) else {
             continue;
         };
-        push(url.as_str(), &mut links);
+        push(url.as_str());
         rest.push_str(&text[last..all.start()]);
         rest.push(' ');
         last = all.end();
     }
     rest.push_str(&text[last..]);
     for url in free_links(p, &rest) {
-        push(url, &mut links);
+        push(url);
     }
     links
 }
