@@ -39,6 +39,12 @@ fn af_flag(o: &serde_json::Map<String, Json>, k: &str) -> bool {
     }
 }
 
+/// An AbuseFilter number: `formatversion=2` gives numbers, the default format strings.
+fn af_int(o: &serde_json::Map<String, Json>, k: &str) -> Option<i64> {
+    let v = o.get(k)?;
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
 /// Reads AbuseFilter's API answer (`{"query": {"abusefilters": [...]}}`, either format
 /// version) or a bare array of its entries. Every entry must have an id and a pattern (the
 /// export must be made by a user who may see patterns, `abusefilter-view-private` for private
@@ -49,12 +55,11 @@ pub fn parse_abusefilter_export(
 ) -> Result<(Vec<ImportedFilter>, Vec<String>), ImportError> {
     let v: Json = serde_json::from_str(text).map_err(|e| ImportError(format!("not JSON: {e}")))?;
     let list = match &v {
-        Json::Array(a) => a.clone(),
+        Json::Array(a) => a,
         Json::Object(o) => o
             .get("query")
             .and_then(|q| q.get("abusefilters"))
             .and_then(Json::as_array)
-            .cloned()
             .ok_or_else(|| {
                 ImportError(
                     "expected {\"query\": {\"abusefilters\": [...]}} as api.php?action=query&list=abusefilters returns"
@@ -71,10 +76,7 @@ pub fn parse_abusefilter_export(
             problems.push(format!("entry {i}: not an object"));
             continue;
         };
-        let Some(id) = o
-            .get("id")
-            .and_then(|x| x.as_i64().or_else(|| x.as_str().and_then(|s| s.parse().ok())))
-        else {
+        let Some(id) = af_int(o, "id") else {
             problems.push(format!("entry {i}: no numeric `id`"));
             continue;
         };
@@ -138,10 +140,7 @@ pub fn parse_abusefilter_export(
                 .and_then(Json::as_str)
                 .and_then(crate::time::parse_timestamp)
                 .unwrap_or(0),
-            hits: o
-                .get("hits")
-                .and_then(|h| h.as_i64().or_else(|| h.as_str().and_then(|s| s.parse().ok())))
-                .unwrap_or(0),
+            hits: af_int(o, "hits").unwrap_or(0),
         });
     }
     if !problems.is_empty() {
