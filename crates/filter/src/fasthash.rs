@@ -1,6 +1,7 @@
-//! A fast non-cryptographic hasher (the Fx hash of rustc) for the evaluator's internal maps,
-//! whose keys (builtin arguments, variable names, patterns) come from rules and actions but
-//! are bounded per action, so SipHash's flooding resistance buys nothing there.
+//! A fast non-cryptographic hasher (the Fx hash of rustc) for the crate's internal maps:
+//! the evaluator's, whose keys (builtin arguments, variable names, patterns) come from rules
+//! and actions but are bounded per action, and the confusables table's, whose keys are fixed
+//! when it is loaded; SipHash's flooding resistance buys nothing there.
 
 use std::hash::{BuildHasherDefault, Hasher};
 

@@ -58,7 +58,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use unicode_normalization::char::is_combining_mark;
@@ -127,26 +126,7 @@ impl Default for Equivset {
 
 /// Char-keyed map with a cheap multiplicative hash (SipHash costs more than the rest of a
 /// `ccnorm` per character).
-type CharMap = HashMap<char, Box<str>, BuildHasherDefault<CharHasher>>;
-
-#[derive(Default, Clone, Copy)]
-struct CharHasher(u64);
-
-impl Hasher for CharHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
+type CharMap = crate::fasthash::FxMap<char, Box<str>>;
 
 impl Equivset {
     /// The table wikiguard ships: derived from Unicode's confusables (via unicode-security)
