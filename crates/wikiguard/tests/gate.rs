@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 mod common;
-use common::start_redis;
+use common::{listen_address, start_redis};
 
 const ADMIN: &str = "gate-admin-token-0123456789";
 const SECRET: &str = "gate-test-secret-0123456789abcdef0123456789";
@@ -136,31 +136,7 @@ fn start_gate(name: &str, upstream: &Upstream, policy: Option<&str>, extra: &[&s
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let addr = loop {
-        assert!(Instant::now() < deadline, "gate did not start: {seen:?}");
-        let Some(Ok(line)) = lines.next() else {
-            panic!("gate exited: {seen:?}")
-        };
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if v["message"] == "wikiguard gate serving" {
-                break v["listen"].as_str().unwrap().to_string();
-            }
-        }
-        seen.push(line);
-    };
-    let log = dir.join("stderr.log");
-    std::thread::spawn(move || {
-        let mut all = String::new();
-        for l in lines.map_while(Result::ok) {
-            all.push_str(&l);
-            all.push('\n');
-            let _ = std::fs::write(&log, &all);
-        }
-    });
+    let addr = listen_address(&mut child, "wikiguard gate serving", &dir.join("stderr.log"));
     GateProc { child, addr, dir }
 }
 
