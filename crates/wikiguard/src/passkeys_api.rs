@@ -428,7 +428,6 @@ async fn login_finish(
         finish_and_save(&acc, &user, ip, now, |keys| {
             rp.finish_login(keys, &pending, &response, now)
         })
-        .map(|(r, _)| r)
     })
     .await
 }
@@ -441,7 +440,7 @@ fn finish_and_save(
     ip: Option<IpAddr>,
     now: u64,
     mut finish: impl FnMut(&mut UserPasskeys) -> Result<passkey::SignedIn, Failed>,
-) -> Result<(Response, bool), ApiError> {
+) -> Result<Response, ApiError> {
     for _ in 0..5 {
         let (version, mut keys): (_, UserPasskeys) = load(acc, user, PASSKEYS)?;
         let outcome = finish(&mut keys);
@@ -453,11 +452,10 @@ fn finish_and_save(
             continue;
         }
         return Ok(match outcome {
-            Ok(s) => (
-                answer(json!({"ok": true, "user": user, "id": s.id, "name": s.name, "user_verified": s.user_verified})),
-                true,
-            ),
-            Err(f) => (failed(acc, user, ip, &f, now), false),
+            Ok(s) => {
+                answer(json!({"ok": true, "user": user, "id": s.id, "name": s.name, "user_verified": s.user_verified}))
+            }
+            Err(f) => failed(acc, user, ip, &f, now),
         });
     }
     Err(conflict())
@@ -521,7 +519,6 @@ async fn discoverable_finish(
         finish_and_save(&acc, &user, ip, now, |keys| {
             rp.finish_discoverable(keys, pending.clone(), &response, now)
         })
-        .map(|(r, _)| r)
     })
     .await
 }
