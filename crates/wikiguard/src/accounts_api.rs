@@ -821,16 +821,11 @@ async fn login_result(
     require_check(&state, &headers)?;
     let acc = accounts(&state)?;
     let body = json_body(body)?;
-    let (user, ip, _) = login_fields(&headers, &body)?;
+    let (user, ip, ua) = login_fields(&headers, &body)?;
     let success = body
         .get("success")
         .and_then(Value::as_bool)
         .ok_or_else(|| ApiError::bad("missing_field", "success: true or false").with("field", json!("success")))?;
-    let ua = body
-        .get("user_agent")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
     let device = body.get("device").and_then(Value::as_str).map(str::to_string);
     let now = unix_now();
     let effect = acc.throttle.result(&user, ip, success, now);
