@@ -225,11 +225,8 @@ pub fn filter_test(filter_file: &Path, against: &Path, equivset: Option<&Path>) 
         let where_ = format!("{}:{}", against.display(), lineno + 1);
         let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{where_}: not JSON"))?;
         let action = Action::from_json(&v).map_err(|e| anyhow::anyhow!("{where_}: {e}"))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         n += 1;
-        let mut vars = ActionVars::new(&action, now);
+        let mut vars = ActionVars::new(&action, server::unix_now());
         let mut ev = Evaluator::new(&engine, &mut vars);
         for (name, p) in &programs {
             match ev.eval(p) {
