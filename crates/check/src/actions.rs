@@ -289,6 +289,25 @@ fn valid_tag(t: &str) -> bool {
     !t.trim().is_empty() && !t.contains([',', '|', '/']) && t.len() <= 255
 }
 
+/// The items of a list parameter at `path`, each a string that `read` accepts (and maybe
+/// rewrites); the first it refuses is reported at `path[i]` as `expected`.
+fn read_items(
+    path: &str,
+    items: &[Json],
+    expected: &str,
+    read: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ActionError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.as_str()
+                .and_then(&read)
+                .ok_or_else(|| ActionError::new(format!("{path}[{i}]"), expected))
+        })
+        .collect()
+}
+
 impl FilterActions {
     /// Validates a filter's actions object; the error names the offending field (`throttle.count`).
     pub fn from_json(v: &Json) -> Result<FilterActions, ActionError> {
@@ -321,24 +340,18 @@ impl FilterActions {
                     let period = positive(n, "period", p, Some(defaults.period))?;
                     let groups = match p.get("groups") {
                         None | Some(Json::Null) => defaults.groups,
-                        Some(Json::Array(items)) if !items.is_empty() => {
-                            let mut groups = Vec::new();
-                            for (i, g) in items.iter().enumerate() {
-                                match g.as_str().map(|s| s.replace(' ', "")) {
-                                    Some(g) if check_group(&g) => groups.push(g),
-                                    _ => {
-                                        return Err(ActionError::new(
-                                            format!("throttle.groups[{i}]"),
-                                            format!(
-                                                "expected a group of {} joined by commas (\"user,page\")",
-                                                THROTTLE_TOKENS.join(", ")
-                                            ),
-                                        ))
-                                    }
-                                }
-                            }
-                            groups
-                        }
+                        Some(Json::Array(items)) if !items.is_empty() => read_items(
+                            "throttle.groups",
+                            items,
+                            &format!(
+                                "expected a group of {} joined by commas (\"user,page\")",
+                                THROTTLE_TOKENS.join(", ")
+                            ),
+                            |g| {
+                                let g = g.replace(' ', "");
+                                check_group(&g).then_some(g)
+                            },
+                        )?,
                         Some(_) => {
                             return Err(ActionError::new(
                                 "throttle.groups",
@@ -380,21 +393,12 @@ impl FilterActions {
                 "tag" => {
                     let p = params(n, value, &["tags"])?;
                     let tags = match p.get("tags") {
-                        Some(Json::Array(items)) if !items.is_empty() => {
-                            let mut tags = Vec::new();
-                            for (i, t) in items.iter().enumerate() {
-                                match t.as_str() {
-                                    Some(t) if valid_tag(t) => tags.push(t.trim().to_string()),
-                                    _ => {
-                                        return Err(ActionError::new(
-                                            format!("tag.tags[{i}]"),
-                                            "expected a tag name (non-empty, without , | or /)",
-                                        ))
-                                    }
-                                }
-                            }
-                            tags
-                        }
+                        Some(Json::Array(items)) if !items.is_empty() => read_items(
+                            "tag.tags",
+                            items,
+                            "expected a tag name (non-empty, without , | or /)",
+                            |t| valid_tag(t).then(|| t.trim().to_string()),
+                        )?,
                         _ => return Err(ActionError::new("tag.tags", "required: a non-empty array of tag names")),
                     };
                     out.tag = Some(Tag { tags });
