@@ -407,6 +407,28 @@ fn ascii_run(b: &[u8]) -> usize {
         .map_or(0, |t| t.iter().position(|b| !b.is_ascii()).unwrap_or(t.len()))
 }
 
+/// Appends the ASCII bytes of `run` to `out` that differ from the character before them
+/// (`last`, then updated: rmdoubles) and satisfy `keep`. Every byte is written, and the write
+/// position advances past the kept ones only (no branch on the text).
+#[inline]
+fn push_ascii_undoubled(
+    out: &mut Vec<u8>,
+    run: impl ExactSizeIterator<Item = u8>,
+    last: &mut u32,
+    keep: impl Fn(u8) -> bool,
+) {
+    let mut w = out.len();
+    out.resize(w + run.len(), 0);
+    let mut prev = *last;
+    for b in run {
+        out[w] = b;
+        w += usize::from(prev != u32::from(b) && keep(b));
+        prev = u32::from(b);
+    }
+    out.truncate(w);
+    *last = prev;
+}
+
 /// PHP's `mb_strtolower` (`upper`: `mb_strtoupper`) as AbuseFilter's `lcase`/`ucase` use it:
 /// each character's full Unicode mapping, no context (Rust's `char::to_lowercase`); runs of
 /// ASCII are converted in place.
@@ -502,18 +524,9 @@ pub fn rmdoubles(s: &str) -> String {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b.is_ascii() {
-            // A run of ASCII: every byte is written, the write position advances past the
-            // kept ones only (no branch on the text).
             let run = bytes.get(i..).map_or(0, ascii_run);
-            let base = out.len();
-            out.resize(base + run, 0);
-            let mut w = base;
-            for &b in bytes.get(i..i + run).unwrap_or_default() {
-                out[w] = b;
-                w += usize::from(last != u32::from(b));
-                last = u32::from(b);
-            }
-            out.truncate(w);
+            let run_bytes = bytes.get(i..i + run).unwrap_or_default();
+            push_ascii_undoubled(&mut out, run_bytes.iter().copied(), &mut last, |_| true);
             i += run;
         } else {
             let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) else {
@@ -583,22 +596,15 @@ pub fn norm(s: &str, eq: &Equivset) -> String {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b.is_ascii() {
-            // A run of ASCII bytes that each become one ASCII byte: every mapped byte is
-            // written, the write position advances past the kept ones only.
+            // A run of ASCII bytes that each become one ASCII byte: mapped in one go.
             let run = mapped_ascii_run(bytes.get(i..).unwrap_or_default(), table);
             if run > 0 {
-                let base = st.out.len();
-                st.out.resize(base + run, 0);
-                let mut w = base;
-                let mut last = st.last;
-                for &b in bytes.get(i..i + run).unwrap_or_default() {
-                    let m = table[usize::from(b)];
-                    st.out[w] = m;
-                    w += usize::from(last != u32::from(m) && alnum[usize::from(m & 0x7F)]);
-                    last = u32::from(m);
-                }
-                st.out.truncate(w);
-                st.last = last;
+                let mapped = bytes
+                    .get(i..i + run)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&b| table[usize::from(b)]);
+                push_ascii_undoubled(&mut st.out, mapped, &mut st.last, |m| alnum[usize::from(m & 0x7F)]);
                 i += run;
                 continue;
             }
