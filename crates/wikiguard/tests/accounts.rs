@@ -3,6 +3,8 @@
 //! against an imported breach list; login throttling, including one account sprayed from many
 //! addresses; the audit log.
 
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -10,7 +12,7 @@ use sha1::{Digest, Sha1};
 use wikiguard_accounts::totp::{code_at, TotpParams};
 
 mod common;
-use common::{bin, import_passwords, temp_dir, Server, ADMIN, CHECK};
+use common::{bin, import_passwords, sha1_hex, temp_dir, Server, ADMIN, CHECK};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -40,6 +42,42 @@ fn settle_into_step() -> u64 {
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+}
+
+/// One address failing sign-ins to `PREFIX0`, `PREFIX1`, … (at most 200), round-robin over
+/// `nodes`, until it is throttled: that attempt's number and decision.
+fn guess_accounts_until_throttled(nodes: &[&Server], prefix: &str, ip: &str) -> Option<(usize, Value)> {
+    for i in 0..200 {
+        let node = nodes[i % nodes.len()];
+        let user = format!("{prefix}{i}");
+        let (_, d) = post(
+            node,
+            "/v1/login/attempt",
+            json!({"username": user, "ip": ip, "user_agent": "x"}),
+        );
+        post(
+            node,
+            "/v1/login/result",
+            json!({"username": user, "ip": ip, "success": false}),
+        );
+        if d["decision"] == "throttle" {
+            return Some((i, d));
+        }
+    }
+    None
+}
+
+/// `wikiguard import oathauth ARGS…` into `dir/data`; its output, once it succeeded.
+fn import_oathauth(dir: &Path, args: &[&OsStr]) -> String {
+    let out = Command::new(bin())
+        .args(["import", "oathauth"])
+        .args(args)
+        .env_clear()
+        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -160,10 +198,6 @@ fn recovery_codes_are_single_use_and_regenerating_invalidates() {
     assert_eq!(v["ok"], true);
 }
 
-fn sha1_hex(s: &str) -> String {
-    Sha1::digest(s.as_bytes()).iter().map(|b| format!("{b:02X}")).collect()
-}
-
 #[test]
 fn passwords_are_checked_against_an_imported_breach_list() {
     let dir = temp_dir("passwords");
@@ -252,25 +286,11 @@ fn login_throttling_does_not_let_a_spray_lock_the_owner_out() {
     );
 
     // One address guessing many accounts is throttled.
-    let mut throttled = false;
-    for i in 0..200 {
-        let (_, d) = post(
-            &s,
-            "/v1/login/attempt",
-            json!({"username": format!("User{i}"), "ip": "192.0.2.9", "user_agent": "x"}),
-        );
-        post(
-            &s,
-            "/v1/login/result",
-            json!({"username": format!("User{i}"), "ip": "192.0.2.9", "success": false}),
-        );
-        if d["decision"] == "throttle" {
-            assert!(d["retry_after_secs"].as_u64().unwrap() > 0, "{d}");
-            throttled = true;
-            break;
-        }
+    let throttled = guess_accounts_until_throttled(&[&s], "User", "192.0.2.9");
+    if let Some((_, d)) = &throttled {
+        assert!(d["retry_after_secs"].as_u64().unwrap() > 0, "{d}");
     }
-    assert!(throttled, "an address over its budget is throttled");
+    assert!(throttled.is_some(), "an address over its budget is throttled");
     let (status, _) = post(&s, "/v1/login/attempt", json!({"username": "Erin"}));
     assert_eq!(status, 400, "the IP is required");
 }
@@ -332,17 +352,14 @@ fn oathauth_enrolments_are_imported_so_users_keep_their_apps() {
         json!([{"user_id": 5, "user_name": "Grace"}, {"user_id": 6, "user_name": "Heidi"}]).to_string(),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .args(["import", "oathauth"])
-        .arg(dir.join("devices.json"))
-        .arg("--users")
-        .arg(dir.join("users.json"))
-        .env_clear()
-        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = import_oathauth(
+        &dir,
+        &[
+            dir.join("devices.json").as_os_str(),
+            "--users".as_ref(),
+            dir.join("users.json").as_os_str(),
+        ],
+    );
     assert!(
         stdout.contains("imported 1 TOTP enrolments and 1 recovery-code sets"),
         "{stdout}"
@@ -376,46 +393,11 @@ fn login_throttles_are_shared_by_nodes_through_redis() {
     let a = Server::start("redis-login-a", &[("WIKIGUARD_REDIS", url.as_str())]);
     let b = Server::start("redis-login-b", &[("WIKIGUARD_REDIS", url.as_str())]);
     // One address guessing many accounts, half through each node: throttled as one.
-    let mut throttled_at = None;
-    for i in 0..200 {
-        let node = if i % 2 == 0 { &a } else { &b };
-        let user = format!("Target{i}");
-        let (_, d) = post(
-            node,
-            "/v1/login/attempt",
-            json!({"username": user, "ip": "192.0.2.50", "user_agent": "x"}),
-        );
-        post(
-            node,
-            "/v1/login/result",
-            json!({"username": user, "ip": "192.0.2.50", "success": false}),
-        );
-        if d["decision"] == "throttle" {
-            throttled_at = Some(i);
-            break;
-        }
-    }
+    let throttled_at = guess_accounts_until_throttled(&[&a, &b], "Target", "192.0.2.50").map(|(i, _)| i);
     let shared = throttled_at.expect("the address is throttled");
     // Alone, one node would have seen half the failures: the budget was spent across both.
     let single = Server::start("redis-login-single", &[]);
-    let mut alone = None;
-    for i in 0..200 {
-        let user = format!("Target{i}");
-        let (_, d) = post(
-            &single,
-            "/v1/login/attempt",
-            json!({"username": user, "ip": "192.0.2.51", "user_agent": "x"}),
-        );
-        post(
-            &single,
-            "/v1/login/result",
-            json!({"username": user, "ip": "192.0.2.51", "success": false}),
-        );
-        if d["decision"] == "throttle" {
-            alone = Some(i);
-            break;
-        }
-    }
+    let alone = guess_accounts_until_throttled(&[&single], "Target", "192.0.2.51").map(|(i, _)| i);
     assert_eq!(
         Some(shared),
         alone,
@@ -448,15 +430,7 @@ fn oathauth_import_reads_the_wikis_sqlite_database() {
     )
     .unwrap();
     drop(conn);
-    let out = Command::new(bin())
-        .args(["import", "oathauth"])
-        .arg(&db)
-        .env_clear()
-        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = import_oathauth(&dir, &[db.as_os_str()]);
     assert!(stdout.contains("imported 1 TOTP enrolments"), "{stdout}");
     let s = Server::start_in(dir, &[]);
     let secret = wikiguard_accounts::base32::decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
