@@ -160,6 +160,16 @@ fn audit_kinds(s: &Server, user: &str) -> Vec<String> {
         .collect()
 }
 
+/// `v` is a refusal (`"ok": false`) for `reason`.
+#[track_caller]
+fn assert_refused(v: &Value, reason: &str) {
+    assert_eq!(
+        (v["ok"].clone(), v["reason"].clone()),
+        (json!(false), json!(reason)),
+        "{v}"
+    );
+}
+
 const LOCAL: &str = "http://localhost";
 
 #[test]
@@ -169,11 +179,7 @@ fn register_and_sign_in_with_and_without_a_username() {
 
     // Before: no passkey, nothing to sign in with.
     let (_, v) = post(&s, "/v1/accounts/Alice/passkeys/login/begin", json!({}));
-    assert_eq!(
-        (v["ok"].clone(), v["reason"].clone()),
-        (json!(false), json!("no-credentials")),
-        "{v}"
-    );
+    assert_refused(&v, "no-credentials");
     let (_, f) = s.call("GET", "/v1/accounts/Alice/factors?groups=sysop", Some(CHECK), None);
     assert_eq!(f["satisfied"], false, "{f}");
 
@@ -225,11 +231,7 @@ fn register_and_sign_in_with_and_without_a_username() {
     );
     // The same response again: the ceremony is used.
     let (_, v) = post(&s, "/v1/passkeys/login/finish", signed);
-    assert_eq!(
-        (v["ok"].clone(), v["reason"].clone()),
-        (json!(false), json!("expired")),
-        "{v}"
-    );
+    assert_refused(&v, "expired");
 
     // A second credential on another authenticator; the list has both, with names and times.
     let mut phone = ResidentPasskey::new();
@@ -283,11 +285,7 @@ fn register_and_sign_in_with_and_without_a_username() {
     let (_, options) = post(&s, "/v1/passkeys/login/begin", json!({}));
     let signed = sign(&mut laptop, options, LOCAL);
     let (_, v) = post(&s, "/v1/passkeys/login/finish", signed);
-    assert_eq!(
-        (v["ok"].clone(), v["reason"].clone()),
-        (json!(false), json!("unknown-credential")),
-        "{v}"
-    );
+    assert_refused(&v, "unknown-credential");
     assert_eq!(login(&s, &mut phone, "Alice", LOCAL)["ok"], true);
     assert_eq!(list(&s, "Alice")[0]["id"], phone_id.as_str());
 
@@ -332,11 +330,7 @@ fn several_origins_and_a_wrong_origin() {
 
     // A page on another origin under the same domain (not configured) is refused.
     let v = login(&s, &mut key, "Alice", "https://evil.example.org");
-    assert_eq!(
-        (v["ok"].clone(), v["reason"].clone()),
-        (json!(false), json!("wrong-origin")),
-        "{v}"
-    );
+    assert_refused(&v, "wrong-origin");
     let v = register(
         &s,
         &mut ResidentPasskey::new(),
@@ -344,11 +338,7 @@ fn several_origins_and_a_wrong_origin() {
         "Other",
         "https://evil.example.org",
     );
-    assert_eq!(
-        (v["ok"].clone(), v["reason"].clone()),
-        (json!(false), json!("wrong-origin")),
-        "{v}"
-    );
+    assert_refused(&v, "wrong-origin");
     assert_eq!(list(&s, "Alice").len(), 1);
     let audit = audit_kinds(&s, "Alice").join("\n");
     assert!(audit.contains("wrong-origin"), "{audit}");
@@ -370,11 +360,7 @@ fn a_sign_counter_that_goes_backwards_is_refused_and_audited() {
     let current = sign(&mut key, second, LOCAL);
     assert_eq!(login_finish(&s, "Alice", current)["ok"], true);
     let v = login_finish(&s, "Alice", lagging);
-    assert_eq!(
-        (v["ok"].clone(), v["reason"].clone()),
-        (json!(false), json!("possible-clone")),
-        "{v}"
-    );
+    assert_refused(&v, "possible-clone");
     assert_eq!(v["suspected_clone"], true);
 
     // Flagged: listed as such, no longer offered, no longer counted as a factor.
@@ -385,11 +371,7 @@ fn a_sign_counter_that_goes_backwards_is_refused_and_audited() {
     let (_, options) = post(&s, "/v1/passkeys/login/begin", json!({}));
     let signed = sign(&mut key, options, LOCAL);
     let (_, v) = post(&s, "/v1/passkeys/login/finish", signed);
-    assert_eq!(
-        (v["ok"].clone(), v["reason"].clone()),
-        (json!(false), json!("suspended")),
-        "{v}"
-    );
+    assert_refused(&v, "suspended");
     let (_, f) = s.call("GET", "/v1/accounts/Alice/factors?groups=sysop", Some(CHECK), None);
     assert_eq!(f["satisfied"], false, "{f}");
 
