@@ -2704,6 +2704,15 @@ const W_LOOK_AHEAD: &str = r"(?=[\p{L}\p{N}_])";
 const W_NOT_AHEAD: &str = r"(?![\p{L}\p{N}_])";
 
 impl Emitter {
+    fn new(target: Target) -> Emitter {
+        Emitter {
+            target,
+            deps: Deps::default(),
+            groups: Vec::new(),
+            in_backref: false,
+        }
+    }
+
     fn exact_only(&self) -> Result<(), NeedsExact> {
         if self.target == Target::Fast {
             Err(NeedsExact)
@@ -3683,10 +3692,8 @@ fn build_prefilter(tree: &Node, fast_src: &str, with_period: bool) -> Option<Pre
     let mut groups = vec![Node::Empty];
     collect_groups(tree, &mut groups);
     let mut em = Emitter {
-        target: Target::Relaxed,
-        deps: Deps::default(),
         groups,
-        in_backref: false,
+        ..Emitter::new(Target::Relaxed)
     };
     let mut src = String::from("(?:");
     let relaxed = match em.emit(tree, &mut src) {
@@ -4107,12 +4114,7 @@ fn build_min_run(tree: &Node) -> Option<MinRun> {
         if !matches!(**x, Node::Class(_) | Node::Lit { .. } | Node::Any { .. }) {
             continue;
         }
-        let mut em = Emitter {
-            target: Target::Fast,
-            deps: Deps::default(),
-            groups: Vec::new(),
-            in_backref: false,
-        };
+        let mut em = Emitter::new(Target::Fast);
         let mut src = String::from(r"\A(?:");
         if em.emit(x, &mut src).is_err() {
             continue;
@@ -4302,12 +4304,7 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
 
     let (nullable, _, empty_last) = empty_info(&tree);
 
-    let mut fast_em = Emitter {
-        target: Target::Fast,
-        deps: Deps::default(),
-        groups: Vec::new(),
-        in_backref: false,
-    };
+    let mut fast_em = Emitter::new(Target::Fast);
     let mut fast_src = String::from("(?:");
     let fast_ok = fast_em.emit(&tree, &mut fast_src).is_ok();
     fast_src.push(')');
@@ -4319,12 +4316,7 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
 
     let fast = if fast_ok { Some(compile_fast(&fast_src)?) } else { None };
     let (exact, retry) = if needs_exact {
-        let mut em = Emitter {
-            target: Target::Exact,
-            deps: Deps::default(),
-            groups: Vec::new(),
-            in_backref: false,
-        };
+        let mut em = Emitter::new(Target::Exact);
         let mut src = String::from("(?:");
         if em.emit(&tree, &mut src).is_err() {
             return err("internal: exact emission failed");
