@@ -243,35 +243,20 @@ pub fn spec_from_json(
 
 /// Which fields differ between two versions (all of them for the first).
 pub fn changed_fields(prev: Option<&FilterSpec>, cur: &FilterSpec) -> Vec<&'static str> {
-    let Some(p) = prev else {
-        return vec![
-            "description",
-            "pattern",
-            "enabled",
-            "deleted",
-            "private",
-            "group",
-            "comments",
-            "actions",
-        ];
-    };
-    let mut out = Vec::new();
-    let pairs: [(&'static str, bool); 8] = [
-        ("description", p.description != cur.description),
-        ("pattern", p.pattern != cur.pattern),
-        ("enabled", p.enabled != cur.enabled),
-        ("deleted", p.deleted != cur.deleted),
-        ("private", p.private != cur.private),
-        ("group", p.group != cur.group),
-        ("comments", p.comments != cur.comments),
-        ("actions", p.actions != cur.actions),
-    ];
-    for (name, differs) in pairs {
-        if differs {
-            out.push(name);
-        }
-    }
-    out
+    let differs = |same: fn(&FilterSpec, &FilterSpec) -> bool| prev.is_none_or(|p| !same(p, cur));
+    [
+        ("description", differs(|a, b| a.description == b.description)),
+        ("pattern", differs(|a, b| a.pattern == b.pattern)),
+        ("enabled", differs(|a, b| a.enabled == b.enabled)),
+        ("deleted", differs(|a, b| a.deleted == b.deleted)),
+        ("private", differs(|a, b| a.private == b.private)),
+        ("group", differs(|a, b| a.group == b.group)),
+        ("comments", differs(|a, b| a.comments == b.comments)),
+        ("actions", differs(|a, b| a.actions == b.actions)),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 /// A unified line diff of two rule texts.
