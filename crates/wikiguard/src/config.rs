@@ -194,25 +194,23 @@ pub struct Settings {
     pub log: LogConfig,
 }
 
-/// Environment variable names and the key paths they override, built from the defaults so
-/// every key has one: `WIKIGUARD_LISTEN`, `WIKIGUARD_ENGINE_CONDITION_LIMIT`…
-pub fn env_overrides() -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(RawConfig::default()) else {
-        return out;
-    };
-    fn walk(prefix: &[String], table: &toml::Table, out: &mut Vec<(String, Vec<String>)>) {
+/// Environment variable names, the key paths they override and the keys' default values,
+/// built from the defaults so every key has one: `WIKIGUARD_LISTEN`,
+/// `WIKIGUARD_ENGINE_CONDITION_LIMIT`…
+fn overrides_of(defaults: &toml::Table) -> Vec<(String, Vec<String>, &toml::Value)> {
+    fn walk<'a>(prefix: &[String], table: &'a toml::Table, out: &mut Vec<(String, Vec<String>, &'a toml::Value)>) {
         for (k, v) in table {
             let mut path = prefix.to_vec();
             path.push(k.clone());
             if let toml::Value::Table(t) = v {
                 walk(&path, t, out);
             } else {
-                out.push((format!("WIKIGUARD_{}", path.join("_").to_ascii_uppercase()), path));
+                out.push((format!("WIKIGUARD_{}", path.join("_").to_ascii_uppercase()), path, v));
             }
         }
     }
-    walk(&[], &defaults, &mut out);
+    let mut out = Vec::new();
+    walk(&[], defaults, &mut out);
     out
 }
 
@@ -226,22 +224,21 @@ pub fn load_raw(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Re
         }
         None => toml::Table::new(),
     };
-    let defaults = toml::Value::try_from(RawConfig::default()).context("serializing the defaults")?;
-    for (var, path) in env_overrides() {
+    let defaults = toml::Table::try_from(RawConfig::default()).context("serializing the defaults")?;
+    for (var, path, default) in overrides_of(&defaults) {
         let Some(text) = env(&var) else { continue };
-        let default = path.iter().try_fold(&defaults, |v, k| v.get(k));
         let value = match default {
-            Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            toml::Value::Integer(_) => toml::Value::Integer(
                 text.trim()
                     .parse()
                     .with_context(|| format!("{var}={text:?}: expected a whole number"))?,
             ),
-            Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match text.trim() {
+            toml::Value::Boolean(_) => toml::Value::Boolean(match text.trim() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
                 _ => bail!("{var}={text:?}: expected true or false"),
             }),
-            Some(toml::Value::Array(_)) => toml::Value::Array(
+            toml::Value::Array(_) => toml::Value::Array(
                 text.split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
@@ -483,7 +480,8 @@ mod tests {
 
     #[test]
     fn every_key_has_an_environment_override() {
-        let names: Vec<String> = env_overrides().into_iter().map(|(n, _)| n).collect();
+        let defaults = toml::Table::try_from(RawConfig::default()).unwrap();
+        let names: Vec<String> = overrides_of(&defaults).into_iter().map(|(n, ..)| n).collect();
         for n in [
             "WIKIGUARD_LISTEN",
             "WIKIGUARD_DATA_DIR",
