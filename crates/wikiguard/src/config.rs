@@ -284,6 +284,22 @@ fn check_token_strength(token: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// The token `key` sets, else the one its file (`<key>_file`) holds, checked for strength;
+/// `None` when neither is set.
+fn configured_token(value: &str, file: &str, key: &str) -> Result<Option<(String, TokenSource)>> {
+    if !value.is_empty() {
+        check_token_strength(value, key)?;
+        return Ok(Some((value.to_string(), TokenSource::Config)));
+    }
+    if !file.is_empty() {
+        let file_key = format!("{key}_file");
+        let t = read_token_file(file, &file_key)?;
+        check_token_strength(&t, &file_key)?;
+        return Ok(Some((t, TokenSource::File(PathBuf::from(file)))));
+    }
+    Ok(None)
+}
+
 /// Fills `buf` from the operating system's CSPRNG. Best effort, for callers that take an
 /// infallible random source; key material is checked by its makers (`random_token`, the
 /// accounts keys), which refuse all-zero output.
@@ -340,39 +356,26 @@ impl RawConfig {
         if !self.engine.equivset.is_empty() && !Path::new(&self.engine.equivset).is_file() {
             bail!("engine.equivset = {:?}: no such file", self.engine.equivset);
         }
-        let (check_token, check_token_source) = if !self.check_token.is_empty() {
-            check_token_strength(&self.check_token, "check_token")?;
-            (self.check_token.clone(), TokenSource::Config)
-        } else if !self.check_token_file.is_empty() {
-            let t = read_token_file(&self.check_token_file, "check_token_file")?;
-            check_token_strength(&t, "check_token_file")?;
-            (t, TokenSource::File(PathBuf::from(&self.check_token_file)))
-        } else {
-            let path = data_dir.join("check_token");
-            if path.is_file() {
-                (
-                    read_token_file(&path.to_string_lossy(), "check_token")?,
-                    TokenSource::Generated(path),
-                )
-            } else if generate {
-                std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-                let token = random_token()?;
-                write_private(&path, &token)?;
-                (token, TokenSource::Generated(path))
+        let (check_token, check_token_source) =
+            if let Some(given) = configured_token(&self.check_token, &self.check_token_file, "check_token")? {
+                given
             } else {
-                (String::new(), TokenSource::Generated(path))
-            }
-        };
-        let admin_token = if !self.admin_token.is_empty() {
-            check_token_strength(&self.admin_token, "admin_token")?;
-            Some(self.admin_token.clone())
-        } else if !self.admin_token_file.is_empty() {
-            let t = read_token_file(&self.admin_token_file, "admin_token_file")?;
-            check_token_strength(&t, "admin_token_file")?;
-            Some(t)
-        } else {
-            None
-        };
+                let path = data_dir.join("check_token");
+                if path.is_file() {
+                    (
+                        read_token_file(&path.to_string_lossy(), "check_token")?,
+                        TokenSource::Generated(path),
+                    )
+                } else if generate {
+                    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+                    let token = random_token()?;
+                    write_private(&path, &token)?;
+                    (token, TokenSource::Generated(path))
+                } else {
+                    (String::new(), TokenSource::Generated(path))
+                }
+            };
+        let admin_token = configured_token(&self.admin_token, &self.admin_token_file, "admin_token")?.map(|(t, _)| t);
         if admin_token.is_some() && admin_token.as_deref() == Some(check_token.as_str()) {
             bail!("admin_token equals the check token: use two different secrets");
         }
