@@ -33,10 +33,16 @@ pub fn parse_key32(text: &str) -> Result<[u8; 32], KeyParseError> {
     match text.len() {
         64 => {
             let bytes = text.as_bytes();
+            // The digit at byte `at`, or the error naming its 1-based position.
+            let digit = |at: usize| {
+                bytes
+                    .get(at)
+                    .copied()
+                    .and_then(hex_digit)
+                    .ok_or(KeyParseError::BadHex { position: at + 1 })
+            };
             for (i, slot) in out.iter_mut().enumerate() {
-                let hi = hex_val(bytes.get(2 * i).copied()).ok_or(KeyParseError::BadHex { position: 2 * i + 1 })?;
-                let lo = hex_val(bytes.get(2 * i + 1).copied()).ok_or(KeyParseError::BadHex { position: 2 * i + 2 })?;
-                *slot = (hi << 4) | lo;
+                *slot = (digit(2 * i)? << 4) | digit(2 * i + 1)?;
             }
             Ok(out)
         }
@@ -55,11 +61,12 @@ pub fn parse_key32(text: &str) -> Result<[u8; 32], KeyParseError> {
     }
 }
 
-fn hex_val(b: Option<u8>) -> Option<u8> {
-    match b? {
-        c @ b'0'..=b'9' => Some(c - b'0'),
-        c @ b'a'..=b'f' => Some(c - b'a' + 10),
-        c @ b'A'..=b'F' => Some(c - b'A' + 10),
+/// The value of one hex digit, either case.
+pub(crate) fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
 }

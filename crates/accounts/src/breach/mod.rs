@@ -72,6 +72,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::keys::hex_digit;
+
 pub use build::{build_index, build_index_from_iter, build_index_with, BuildOptions, IndexBuilder, IndexStats};
 pub use sample::{sample_records, write_list, write_range_dir, write_sample_list};
 
@@ -182,7 +184,7 @@ impl Prefix {
         }
         let mut value = 0u32;
         for &c in bytes {
-            let digit = hex_value(c).ok_or_else(|| BreachError::InvalidPrefix(snippet(bytes)))?;
+            let digit = hex_digit(c).ok_or_else(|| BreachError::InvalidPrefix(snippet(bytes)))?;
             value = (value << 4) | u32::from(digit);
         }
         Ok(Prefix(value))
@@ -216,15 +218,6 @@ impl fmt::Display for Prefix {
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Decodes exactly 40 hex characters (either case).
 fn decode_hash(text: &[u8]) -> Option<[u8; 20]> {
     if text.len() != 40 {
@@ -232,7 +225,7 @@ fn decode_hash(text: &[u8]) -> Option<[u8; 20]> {
     }
     let mut hash = [0u8; 20];
     for (byte, pair) in hash.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+        *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
     }
     Some(hash)
 }
@@ -281,7 +274,7 @@ pub fn parse_line(line: &[u8], prefix: Option<Prefix>) -> Result<Option<([u8; 20
     let hash = match prefix {
         None => match decode_hash(hash_part) {
             Some(hash) => hash,
-            None if hash_part.len() == 35 && hash_part.iter().all(|&c| hex_value(c).is_some()) => {
+            None if hash_part.len() == 35 && hash_part.iter().all(|&c| hex_digit(c).is_some()) => {
                 return Err(LineError::SuffixInFullList)
             }
             None => {
