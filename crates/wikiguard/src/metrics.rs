@@ -74,10 +74,18 @@ impl Histogram {
     }
 }
 
+/// One route's requests: counts by status, and latency.
+#[derive(Debug)]
+struct RouteStats {
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
+    /// By route pattern (looked up by `&str`, so a request allocates nothing once its route
+    /// has been seen).
+    routes: BTreeMap<String, RouteStats>,
     checks: BTreeMap<(&'static str, &'static str), u64>,
     conditions: Option<Histogram>,
     filter_hits: BTreeMap<i64, u64>,
@@ -124,11 +132,17 @@ impl Metrics {
     /// One HTTP request to a route (the route's pattern, not the raw path).
     pub fn request(&self, route: &str, status: u16, seconds: f64) {
         self.with(|m| {
-            *m.requests.entry((route.to_string(), status)).or_default() += 1;
-            m.latency
-                .entry(route.to_string())
-                .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
-                .observe(seconds);
+            if !m.routes.contains_key(route) {
+                let fresh = RouteStats {
+                    statuses: BTreeMap::new(),
+                    latency: Histogram::new(LATENCY_BUCKETS),
+                };
+                m.routes.insert(route.to_string(), fresh);
+            }
+            if let Some(r) = m.routes.get_mut(route) {
+                *r.statuses.entry(status).or_default() += 1;
+                r.latency.observe(seconds);
+            }
         });
     }
 
@@ -170,17 +184,19 @@ impl Metrics {
             let mut out = String::with_capacity(4096);
             out += "# HELP wikiguard_http_requests_total HTTP requests by route and status.\n";
             out += "# TYPE wikiguard_http_requests_total counter\n";
-            for ((route, status), n) in &m.requests {
-                let _ = writeln!(
-                    out,
-                    "wikiguard_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
+            for (route, r) in &m.routes {
+                for (status, n) in &r.statuses {
+                    let _ = writeln!(
+                        out,
+                        "wikiguard_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                        escape(route)
+                    );
+                }
             }
             out += "# HELP wikiguard_http_request_duration_seconds Request latency by route.\n";
             out += "# TYPE wikiguard_http_request_duration_seconds histogram\n";
-            for (route, h) in &m.latency {
-                h.render(
+            for (route, r) in &m.routes {
+                r.latency.render(
                     &mut out,
                     "wikiguard_http_request_duration_seconds",
                     &format!("route=\"{}\"", escape(route)),

@@ -133,15 +133,13 @@ pub fn router(state: AppState) -> Router {
 
 /// Request metrics and a debug log line per request (route and status only: no bodies, no IPs).
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
     let secs = started.elapsed().as_secs_f64();
-    state.inner.metrics.request(&route, resp.status().as_u16(), secs);
+    state.inner.metrics.request(route, resp.status().as_u16(), secs);
     tracing::debug!(%method, route, status = resp.status().as_u16(), micros = (secs * 1e6) as u64, "request");
     resp
 }
