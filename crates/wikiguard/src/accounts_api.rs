@@ -144,7 +144,6 @@ impl wikiguard_accounts::throttle::ThrottleCounters for LoginCounters {
 pub struct Accounts {
     config: AccountsConfig,
     store: Arc<dyn Store>,
-    issuer: String,
     keyring: Keyring,
     recovery_key: HmacKey,
     pseudonyms: IpPseudonymiser,
@@ -260,7 +259,6 @@ impl Accounts {
         Ok(Accounts {
             config: config.clone(),
             store,
-            issuer: config.issuer.clone(),
             keyring,
             recovery_key,
             pseudonyms: IpPseudonymiser::new(ip_key),
@@ -440,7 +438,7 @@ async fn totp_enroll(
             }
         }
         let mut rng = crate::config::os_random;
-        let e = totp::begin_enrollment(&mut rng, &acc.issuer, &user, TotpParams::default(), now)
+        let e = totp::begin_enrollment(&mut rng, &acc.config.issuer, &user, TotpParams::default(), now)
             .map_err(|e| internal("starting an enrolment", e))?;
         let record = serde_json::to_value(TotpRecord::Pending {
             sealed: acc.seal(&e.pending)?,
