@@ -8,7 +8,7 @@
 //! sizes, links) for edits and for uploads that send a text; `file_*` for uploads;
 //! `accountname` for account creations. A variable an action does not set reads as null.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -150,13 +150,16 @@ impl<'a> ActionVars<'a> {
 
     /// A JSON object of the named variables' values (computing them), for the hit log.
     /// Variables the action does not set are left out, as in AbuseFilter's variable dump.
-    pub fn dump(&mut self, names: &BTreeSet<String>) -> Json {
+    /// Takes the names by reference (a set of `String`s or of `&str`s), so a caller merging
+    /// several filters' names need not copy them.
+    pub fn dump<'n, N: AsRef<str> + 'n>(&mut self, names: impl IntoIterator<Item = &'n N>) -> Json {
         let mut out = serde_json::Map::new();
         for name in names {
+            let name = name.as_ref();
             let lower = name.to_ascii_lowercase();
-            let canonical = wikiguard_filter::vars::canonical(&lower).to_string();
-            if let Some(v) = self.get(&canonical) {
-                out.insert(name.clone(), value_to_json(&v));
+            let canonical = wikiguard_filter::vars::canonical(&lower);
+            if let Some(v) = self.get(canonical) {
+                out.insert(name.to_string(), value_to_json(&v));
             }
         }
         Json::Object(out)
@@ -698,7 +701,7 @@ mod tests {
         assert_eq!(get(&a, "added_lines"), None);
         // The deprecated alias reads the same (the evaluator canonicalises names).
         let mut vars = ActionVars::new(&a, NOW);
-        let dump = vars.dump(&["moved_from_text".to_string(), "new_wikitext".to_string()].into());
+        let dump = vars.dump(&["moved_from_text", "new_wikitext"]);
         assert_eq!(dump, json!({"moved_from_text": "Alice/Draft"}));
     }
 
@@ -771,7 +774,7 @@ mod tests {
         );
         let a = edit();
         let mut vars = ActionVars::new(&a, NOW);
-        let d = vars.dump(&["user_name".into(), "added_lines".into(), "ARTICLE_TEXT".into()].into());
+        let d = vars.dump(&["user_name", "added_lines", "ARTICLE_TEXT"]);
         assert_eq!(
             d,
             json!({"user_name": "Alice", "added_lines": ["B", "see https://new.example/p."], "ARTICLE_TEXT": "Some page"})

@@ -412,9 +412,9 @@ pub(crate) fn run_check(
 
     // One dump for the action, shared by all its hits (AbuseFilter logs one dump per action):
     // the variables any matched filter reads.
-    let mut reads = BTreeSet::new();
+    let mut reads: BTreeSet<&str> = BTreeSet::new();
     for f in &matched_filters {
-        reads.extend(f.reads.iter().cloned());
+        reads.extend(f.reads.iter().map(String::as_str));
     }
     let dump = Arc::new(if matched_filters.is_empty() {
         Json_::Null
