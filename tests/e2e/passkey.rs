@@ -108,7 +108,9 @@ fn passkey_added_on_the_security_page_signs_in_on_the_login_form() {
     wait(
         &page,
         &w,
-        "document.querySelector('.wikiguard-passkey-list') && document.querySelector('.wikiguard-passkey-list').textContent.indexOf('Laptop') !== -1",
+        // The page reloads to list it: wait for the reloaded page to finish loading too, so
+        // the next script does not run while `mw` is still being set up.
+        "document.readyState === 'complete' && window.mw && document.querySelector('.wikiguard-passkey-list') && document.querySelector('.wikiguard-passkey-list').textContent.indexOf('Laptop') !== -1",
         "the new passkey is listed",
     );
     let credentials = page.credentials(&authenticator).unwrap();

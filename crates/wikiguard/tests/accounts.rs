@@ -5,14 +5,13 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use wikiguard_accounts::totp::{code_at, TotpParams};
 
 mod common;
-use common::{bin, import_passwords, sha1_hex, temp_dir, Server, ADMIN, CHECK};
+use common::{import_passwords, sha1_hex, temp_dir, Server, ADMIN, CHECK};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -69,15 +68,9 @@ fn guess_accounts_until_throttled(nodes: &[&Server], prefix: &str, ip: &str) -> 
 
 /// `wikiguard import oathauth ARGS…` into `dir/data`; its output, once it succeeded.
 fn import_oathauth(dir: &Path, args: &[&OsStr]) -> String {
-    let out = Command::new(bin())
-        .args(["import", "oathauth"])
-        .args(args)
-        .env_clear()
-        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut all: Vec<&OsStr> = vec!["import".as_ref(), "oathauth".as_ref()];
+    all.extend_from_slice(args);
+    String::from_utf8_lossy(&common::run_in_data_dir(dir, &all).stdout).into_owned()
 }
 
 #[test]

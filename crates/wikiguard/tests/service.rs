@@ -321,14 +321,7 @@ fn import_an_abusefilter_export_then_serve_it() {
     let dir = temp_dir("import");
     let file = dir.join("export.json");
     std::fs::write(&file, export().to_string()).unwrap();
-    let out = Command::new(bin())
-        .args(["import", "abusefilter"])
-        .arg(&file)
-        .env_clear()
-        .env("WIKIGUARD_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::run_in_data_dir(&dir, &["import".as_ref(), "abusefilter".as_ref(), file.as_os_str()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 filters (1 enabled)"));
 
     let s = Server::start_in(dir, &[]);

@@ -137,20 +137,32 @@ pub fn sha1_hex(s: &str) -> String {
         .collect()
 }
 
-/// Writes `text` (a Pwned Passwords list) to `dir/pwned.txt` and runs `wikiguard passwords
-/// import` on it into `dir/data`, as an operator would before starting the service there;
-/// panics with the command's stderr when it fails.
-pub fn import_passwords(dir: &std::path::Path, text: &str) -> std::process::Output {
-    std::fs::write(dir.join("pwned.txt"), text).unwrap();
+/// Runs `wikiguard ARGS…` with a clean environment and `dir/data` as its data directory, as
+/// an operator runs the offline commands before starting the service there; panics with the
+/// command's stderr when it fails, and returns its output.
+pub fn run_in_data_dir<S: AsRef<std::ffi::OsStr>>(dir: &std::path::Path, args: &[S]) -> std::process::Output {
     let out = Command::new(bin())
-        .args(["passwords", "import"])
-        .arg(dir.join("pwned.txt"))
+        .args(args)
         .env_clear()
         .env("WIKIGUARD_DATA_DIR", dir.join("data"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// Writes `text` (a Pwned Passwords list) to `dir/pwned.txt` and runs `wikiguard passwords
+/// import` on it into `dir/data`.
+pub fn import_passwords(dir: &std::path::Path, text: &str) -> std::process::Output {
+    std::fs::write(dir.join("pwned.txt"), text).unwrap();
+    run_in_data_dir(
+        dir,
+        &[
+            std::ffi::OsStr::new("passwords"),
+            "import".as_ref(),
+            dir.join("pwned.txt").as_os_str(),
+        ],
+    )
 }
 
 /// Reads the child's stderr (JSON log lines) until the line whose message is `serving`, and
