@@ -161,12 +161,21 @@ pub fn conformance(dir: &Path, equivset: Option<&Path>) -> Result<ExitCode> {
     })
 }
 
+/// What `wikiguard filter bench` evaluates the filters on.
+pub enum BenchInput {
+    /// A JSON object of variable values, given as they are.
+    Vars(PathBuf),
+    /// An action as `POST /v1/check` takes it; its variables are computed on every
+    /// iteration, lazily, as the service computes them.
+    Action(PathBuf),
+}
+
 /// `wikiguard filter bench`: evaluates every `*.af` filter of a folder on one action's
 /// variables, `iterations` times, each time as a new action (fresh caches), and prints one
 /// JSON line with the mean time for all filters.
 pub fn bench(
     filters: &Path,
-    vars: &Path,
+    input: &BenchInput,
     iterations: usize,
     profile: usize,
     equivset: Option<&Path>,
@@ -188,18 +197,43 @@ pub fn bench(
             .unwrap_or_default();
         programs.push((stem, p));
     }
-    let mut vars = read_vars(Some(vars))?;
+    let (mut vars, action) = match input {
+        BenchInput::Vars(path) => (read_vars(Some(path))?, None),
+        BenchInput::Action(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+            let action = wikiguard_check::Action::from_json_value(json)
+                .map_err(|e| anyhow::anyhow!("{}: not an action as /v1/check takes it: {e}", path.display()))?;
+            (HashMap::new(), Some(action))
+        }
+    };
+    // One fixed "now", so user_age and the like do not change between iterations.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let iterations = iterations.max(1);
     let mut matched = Vec::new();
     let run = |vars: &mut HashMap<String, Value>, matched: &mut Vec<String>, record: bool| -> Result<()> {
-        let mut ev = Evaluator::new(&engine, vars);
-        for (stem, p) in &programs {
-            let o = ev.eval(p).map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
-            if record && o.matched {
-                matched.push(stem.clone());
+        let mut each = |ev: &mut dyn FnMut(&Program) -> Result<bool, wikiguard_filter::EvalError>| -> Result<()> {
+            for (stem, p) in &programs {
+                let m = ev(p).map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
+                if record && m {
+                    matched.push(stem.clone());
+                }
+            }
+            Ok(())
+        };
+        match &action {
+            Some(a) => {
+                let mut ev = Evaluator::new(&engine, wikiguard_check::ActionVars::new(a, now));
+                each(&mut |p| ev.eval(p).map(|o| o.matched))
+            }
+            None => {
+                let mut ev = Evaluator::new(&engine, vars);
+                each(&mut |p| ev.eval(p).map(|o| o.matched))
             }
         }
-        Ok(())
     };
     run(&mut vars, &mut matched, true)?;
     let start = Instant::now();
@@ -213,8 +247,11 @@ pub fn bench(
         for (stem, p) in &programs {
             let t = Instant::now();
             for _ in 0..iterations {
-                let mut ev = Evaluator::new(&engine, &mut vars);
-                ev.eval(p).map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
+                let r = match &action {
+                    Some(a) => Evaluator::new(&engine, wikiguard_check::ActionVars::new(a, now)).eval(p),
+                    None => Evaluator::new(&engine, &mut vars).eval(p),
+                };
+                r.map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
             }
             times.push((t.elapsed().as_secs_f64() * 1000.0 / iterations as f64, stem));
         }

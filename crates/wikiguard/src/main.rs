@@ -205,8 +205,13 @@ enum FilterCommand {
         #[arg(long)]
         filters: PathBuf,
         /// JSON object of the action's variables.
+        #[arg(long, required_unless_present = "action", conflicts_with = "action")]
+        vars: Option<PathBuf>,
+        /// Or an action as `POST /v1/check` takes it: the variables are then computed from
+        /// it on every iteration as the service computes them (diff, links…), and timed
+        /// with the filters.
         #[arg(long)]
-        vars: PathBuf,
+        action: Option<PathBuf>,
         /// How many times to evaluate all filters.
         #[arg(long, default_value_t = 100)]
         iterations: usize,
@@ -276,10 +281,18 @@ fn main() -> ExitCode {
         Command::Filter(FilterCommand::Bench {
             filters,
             vars,
+            action,
             iterations,
             profile,
             equivset,
-        }) => filter_cmd::bench(&filters, &vars, iterations, profile, equivset.as_deref()),
+        }) => {
+            let input = match (vars, action) {
+                (_, Some(a)) => filter_cmd::BenchInput::Action(a),
+                (Some(v), None) => filter_cmd::BenchInput::Vars(v),
+                (None, None) => unreachable!("clap requires --vars or --action"),
+            };
+            filter_cmd::bench(&filters, &input, iterations, profile, equivset.as_deref())
+        }
     };
     match result {
         Ok(code) => code,
