@@ -42,6 +42,8 @@ struct Patterns {
     /// Only the tests' plain version of `blank_internal_links` uses it.
     #[cfg_attr(not(test), allow(dead_code))]
     wikilink: Regex,
+    /// Only the tests' check of `template_tokens` uses it.
+    #[cfg_attr(not(test), allow(dead_code))]
     template_tokens: Regex,
     host: Regex,
     encoded_ipv6_host: Regex,
@@ -176,21 +178,21 @@ fn mark_headings(text: &str) -> String {
 
 /// Template parameters: the braces of a closed `{{…}}` and a `|` inside it end a URL (an
 /// unclosed `{{` is plain text, as in the parser).
-fn mark_templates(p: &Patterns, text: &str) -> String {
+fn mark_templates(text: &str) -> String {
     // Pair the braces first: only closed templates count. The tokens (`{{`, `}}`, `|`) come
     // from one literal search, so the bytes between them are not looked at one by one.
     let mut open: Vec<usize> = Vec::new();
     let mut pairs: Vec<(usize, usize)> = Vec::new();
     let mut pipes: Vec<usize> = Vec::new();
-    for m in p.template_tokens.find_iter(text) {
-        match m.as_str() {
-            "{{" => open.push(m.start()),
-            "}}" => {
+    for (at, token) in template_tokens(text.as_bytes()) {
+        match token {
+            b'{' => open.push(at),
+            b'}' => {
                 if let Some(start) = open.pop() {
-                    pairs.push((start, m.start()));
+                    pairs.push((start, at));
                 }
             }
-            _ => pipes.push(m.start()),
+            _ => pipes.push(at),
         }
     }
     if pairs.is_empty() {
@@ -221,6 +223,25 @@ fn mark_templates(p: &Patterns, text: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The tokens of `\{\{|\}\}|\|` in `b`, leftmost first and not overlapping, as (offset, first
+/// byte): a byte search for the three bytes, then a look at the next.
+fn template_tokens(b: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || loop {
+        let i = at + memchr::memchr3(b'{', b'}', b'|', b.get(at..)?)?;
+        let c = b[i];
+        if c == b'|' {
+            at = i + 1;
+            return Some((i, c));
+        }
+        if b.get(i + 1) == Some(&c) {
+            at = i + 2;
+            return Some((i, c));
+        }
+        at = i + 1;
+    })
+}
+
 /// `$wgUrlProtocols` and `//`, one per entry, for prefix tests.
 fn protocol_list() -> &'static [&'static str] {
     static LIST: OnceLock<Vec<&'static str>> = OnceLock::new();
@@ -242,7 +263,7 @@ fn starts_with_protocol(s: &str) -> bool {
 /// at the next byte, which is cheaper than a two-byte substring search on wikitext.
 fn find_double_bracket(b: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
-    while let Some(k) = b.get(at..)?.iter().position(|&c| c == b'[') {
+    while let Some(k) = memchr::memchr(b'[', b.get(at..)?) {
         let i = at + k;
         if b.get(i + 1) == Some(&b'[') {
             return Some(i);
@@ -504,7 +525,7 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
     let text = p.skip.replace_all(wikitext, " ");
     let text = mark_headings(&text);
     let text = blank_internal_links(&text);
-    let text = mark_templates(p, &text);
+    let text = mark_templates(&text);
     let text = mark_quotes(&text);
     let mut links: Vec<String> = Vec::new();
     // A page can hold hundreds of links: "each once" is a set lookup, not a scan of the list.
@@ -688,7 +709,7 @@ mod tests {
             "[[A]] [[B|c]] [[[C]]] [[File:x.png|cap http://x.y]] [[ :http://z.w]] [[a|[b]] ]]",
         ] {
             assert_eq!(mark_quotes(t), mark_quotes_by_chars(t), "{t}");
-            assert_eq!(mark_templates(p, t), mark_templates_by_bytes(t), "{t}");
+            assert_eq!(mark_templates(t), mark_templates_by_bytes(t), "{t}");
             assert_eq!(blank_internal_links(t), blank_internal_links_by_regex(p, t), "{t}");
         }
     }
@@ -702,7 +723,7 @@ mod tests {
         ) {
             let p = patterns().unwrap();
             proptest::prop_assert_eq!(mark_quotes(&t), mark_quotes_by_chars(&t));
-            proptest::prop_assert_eq!(mark_templates(p, &t), mark_templates_by_bytes(&t));
+            proptest::prop_assert_eq!(mark_templates(&t), mark_templates_by_bytes(&t));
             proptest::prop_assert_eq!(blank_internal_links(&t), blank_internal_links_by_regex(p, &t));
         }
     }
@@ -732,6 +753,17 @@ mod tests {
         ) {
             let p = patterns().unwrap();
             proptest::prop_assert_eq!(free_links(p, &t), free_links_by_search(p, &t));
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte search for template tokens finds what the regex finds.
+        #[test]
+        fn template_tokens_agree_with_the_regex(t in "[{}|a\\[\\]]{0,40}") {
+            let p = patterns().unwrap();
+            let by_regex: Vec<(usize, u8)> =
+                p.template_tokens.find_iter(&t).map(|m| (m.start(), t.as_bytes()[m.start()])).collect();
+            proptest::prop_assert_eq!(template_tokens(t.as_bytes()).collect::<Vec<_>>(), by_regex);
         }
     }
 
