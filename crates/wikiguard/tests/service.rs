@@ -397,6 +397,47 @@ fn filter_test_runs_offline_over_recorded_actions() {
 }
 
 #[test]
+fn filter_bench_on_variables_or_on_an_action() {
+    let dir = temp_dir("bench");
+    std::fs::create_dir_all(dir.join("filters")).unwrap();
+    std::fs::write(dir.join("filters/pills.af"), "added_lines irlike 'cheap\\s+pills'").unwrap();
+    std::fs::write(dir.join("filters/links.af"), "count(added_links) > 0").unwrap();
+    std::fs::write(
+        dir.join("vars.json"),
+        json!({"added_lines": ["cheap pills"], "added_links": []}).to_string(),
+    )
+    .unwrap();
+    let action = edit("Bob", "B", "old text", "cheap pills at [https://pills.example shop]");
+    std::fs::write(dir.join("action.json"), action.to_string()).unwrap();
+    let bench = |input: &[&str]| {
+        let mut args = vec!["filter", "bench", "--filters", "filters", "--iterations", "3"];
+        args.extend_from_slice(input);
+        run(&args, &dir)
+    };
+    let (ok, out, err) = bench(&["--vars", "vars.json"]);
+    assert!(ok, "{err}");
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["matched"], json!(["pills"]), "{out}");
+    // On the action, the diff and the links are computed from the texts.
+    let (ok, out, err) = bench(&["--action", "action.json"]);
+    assert!(ok, "{err}");
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["matched"], json!(["links", "pills"]), "{out}");
+    assert!(line["ms_each"].as_f64().unwrap() > 0.0);
+
+    let (ok, _, err) = bench(&[]);
+    assert!(!ok && err.contains("--vars"), "one of them is needed: {err}");
+    let (ok, _, err) = bench(&["--vars", "vars.json", "--action", "action.json"]);
+    assert!(!ok && err.contains("cannot be used with"), "not both: {err}");
+    std::fs::write(dir.join("bad.json"), json!({"action": "fly"}).to_string()).unwrap();
+    let (ok, _, err) = bench(&["--action", "bad.json"]);
+    assert!(
+        !ok && err.contains("bad.json") && err.contains("not an action"),
+        "{err}"
+    );
+}
+
+#[test]
 fn config_check_explains() {
     let dir = temp_dir("config");
     std::fs::write(
