@@ -317,7 +317,28 @@ impl<'a> Search<'a> {
 
 /// PHP's `==` between two strings: numeric strings compare as numbers ("1" == "01").
 fn php_loose_eq(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    // Two different strings are loosely equal only as numbers, and a numeric string starts,
+    // after whitespace, with a digit, a sign or a point: most wikitext lines do not, and
+    // need no number parsing (nor the copies `Value` makes).
+    if !may_be_numeric(a) || !may_be_numeric(b) {
+        return false;
+    }
+    php_loose_eq_in_full(a, b)
+}
+
+fn php_loose_eq_in_full(a: &str, b: &str) -> bool {
     a == b || Value::from(a).php_compare(&Value::from(b)) == Ordering::Equal
+}
+
+/// Whether `s` could be a PHP numeric string (its first byte after leading whitespace).
+fn may_be_numeric(s: &str) -> bool {
+    s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c'])
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// GNU diff's boundary shifting, as MediaWiki applies it: each run of changed lines in
@@ -413,6 +434,32 @@ fn shift_boundaries(lines: &[&str], changed: &mut [bool], other: &[bool]) {
                     break;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loose_equality_of_lines_as_php() {
+        assert!(php_loose_eq("== History ==", "== History =="));
+        assert!(php_loose_eq("10", "1e1"));
+        assert!(php_loose_eq(" 1", "1.0"));
+        assert!(!php_loose_eq("abc", "ABC"));
+        assert!(!php_loose_eq("", "0"));
+        assert!(!php_loose_eq("1 apple", "1"));
+    }
+
+    proptest::proptest! {
+        /// The shortcut for lines that cannot be numbers agrees with PHP's comparison.
+        #[test]
+        fn the_numeric_shortcut_agrees(
+            a in "[ \t]{0,2}[-+.]?[0-9a-e.]{0,4}[ \t]{0,2}",
+            b in "[ \t]{0,2}[-+.]?[0-9a-e.]{0,4}[ \t]{0,2}",
+        ) {
+            proptest::prop_assert_eq!(php_loose_eq(&a, &b), php_loose_eq_in_full(&a, &b));
         }
     }
 }
