@@ -493,9 +493,27 @@ fn writer_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn WriteJob
 
 /// Runs every job of a batch in one transaction, each in its own savepoint, and commits.
 /// An `Err` means nothing of the batch was committed.
+///
+/// A batch of one job (every write when writes come one at a time) needs no savepoint: its
+/// failure rolls back the whole transaction, which held nothing else. That spares SQLite
+/// copying every page the job changes into the savepoint's journal, which for a check's hit
+/// rows and recent-action row was a tenth of the writer's time.
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
+    if let [job] = batch {
+        let result = if job.run(conn) {
+            conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}"))
+        } else {
+            // The job keeps its own error; the batch committed nothing and needs nothing.
+            conn.execute_batch("ROLLBACK")
+                .map_err(|e| format!("cannot roll back a failed write: {e}"))
+        };
+        if result.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        return result;
+    }
     let result = (|| {
         for job in batch.iter_mut() {
             conn.execute_batch("SAVEPOINT job")
@@ -1320,6 +1338,38 @@ mod tests {
             10,
             "the failed write's +1 was rolled back"
         );
+    }
+
+    #[test]
+    fn a_lone_failing_write_leaves_nothing_and_the_next_one_commits() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
+        // Alone in its batch (nothing else queued): no savepoint, the transaction rolls back.
+        let err = store
+            .write(move |conn| {
+                conn.execute("UPDATE filters SET hits = hits + 1 WHERE id = ?1", [f.id])
+                    .map_err(|e| sql_error("x", e))?;
+                conn.execute_batch("INSERT INTO no_such_table VALUES (1)")
+                    .map_err(|e| sql_error("on purpose", e))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("on purpose"), "{err}");
+        assert_eq!(store.get_filter(f.id).unwrap().hits, 0, "the +1 was rolled back");
+        let err = store.record_hits(&[hit(404)]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::NotFound {
+                    what: "filter",
+                    id: 404
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(store.hits(&HitQuery::default()).unwrap().len(), 0);
+        assert_eq!(store.record_hits(&[hit(f.id), hit(f.id)]).unwrap().len(), 2);
+        assert_eq!(store.get_filter(f.id).unwrap().hits, 2);
+        assert_eq!(store.hits(&HitQuery::default()).unwrap().len(), 2);
     }
 
     #[test]
