@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use wikiguard_filter::{Engine, Equivset, Error, Evaluator, Program, Value};
+use wikiguard_filter::{Engine, Equivset, Error, Evaluator, Program, Value, Variables};
 
 /// Exit code for a rule AbuseFilter would refuse (and for usage errors, as clap does).
 pub const EXIT_SYNTAX: u8 = 2;
@@ -170,6 +170,22 @@ pub enum BenchInput {
     Action(PathBuf),
 }
 
+/// Where a bench iteration's variables come from.
+enum Source {
+    Vars(HashMap<String, Value>),
+    Action(Box<wikiguard_check::Action>),
+}
+
+impl Source {
+    /// The variables of a new action: the given ones, or the action's, computed afresh.
+    fn fresh(&mut self, now: i64) -> Box<dyn Variables + '_> {
+        match self {
+            Source::Vars(vars) => Box::new(vars),
+            Source::Action(action) => Box::new(wikiguard_check::ActionVars::new(action, now)),
+        }
+    }
+}
+
 /// `wikiguard filter bench`: evaluates every `*.af` filter of a folder on one action's
 /// variables, `iterations` times, each time as a new action (fresh caches), and prints one
 /// JSON line with the mean time for all filters.
@@ -197,15 +213,15 @@ pub fn bench(
             .unwrap_or_default();
         programs.push((stem, p));
     }
-    let (mut vars, action) = match input {
-        BenchInput::Vars(path) => (read_vars(Some(path))?, None),
+    let mut source = match input {
+        BenchInput::Vars(path) => Source::Vars(read_vars(Some(path))?),
         BenchInput::Action(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             let json: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
             let action = wikiguard_check::Action::from_json_value(json)
                 .map_err(|e| anyhow::anyhow!("{}: not an action as /v1/check takes it: {e}", path.display()))?;
-            (HashMap::new(), Some(action))
+            Source::Action(Box::new(action))
         }
     };
     // One fixed "now", so user_age and the like do not change between iterations.
@@ -214,31 +230,21 @@ pub fn bench(
         .map_or(0, |d| d.as_secs() as i64);
     let iterations = iterations.max(1);
     let mut matched = Vec::new();
-    let run = |vars: &mut HashMap<String, Value>, matched: &mut Vec<String>, record: bool| -> Result<()> {
-        let mut each = |ev: &mut dyn FnMut(&Program) -> Result<bool, wikiguard_filter::EvalError>| -> Result<()> {
-            for (stem, p) in &programs {
-                let m = ev(p).map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
-                if record && m {
-                    matched.push(stem.clone());
-                }
-            }
-            Ok(())
-        };
-        match &action {
-            Some(a) => {
-                let mut ev = Evaluator::new(&engine, wikiguard_check::ActionVars::new(a, now));
-                each(&mut |p| ev.eval(p).map(|o| o.matched))
-            }
-            None => {
-                let mut ev = Evaluator::new(&engine, vars);
-                each(&mut |p| ev.eval(p).map(|o| o.matched))
+    let mut run = |matched: &mut Vec<String>, record: bool| -> Result<()> {
+        let mut vars = source.fresh(now);
+        let mut ev = Evaluator::new(&engine, &mut *vars);
+        for (stem, p) in &programs {
+            let o = ev.eval(p).map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
+            if record && o.matched {
+                matched.push(stem.clone());
             }
         }
+        Ok(())
     };
-    run(&mut vars, &mut matched, true)?;
+    run(&mut matched, true)?;
     let start = Instant::now();
     for _ in 0..iterations {
-        run(&mut vars, &mut matched, false)?;
+        run(&mut matched, false)?;
     }
     let ms_each = start.elapsed().as_secs_f64() * 1000.0 / iterations as f64;
     if profile > 0 {
@@ -247,11 +253,9 @@ pub fn bench(
         for (stem, p) in &programs {
             let t = Instant::now();
             for _ in 0..iterations {
-                let r = match &action {
-                    Some(a) => Evaluator::new(&engine, wikiguard_check::ActionVars::new(a, now)).eval(p),
-                    None => Evaluator::new(&engine, &mut vars).eval(p),
-                };
-                r.map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
+                Evaluator::new(&engine, &mut *source.fresh(now))
+                    .eval(p)
+                    .map_err(|e| anyhow::anyhow!("{stem}: {e} [{}]", e.code))?;
             }
             times.push((t.elapsed().as_secs_f64() * 1000.0 / iterations as f64, stem));
         }
