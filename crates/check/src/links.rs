@@ -34,17 +34,8 @@ const ADDR: &str = r"(?:\[[0-9A-Fa-f:.]+\]|[^\]\[<>\x22\x00-\x20\x7F\p{Zs}\x{FFF
 struct Patterns {
     skip: Regex,
     bracketed: Regex,
-    /// Only the tests' plain search uses the unanchored form.
-    #[cfg_attr(not(test), allow(dead_code))]
-    free: Regex,
     free_anchored: Regex,
     word_char: Regex,
-    /// Only the tests' plain version of `blank_internal_links` uses it.
-    #[cfg_attr(not(test), allow(dead_code))]
-    wikilink: Regex,
-    /// Only the tests' check of `template_tokens` uses it.
-    #[cfg_attr(not(test), allow(dead_code))]
-    template_tokens: Regex,
     host: Regex,
     encoded_ipv6_host: Regex,
     ipv6_url: Regex,
@@ -68,11 +59,8 @@ fn patterns() -> Option<&'static Patterns> {
             .ok()?,
             // The parser's `\b` before the protocol is checked by hand (`after_word`): a Unicode
             // word boundary would make the regex crate leave its DFA on non-ASCII text.
-            free: Regex::new(&format!(r"(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).ok()?,
             free_anchored: Regex::new(&format!(r"\A(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).ok()?,
             word_char: Regex::new(r"^\w$").ok()?,
-            wikilink: Regex::new(r"\[\[([^\[\]|]*)(?:\|[^\[\]]*)?\]\]").ok()?,
-            template_tokens: Regex::new(r"\{\{|\}\}|\|").ok()?,
             host: Regex::new(r"(?is)^([^:]+:)(//[^/]+)?(.*)$").ok()?,
             encoded_ipv6_host: Regex::new(r"^//%5B([0-9A-Fa-f:.]+)%5D((?::\d+)?)$").ok()?,
             ipv6_url: Regex::new(&format!(
@@ -602,12 +590,28 @@ fn free_links<'t>(p: &Patterns, text: &'t str) -> Vec<&'t str> {
 mod tests {
     use super::*;
 
+    /// The patterns only the plain versions below use, which the scans replaced.
+    struct Plain {
+        free: Regex,
+        wikilink: Regex,
+        template_tokens: Regex,
+    }
+
+    fn plain() -> &'static Plain {
+        static P: OnceLock<Plain> = OnceLock::new();
+        P.get_or_init(|| Plain {
+            free: Regex::new(&format!(r"(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).unwrap(),
+            wikilink: Regex::new(r"\[\[([^\[\]|]*)(?:\|[^\[\]]*)?\]\]").unwrap(),
+            template_tokens: Regex::new(r"\{\{|\}\}|\|").unwrap(),
+        })
+    }
+
     /// The plain search `free_links` replaces: the unanchored pattern over the whole text,
     /// with the word boundary checked at each match.
     fn free_links_by_search<'t>(p: &Patterns, text: &'t str) -> Vec<&'t str> {
         let mut out = Vec::new();
         let mut at = 0;
-        while let Some(m) = p.free.find_at(text, at) {
+        while let Some(m) = plain().free.find_at(text, at) {
             let prev = text[..m.start()].chars().next_back();
             if prev.is_some_and(|c| p.word_char.is_match(c.encode_utf8(&mut [0; 4]))) {
                 at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
@@ -685,8 +689,9 @@ mod tests {
         String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
-    fn blank_internal_links_by_regex(p: &Patterns, text: &str) -> String {
-        p.wikilink
+    fn blank_internal_links_by_regex(text: &str) -> String {
+        plain()
+            .wikilink
             .replace_all(text, |c: &regex::Captures<'_>| {
                 let target = c.get(1).map_or("", |m| m.as_str()).trim_start_matches([' ', ':']);
                 let keep = starts_with_protocol(target)
@@ -702,7 +707,6 @@ mod tests {
 
     #[test]
     fn passes_agree_with_their_plain_versions() {
-        let p = patterns().unwrap();
         for t in [
             "''a'' '''b''' ''''c'''' '''''d''''' ''''''e'''''' x'",
             "{{a|b}} {{c|{{d|e}}|f}} }}{{ {{{x|y}}} | {{unclosed|z",
@@ -710,7 +714,7 @@ mod tests {
         ] {
             assert_eq!(mark_quotes(t), mark_quotes_by_chars(t), "{t}");
             assert_eq!(mark_templates(t), mark_templates_by_bytes(t), "{t}");
-            assert_eq!(blank_internal_links(t), blank_internal_links_by_regex(p, t), "{t}");
+            assert_eq!(blank_internal_links(t), blank_internal_links_by_regex(t), "{t}");
         }
     }
 
@@ -721,10 +725,9 @@ mod tests {
                 r"([a-z: '|{}\[\]é]|\[\[|\]\]|\{\{|\}\}|http://|File:){0,40}"
             ).unwrap()
         ) {
-            let p = patterns().unwrap();
             proptest::prop_assert_eq!(mark_quotes(&t), mark_quotes_by_chars(&t));
             proptest::prop_assert_eq!(mark_templates(&t), mark_templates_by_bytes(&t));
-            proptest::prop_assert_eq!(blank_internal_links(&t), blank_internal_links_by_regex(p, &t));
+            proptest::prop_assert_eq!(blank_internal_links(&t), blank_internal_links_by_regex(&t));
         }
     }
 
@@ -760,9 +763,8 @@ mod tests {
         /// The byte search for template tokens finds what the regex finds.
         #[test]
         fn template_tokens_agree_with_the_regex(t in "[{}|a\\[\\]]{0,40}") {
-            let p = patterns().unwrap();
             let by_regex: Vec<(usize, u8)> =
-                p.template_tokens.find_iter(&t).map(|m| (m.start(), t.as_bytes()[m.start()])).collect();
+                plain().template_tokens.find_iter(&t).map(|m| (m.start(), t.as_bytes()[m.start()])).collect();
             proptest::prop_assert_eq!(template_tokens(t.as_bytes()).collect::<Vec<_>>(), by_regex);
         }
     }
