@@ -501,45 +501,47 @@ fn writer_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn WriteJob
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
-    if let [job] = batch {
-        let result = if job.run(conn) {
-            conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}"))
-        } else {
-            // The job keeps its own error; the batch committed nothing and needs nothing.
-            conn.execute_batch("ROLLBACK")
-                .map_err(|e| format!("cannot roll back a failed write: {e}"))
-        };
-        if result.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        return result;
-    }
-    let result = (|| {
-        for job in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT job")
-                .map_err(|e| format!("cannot open a savepoint: {e}"))?;
+    let result = match batch {
+        [job] => {
             if job.run(conn) {
-                if let Err(e) = conn.execute_batch("RELEASE job") {
-                    let message = format!("cannot release a savepoint: {e}");
-                    job.fail(&message);
-                    return Err(message);
-                }
+                conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}"))
             } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                    .map_err(|e| format!("cannot roll back a failed write: {e}"))?;
-            }
-            // SQLite rolls the whole transaction back on some errors (a full disk, say);
-            // then the writes before this one are gone too.
-            if conn.is_autocommit() {
-                return Err("the write transaction was rolled back by the database".to_string());
+                // The job keeps its own error; the batch committed nothing and needs nothing.
+                conn.execute_batch("ROLLBACK")
+                    .map_err(|e| format!("cannot roll back a failed write: {e}"))
             }
         }
-        conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}"))
-    })();
+        _ => run_in_savepoints(conn, batch),
+    };
     if result.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     result
+}
+
+/// The jobs of a batch of several, each in its own savepoint so that a failed one is undone
+/// alone, then the commit.
+fn run_in_savepoints(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
+    for job in batch.iter_mut() {
+        conn.execute_batch("SAVEPOINT job")
+            .map_err(|e| format!("cannot open a savepoint: {e}"))?;
+        if job.run(conn) {
+            if let Err(e) = conn.execute_batch("RELEASE job") {
+                let message = format!("cannot release a savepoint: {e}");
+                job.fail(&message);
+                return Err(message);
+            }
+        } else {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                .map_err(|e| format!("cannot roll back a failed write: {e}"))?;
+        }
+        // SQLite rolls the whole transaction back on some errors (a full disk, say); then
+        // the writes before this one are gone too.
+        if conn.is_autocommit() {
+            return Err("the write transaction was rolled back by the database".to_string());
+        }
+    }
+    conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}"))
 }
 
 // ---- rows ----
