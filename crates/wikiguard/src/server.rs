@@ -330,13 +330,21 @@ async fn check(
     let action = Action::from_json_value(value)
         .map_err(|e| ApiError::bad("invalid_action", e.to_string()).with("field", json!(e.field)))?;
     let st = state.clone();
-    let (out, recent) = blocking(move || run_check(&st, &action, unix_now())).await?;
-    // The recent-actions log is test data, not a verdict's record: it is written after the
-    // answer, in the writer's next group commit, so it never delays a save.
-    if let Some(recent) = recent {
+    let now = unix_now();
+    let (out, action) = blocking(move || run_check(&st, &action, now).map(|out| (out, action))).await?;
+    // The recent-actions log is test data, not a verdict's record: the action is encoded and
+    // written after the answer, in the writer's next group commit, so it never delays a save.
+    let keep = state.inner.settings.recent_actions;
+    if keep > 0 {
         let store = state.inner.store.clone();
-        let keep = state.inner.settings.recent_actions;
         tokio::task::spawn_blocking(move || {
+            let recent = NewRecentAction {
+                time: now,
+                action: action.kind().as_str().to_string(),
+                user_name: action.user_name().to_string(),
+                page: action.page_title(),
+                body: action.stored_body(),
+            };
             if let Err(e) = store.record_recent_action(&recent, keep) {
                 tracing::warn!(error = %e, "could not keep a recent action");
             }
@@ -345,13 +353,8 @@ async fn check(
     Ok(Json(out).into_response())
 }
 
-/// Evaluates every enabled filter against one action, decides, logs the hits, and answers;
-/// also returns the action for the recent-actions log (when one is kept).
-pub(crate) fn run_check(
-    state: &AppState,
-    action: &Action,
-    now: i64,
-) -> Result<(Json_, Option<NewRecentAction>), ApiError> {
+/// Evaluates every enabled filter against one action, decides, logs the hits, and answers.
+pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<Json_, ApiError> {
     let inner = &state.inner;
     let started = Instant::now();
     let set = state.filters();
@@ -449,13 +452,6 @@ pub(crate) fn run_check(
         inner.store.record_hits(&hits)?
     };
     let logged = started.elapsed();
-    let recent = (inner.settings.recent_actions > 0).then(|| NewRecentAction {
-        time: now,
-        action: action.kind().as_str().to_string(),
-        user_name: action.user_name().to_string(),
-        page: action.page_title(),
-        body: action.stored_body(),
-    });
     tracing::debug!(
         eval_us = evaluated.as_micros() as u64,
         dump_us = (dumped - evaluated).as_micros() as u64,
@@ -484,7 +480,7 @@ pub(crate) fn run_check(
         "hits": hit_ids,
         "taken": verdict.taken.iter().map(|(filter, actions)| json!({"filter": filter, "actions": actions})).collect::<Vec<_>>(),
     });
-    Ok((answer, recent))
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
