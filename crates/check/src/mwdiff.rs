@@ -12,7 +12,7 @@
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
-use wikiguard_filter::Value;
+use wikiguard_filter::smart_str_compare;
 
 /// Inputs with more line pairs than this get a bound on the number of differences.
 const TOO_LONG: i64 = 2_000_000;
@@ -317,28 +317,7 @@ impl<'a> Search<'a> {
 
 /// PHP's `==` between two strings: numeric strings compare as numbers ("1" == "01").
 fn php_loose_eq(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    // Two different strings are loosely equal only as numbers, and a numeric string starts,
-    // after whitespace, with a digit, a sign or a point: most wikitext lines do not, and
-    // need no number parsing (nor the copies `Value` makes).
-    if !may_be_numeric(a) || !may_be_numeric(b) {
-        return false;
-    }
-    php_loose_eq_in_full(a, b)
-}
-
-fn php_loose_eq_in_full(a: &str, b: &str) -> bool {
-    a == b || Value::from(a).php_compare(&Value::from(b)) == Ordering::Equal
-}
-
-/// Whether `s` could be a PHP numeric string (its first byte after leading whitespace).
-fn may_be_numeric(s: &str) -> bool {
-    s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c'])
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.'))
+    a == b || smart_str_compare(a, b) == Ordering::Equal
 }
 
 /// GNU diff's boundary shifting, as MediaWiki applies it: each run of changed lines in
@@ -452,8 +431,13 @@ mod tests {
         assert!(!php_loose_eq("1 apple", "1"));
     }
 
+    /// PHP's `==` between two strings as the filter language's values compare them.
+    fn php_loose_eq_in_full(a: &str, b: &str) -> bool {
+        a == b || wikiguard_filter::Value::from(a).php_compare(&wikiguard_filter::Value::from(b)) == Ordering::Equal
+    }
+
     proptest::proptest! {
-        /// The shortcut for lines that cannot be numbers agrees with PHP's comparison.
+        /// The comparison of lines agrees with PHP's comparison of the values.
         #[test]
         fn the_numeric_shortcut_agrees(
             a in "[ \t]{0,2}[-+.]?[0-9a-e.]{0,4}[ \t]{0,2}",

@@ -55,7 +55,7 @@ pub use check::{Analysis, Warning};
 pub use error::{Error, EvalError, Position, SyntaxError};
 pub use eval::{Engine, Evaluator, Outcome, Variables};
 pub use normalize::Equivset;
-pub use value::{Type, Value};
+pub use value::{smart_str_compare, Type, Value};
 
 use ast::Expr;
 use vars::KnownVariables;

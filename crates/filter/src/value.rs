@@ -844,7 +844,7 @@ fn compare_float_to_string(f: f64, s: &str) -> Ordering {
 
 /// PHP 8 comparison of two strings (`zendi_smart_strcmp`): numerically when both are numeric
 /// strings, else byte-wise, with PHP's rules for integers that overflow.
-pub(crate) fn smart_str_compare(a: &str, b: &str) -> Ordering {
+pub fn smart_str_compare(a: &str, b: &str) -> Ordering {
     if let (Some(x), Some(y)) = (numeric_prefix(a), numeric_prefix(b)) {
         if x.whole && y.whole {
             let (d1, d2) = (x.value.as_f64(), y.value.as_f64());
