@@ -225,9 +225,7 @@ pub fn bench(
         }
     };
     // One fixed "now", so user_age and the like do not change between iterations.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::server::unix_now();
     let iterations = iterations.max(1);
     let mut matched = Vec::new();
     let mut run = |matched: &mut Vec<String>, record: bool| -> Result<()> {

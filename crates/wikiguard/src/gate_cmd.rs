@@ -137,9 +137,6 @@ pub fn explain(
         hmap.insert(k.trim().to_string(), serde_json::Value::String(v.trim().to_string()));
     }
     let body = serde_json::json!({ "method": method, "url": url, "headers": hmap, "client_ip": client_ip });
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let v = gate_proxy::explain_json(&gate, body.to_string().as_bytes(), now)?;
+    let v = gate_proxy::explain_json(&gate, body.to_string().as_bytes(), gate_proxy::now_ms())?;
     Ok(serde_json::to_string_pretty(&v)? + "\n")
 }
