@@ -13,6 +13,7 @@
 //! units per second; the interface is milliseconds like the rest of the crate.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -126,12 +127,91 @@ struct Entry {
     last_used_ms: u64,
 }
 
-/// Thread-safe, bounded in-memory [`RateStore`]: keys are spread over sharded mutexes; when a
-/// shard is full, keys whose bucket has drained (state equal to "never seen", so dropping them
-/// loses nothing) are removed first, then the least recently used, an eighth of the shard at
-/// a time so the cost of a sweep is spread over many inserts.
+/// The map of one shard. Its keys are already the store's keyed SipHash of the counter's name,
+/// so the map uses them as they are instead of hashing them again.
+type ShardMap = HashMap<u64, Entry, BuildHasherDefault<KeyHashHasher>>;
+
+/// A shard below this many keys is not swept for drained ones.
+const MIN_SWEEP: usize = 1024;
+
+/// Aligned to its own cache lines: the gate's workers lock shards all the time, and two
+/// shards' mutexes sharing a line would bounce it between cores on every request.
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard {
+    map: ShardMap,
+    /// Sweep drained keys out when the map reaches this size.
+    sweep_at: usize,
+}
+
+impl Shard {
+    /// Makes room for one more key at `now_us`.
+    fn make_room(&mut self, per_shard: usize, now_us: u64) {
+        let map = &mut self.map;
+        if map.len() < self.sweep_at.min(per_shard) {
+            return;
+        }
+        map.retain(|_, e| e.tat_us > now_us);
+        let target = per_shard - (per_shard / 8).max(1);
+        if map.len() >= per_shard {
+            let mut ages: Vec<u64> = map.values().map(|e| e.last_used_ms).collect();
+            let drop = map.len() - target;
+            let (_, cutoff, _) = ages.select_nth_unstable(drop - 1);
+            let cutoff = *cutoff;
+            let mut dropped = 0;
+            map.retain(|_, e| {
+                if dropped < drop && e.last_used_ms <= cutoff {
+                    dropped += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.sweep_at = (2 * map.len()).max(MIN_SWEEP);
+        // A table left big by an earlier flood would keep its survivors spread over cold memory.
+        if map.capacity() > 4 * self.sweep_at {
+            map.shrink_to(self.sweep_at);
+        }
+    }
+}
+
+/// Hands a `u64` map key (a keyed hash already) through as its own hash.
+#[derive(Default)]
+struct KeyHashHasher(u64);
+
+impl Hasher for KeyHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the keys are u64); anything else still hashes all its bytes.
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Thread-safe, bounded in-memory [`RateStore`]: keys are spread over sharded mutexes. Keys
+/// whose bucket has drained hold the same state as "never seen", so dropping them loses
+/// nothing: a shard sweeps them out whenever it has doubled since its last sweep, which keeps
+/// it near the number of clients active within one bucket's drain time (a flood of one-off
+/// clients stays a small, cache-resident table, not a million cold entries) at an amortised
+/// cost of about two entries visited per insert. A shard full of live buckets drops its least
+/// recently used, an eighth of the shard at a time so the cost is spread over many inserts.
+///
+/// A counter is stored under a 64-bit SipHash of its name with this store's random key, not
+/// under the name: an entry is 24 bytes in place, with no allocation per key and no pointer to
+/// follow on a lookup, which matters when a flood of distinct clients fills the store with
+/// its million keys. Two names share a counter only if their hashes collide: about one chance in
+/// 3·10⁷ for a full store, and not something a client can aim at without the key.
 pub struct MemoryRateStore {
-    shards: Vec<Mutex<HashMap<String, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
     per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -152,7 +232,7 @@ impl MemoryRateStore {
     pub fn new(max_keys: usize) -> Self {
         let per_shard = max_keys.div_ceil(SHARDS).max(1);
         MemoryRateStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard,
             hasher: std::collections::hash_map::RandomState::new(),
         }
@@ -163,61 +243,43 @@ impl MemoryRateStore {
         self.per_shard * SHARDS
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Entry>> {
+    /// The key's hash and its shard. The shard comes from bits the map does not lean on (it
+    /// takes its bucket from the low bits and its tag from the top seven).
+    fn locate(&self, key: &str) -> (u64, &Mutex<Shard>) {
         use std::hash::BuildHasher;
-        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
-        &self.shards[i]
-    }
-}
-
-fn evict(map: &mut HashMap<String, Entry>, per_shard: usize, now_us: u64) {
-    map.retain(|_, e| e.tat_us > now_us);
-    let target = per_shard - (per_shard / 8).max(1);
-    if map.len() > target {
-        let mut ages: Vec<u64> = map.values().map(|e| e.last_used_ms).collect();
-        let drop = map.len() - target;
-        let (_, cutoff, _) = ages.select_nth_unstable(drop - 1);
-        let cutoff = *cutoff;
-        let mut dropped = 0;
-        map.retain(|_, e| {
-            if dropped < drop && e.last_used_ms <= cutoff {
-                dropped += 1;
-                false
-            } else {
-                true
-            }
-        });
+        let h = self.hasher.hash_one(key);
+        let i = ((h >> 32) as usize) % self.shards.len();
+        (h, &self.shards[i])
     }
 }
 
 impl RateStore for MemoryRateStore {
     fn gcra(&self, key: &str, limit: &RateLimit, cost: u32, now_ms: u64) -> GcraOutcome {
+        let (h, shard) = self.locate(key);
         // A poisoned shard still holds consistent entries (each update is one assignment).
-        let mut map = match self.shard(key).lock() {
+        let mut shard = match shard.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let tat = map.get(key).map_or(0, |e| e.tat_us);
+        let tat = shard.map.get(&h).map_or(0, |e| e.tat_us);
         let (out, new_tat) = gcra_step(tat, limit, cost, now_ms);
         if new_tat != tat {
-            if let Some(e) = map.get_mut(key) {
+            if let Some(e) = shard.map.get_mut(&h) {
                 *e = Entry {
                     tat_us: new_tat,
                     last_used_ms: now_ms,
                 };
             } else {
-                if map.len() >= self.per_shard {
-                    evict(&mut map, self.per_shard, now_ms.saturating_mul(1000));
-                }
-                map.insert(
-                    key.to_string(),
+                shard.make_room(self.per_shard, now_ms.saturating_mul(1000));
+                shard.map.insert(
+                    h,
                     Entry {
                         tat_us: new_tat,
                         last_used_ms: now_ms,
                     },
                 );
             }
-        } else if let Some(e) = map.get_mut(key) {
+        } else if let Some(e) = shard.map.get_mut(&h) {
             e.last_used_ms = now_ms;
         }
         out
@@ -226,7 +288,11 @@ impl RateStore for MemoryRateStore {
     fn key_count(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map(|m| m.len()).unwrap_or_else(|p| p.into_inner().len()))
+            .map(|s| {
+                s.lock()
+                    .map(|m| m.map.len())
+                    .unwrap_or_else(|p| p.into_inner().map.len())
+            })
             .sum()
     }
 }
@@ -263,6 +329,23 @@ mod tests {
         let p = s.gcra("k", &l, 0, 1_001_000);
         assert!(p.allowed);
         assert_eq!(p.remaining, 0);
+    }
+
+    #[test]
+    fn distinct_keys_keep_distinct_counters() {
+        // The store keys its map by a hash of the name; thousands of names must still each
+        // have a bucket of their own.
+        let s = MemoryRateStore::new(100_000);
+        let l = lim(60, 60, 3);
+        for i in 0..20_000 {
+            let k = format!("unknown|10.{}.{}.1", i / 256, i % 256);
+            let o = s.gcra(&k, &l, 1, 5_000);
+            assert!(o.allowed && o.remaining == 2, "{k}: {o:?}");
+        }
+        assert!(s.gcra("unknown|10.0.0.1", &l, 2, 5_000).allowed);
+        assert!(!s.gcra("unknown|10.0.0.1", &l, 1, 5_000).allowed);
+        assert_eq!(s.gcra("unknown|10.0.1.1", &l, 0, 5_000).remaining, 2);
+        assert_eq!(s.key_count(), 20_000);
     }
 
     #[test]

@@ -539,6 +539,42 @@ mod gcra {
         let peek = s.gcra("hot", &l, 0, T0 + 10_000);
         assert_eq!(peek.remaining, 0, "the hot key's state was kept");
     }
+
+    #[test]
+    fn drained_buckets_are_swept_long_before_the_store_is_full() {
+        // Page views from a flood of one-off readers: each bucket drains 100 ms after its one
+        // request, so only about the last 100 ms of clients need a key.
+        let l = RateLimit {
+            name: "unknown".into(),
+            rate: 600,
+            period_seconds: 60,
+            burst: 300,
+            key: vec![KeyPart::Ip],
+        };
+        let s = MemoryRateStore::new(1_000_000);
+        // One heavy client spends its whole burst at the start: its bucket stays live for 30 s.
+        assert!(s.gcra("heavy", &l, 300, T0).allowed);
+        let mut most = 0;
+        for i in 0..200_000u64 {
+            let now = T0 + i / 10; // ten new clients a millisecond
+            s.gcra(
+                &format!("unknown|10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
+                &l,
+                1,
+                now,
+            );
+            if i % 100 == 0 {
+                most = most.max(s.key_count());
+            }
+        }
+        assert!(most <= 20_000, "the store grew to {most} keys for about 1000 live ones");
+        // 20 s on, the heavy client's bucket has drained by 200 units, not been forgotten.
+        let heavy = s.gcra("heavy", &l, 0, T0 + 20_000);
+        assert_eq!(
+            heavy.remaining, 200,
+            "the live bucket was kept through the sweeps: {heavy:?}"
+        );
+    }
 }
 
 mod policy_files {
