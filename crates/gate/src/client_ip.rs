@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::IpSet;
 
@@ -43,7 +43,7 @@ pub fn client_ip_from(peer: IpAddr, headers: &HeaderMap, trusted: &IpSet, which:
     if trusted.is_empty() || !trusted.contains(peer) {
         return peer;
     }
-    let has_xff = headers.contains_key("x-forwarded-for");
+    let has_xff = headers.contains_key(&X_FORWARDED_FOR);
     let hops: Vec<Option<IpAddr>> = match which {
         ForwardedHeader::XForwardedFor => xff_hops(headers),
         ForwardedHeader::Forwarded => forwarded_hops(headers),
@@ -62,8 +62,11 @@ pub fn client_ip_from(peer: IpAddr, headers: &HeaderMap, trusted: &IpSet, which:
     current
 }
 
+/// `X-Forwarded-For`, named once (a header named by a string is parsed again at every use).
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// Header values of every instance, in order, as one comma-separated list.
-fn all_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+fn all_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(name)
         .iter()
@@ -74,11 +77,11 @@ fn all_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'
 }
 
 fn xff_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    all_values(headers, "x-forwarded-for").map(parse_node).collect()
+    all_values(headers, &X_FORWARDED_FOR).map(parse_node).collect()
 }
 
 fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    all_values(headers, "forwarded")
+    all_values(headers, &http::header::FORWARDED)
         .filter_map(|element| {
             // An element without for= says nothing about the client; skip it.
             element.split(';').find_map(|pair| {

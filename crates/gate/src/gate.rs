@@ -415,10 +415,17 @@ impl Gate {
         &self.cookie_name
     }
 
-    /// Feeds MediaWiki's answer to the session registry (see [`SessionRegistry`]).
-    pub fn observe_response(&self, req: &RequestFacts<'_>, status: u16, response_headers: &HeaderMap, now_ms: u64) {
+    /// Feeds MediaWiki's answer to the session registry (see [`SessionRegistry`]). Of the
+    /// request it needs only the headers, and of those only the cookies.
+    pub fn observe_response(
+        &self,
+        request_headers: &HeaderMap,
+        status: u16,
+        response_headers: &HeaderMap,
+        now_ms: u64,
+    ) {
         self.sessions
-            .observe_response(req.headers, status, response_headers, now_ms);
+            .observe_response(request_headers, status, response_headers, now_ms);
     }
 
     /// The decision for a request, charging its cost to the budgets.
@@ -799,15 +806,12 @@ impl Gate {
     }
 
     fn limit_key(&self, limit: &RateLimit, ctx: &Ctx<'_>) -> String {
-        use std::fmt::Write;
         let mut key = String::with_capacity(limit.name.len() + 48 * limit.key.len());
         key.push_str(&limit.name);
         for part in &limit.key {
             key.push('|');
             match part {
-                KeyPart::Ip => {
-                    let _ = write!(key, "{}", crate::ipset::canonical(ctx.req.client_ip));
-                }
+                KeyPart::Ip => crate::ipset::push_ip(&mut key, crate::ipset::canonical(ctx.req.client_ip)),
                 KeyPart::Prefix => crate::ipset::write_client_prefix(&mut key, ctx.req.client_ip),
                 KeyPart::UserAgent => challenge::push_ua_hash(&mut key, ctx.user_agent),
                 KeyPart::Session => key.push_str(&self.sessions.session_key(ctx.req.headers)),

@@ -196,10 +196,42 @@ pub fn client_prefix(ip: IpAddr) -> String {
 /// [`client_prefix`] appended to `out`.
 pub(crate) fn write_client_prefix(out: &mut String, ip: IpAddr) {
     use std::fmt::Write;
-    let _ = match canonical(ip) {
-        IpAddr::V4(a) => write!(out, "{}/24", Ipv4Addr::from(u32::from(a) & 0xffff_ff00)),
-        IpAddr::V6(a) => write!(out, "{}/64", Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))),
-    };
+    match canonical(ip) {
+        IpAddr::V4(a) => {
+            push_ipv4(out, Ipv4Addr::from(u32::from(a) & 0xffff_ff00));
+            out.push_str("/24");
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(out, "{}/64", Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1)));
+        }
+    }
+}
+
+/// The address's usual text (as `Display` writes it) appended to `out`. Every rate-limited
+/// request names its client in a counter key, so IPv4 skips the formatting machinery.
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    use std::fmt::Write;
+    match ip {
+        IpAddr::V4(a) => push_ipv4(out, a),
+        IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+fn push_ipv4(out: &mut String, a: Ipv4Addr) {
+    for (i, n) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if n >= 100 {
+            out.push(char::from(b'0' + n / 100));
+        }
+        if n >= 10 {
+            out.push(char::from(b'0' + n / 10 % 10));
+        }
+        out.push(char::from(b'0' + n % 10));
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +240,53 @@ mod tests {
 
     fn set(r: &[&str]) -> IpSet {
         IpSet::parse(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn push_ip_writes_what_display_writes() {
+        for a in [
+            0u32,
+            1,
+            9,
+            10,
+            99,
+            100,
+            199,
+            255,
+            0x0a00_0001,
+            0xc000_0207,
+            0xffff_ffff,
+            0x6464_0a0a,
+        ] {
+            let ip = IpAddr::V4(Ipv4Addr::from(a));
+            let mut out = String::from("k|");
+            push_ip(&mut out, ip);
+            assert_eq!(out, format!("k|{ip}"));
+        }
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut out = String::new();
+        push_ip(&mut out, ip);
+        assert_eq!(out, "2001:db8::1");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn push_ip_matches_display(a: u32, b: u128) {
+            for ip in [IpAddr::V4(Ipv4Addr::from(a)), IpAddr::V6(Ipv6Addr::from(b))] {
+                let mut out = String::new();
+                push_ip(&mut out, ip);
+                proptest::prop_assert_eq!(&out, &ip.to_string());
+                let mut prefix = String::new();
+                write_client_prefix(&mut prefix, ip);
+                let (net, len) = prefix.split_once('/').unwrap();
+                let net: IpAddr = net.parse().unwrap();
+                let expected = match canonical(ip) {
+                    IpAddr::V4(v4) => (IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xffff_ff00)), "24"),
+                    IpAddr::V6(v6) => (IpAddr::V6(Ipv6Addr::from(u128::from(v6) >> 64 << 64)), "64"),
+                };
+                proptest::prop_assert_eq!((net, len), expected);
+            }
+        }
     }
 
     #[test]

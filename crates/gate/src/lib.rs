@@ -41,7 +41,7 @@ pub use challenge::{
     MAX_ANSWER_BYTES, VERIFY_PATH,
 };
 pub use classify::{classify, Class, Classified, LIMIT_MAX};
-pub use client_ip::{client_ip, client_ip_from, ForwardedHeader};
+pub use client_ip::{client_ip, client_ip_from, ForwardedHeader, X_FORWARDED_FOR};
 pub use config::{GateConfig, Timeouts, MIN_SECRET_LEN};
 pub use error::{ChallengeError, GateError};
 pub use gate::{ChallengePass, Decision, Explanation, Gate, LimitTrace, Outcome, RequestFacts, RuleTrace, Tier};

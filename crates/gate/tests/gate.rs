@@ -1188,7 +1188,7 @@ mod sessions {
         );
         resp.append("set-cookie", HeaderValue::from_static("wiki_UserID=7; path=/"));
         resp.append("set-cookie", HeaderValue::from_static("wiki_UserName=Editor; path=/"));
-        g.observe_response(&login.facts(), 302, &resp, T0);
+        g.observe_response(login.facts().headers, 302, &resp, T0);
         assert_eq!(g.sessions().len(), 1);
         assert!(!format!("{:?}", g.sessions()).contains("s3cr3t"));
         let mut h = ua_headers(FIREFOX); // suspicious-looking headers, but logged in

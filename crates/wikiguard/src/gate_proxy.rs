@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use wikiguard_gate::{Class, Decision, Gate, GateConfig, IpSet, Policy, RequestFacts};
+use wikiguard_gate::{Class, Decision, Gate, GateConfig, IpSet, Policy, RequestFacts, X_FORWARDED_FOR};
 
 use crate::config::Secret;
 use crate::metrics::{Histogram, LATENCY_BUCKETS};
@@ -272,19 +272,29 @@ impl GateState {
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_WIKIGUARD_REFERENCE: HeaderName = HeaderName::from_static("x-wikiguard-reference");
+const X_WIKIGUARD_DECISION: HeaderName = HeaderName::from_static("x-wikiguard-decision");
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one look at each name present, not a removal per listed name.
+    if !headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -295,8 +305,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for n in listed {
         headers.remove(n);
     }
-    for n in HOP_BY_HOP {
-        headers.remove(*n);
+    for n in &HOP_BY_HOP {
+        headers.remove(n);
     }
 }
 
@@ -319,7 +329,7 @@ fn simple_page(status: StatusCode, title: &str, text: &str, reference: &str) -> 
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(reference) {
-        h.insert("x-wikiguard-reference", v);
+        h.insert(X_WIKIGUARD_REFERENCE, v);
     }
     resp
 }
@@ -583,8 +593,6 @@ async fn handle(
             "-",
         ));
     }
-    let req_facts_method = parts.method.clone();
-    let req_facts_uri = parts.uri.clone();
     let upstream_req = Request::from_parts(parts, body.boxed());
     let t = Instant::now();
     let response = tokio::time::timeout(
@@ -616,15 +624,9 @@ async fn handle(
         }
     };
     // Remember sessions MediaWiki hands out at a successful login (keyed hashes only).
-    let facts = RequestFacts {
-        method: &req_facts_method,
-        uri: &req_facts_uri,
-        headers: &cookies,
-        client_ip,
-    };
     state
         .gate
-        .observe_response(&facts, resp.status().as_u16(), resp.headers(), now);
+        .observe_response(&cookies, resp.status().as_u16(), resp.headers(), now);
     strip_hop_by_hop(resp.headers_mut());
     Ok(resp.map(|b| b.boxed()))
 }
@@ -653,11 +655,7 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
     let trusted_peer = trusted.contains(peer);
     let mut chain = String::new();
     if trusted_peer {
-        for prior in headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-        {
+        for prior in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
             chain.push_str(prior);
             chain.push_str(", ");
         }
@@ -665,7 +663,7 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
     let _ = write!(chain, "{peer}");
     // A visible-ASCII value (what to_str accepts) is a valid header value as it is.
     let proto = trusted_peer
-        .then(|| headers.get("x-forwarded-proto"))
+        .then(|| headers.get(&X_FORWARDED_PROTO))
         .flatten()
         .filter(|v| v.to_str().is_ok())
         .cloned()
@@ -675,21 +673,21 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
         IpAddr::V4(a) => format!("for={a};proto={proto_text}"),
         IpAddr::V6(a) => format!("for=\"[{a}]\";proto={proto_text}"),
     };
-    headers.remove("x-forwarded-for");
-    headers.remove("forwarded");
-    headers.remove("x-real-ip");
+    headers.remove(&X_FORWARDED_FOR);
+    headers.remove(header::FORWARDED);
+    headers.remove(&X_REAL_IP);
     if let Ok(v) = HeaderValue::try_from(chain) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert("x-forwarded-proto", proto);
+    headers.insert(X_FORWARDED_PROTO, proto);
     if let Ok(v) = HeaderValue::try_from(client.to_string()) {
-        headers.insert("x-real-ip", v);
+        headers.insert(X_REAL_IP, v);
     }
     if let Ok(v) = HeaderValue::try_from(forwarded) {
-        headers.insert("forwarded", v);
+        headers.insert(header::FORWARDED, v);
     }
     if let Some(h) = host {
-        headers.insert("x-forwarded-host", h.clone());
+        headers.insert(X_FORWARDED_HOST, h.clone());
     }
 }
 
@@ -865,9 +863,9 @@ fn forward_auth(state: &GateState, client_ip: IpAddr, req: Request<Incoming>, no
         }
     };
     let h = resp.headers_mut();
-    h.insert("x-wikiguard-decision", HeaderValue::from_static(decision.kind()));
+    h.insert(X_WIKIGUARD_DECISION, HeaderValue::from_static(decision.kind()));
     if let Ok(v) = HeaderValue::from_str(&reference) {
-        h.insert("x-wikiguard-reference", v);
+        h.insert(X_WIKIGUARD_REFERENCE, v);
     }
     resp
 }
@@ -1042,4 +1040,52 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reloa
         () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("gate: connections still open after 10 s; closing"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut n: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        n.sort_unstable();
+        n
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_lists_are_stripped() {
+        let mut h = map(&[
+            ("accept", "text/html"),
+            ("connection", "keep-alive, X-Trace"),
+            ("connection", "Upgrade"),
+            ("keep-alive", "timeout=5"),
+            ("x-trace", "1"),
+            ("upgrade", "h2c"),
+            ("te", "trailers"),
+            ("proxy-connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("cookie", "a=b"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["accept", "cookie"]);
+        // Only a hop-by-hop name makes the strip look at Connection's list.
+        let mut h = map(&[
+            ("accept", "text/html"),
+            ("x-trace", "1"),
+            ("proxy-authorization", "Basic x"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["accept", "x-trace"]);
+        let mut h = map(&[("accept", "text/html"), ("x-trace", "1")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["accept", "x-trace"]);
+    }
 }
