@@ -415,7 +415,7 @@ pub struct UpstreamPool {
     host: String,
     port: u16,
     connect_timeout: Duration,
-    idle: Mutex<Vec<hyper::client::conn::http1::SendRequest<Body>>>,
+    idle: Mutex<Vec<hyper::client::conn::http1::SendRequest<Incoming>>>,
 }
 
 /// Idle upstream connections kept per worker.
@@ -436,7 +436,7 @@ fn upstream_client(config: &GateConfig, upstream: &Uri) -> Upstream {
 }
 
 impl UpstreamPool {
-    async fn connect(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Body>> {
+    async fn connect(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Incoming>> {
         let stream = tokio::time::timeout(
             self.connect_timeout,
             tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
@@ -453,7 +453,7 @@ impl UpstreamPool {
         Ok(sender)
     }
 
-    async fn checkout(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Body>> {
+    async fn checkout(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Incoming>> {
         loop {
             let next = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match next {
@@ -470,7 +470,7 @@ impl UpstreamPool {
         }
     }
 
-    fn give_back(&self, s: hyper::client::conn::http1::SendRequest<Body>) {
+    fn give_back(&self, s: hyper::client::conn::http1::SendRequest<Incoming>) {
         if s.is_closed() {
             return;
         }
@@ -480,7 +480,7 @@ impl UpstreamPool {
         }
     }
 
-    async fn request(self: &Arc<Self>, req: Request<Body>) -> std::io::Result<Response<Body>> {
+    async fn request(self: &Arc<Self>, req: Request<Incoming>) -> std::io::Result<Response<Body>> {
         let mut sender = self.checkout().await?;
         let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
         let (parts, body) = resp.into_parts();
@@ -497,7 +497,7 @@ impl UpstreamPool {
 /// (dropped early, the connection is dropped too: it may still carry unread bytes).
 struct ReturnOnEnd {
     inner: Incoming,
-    sender: Option<hyper::client::conn::http1::SendRequest<Body>>,
+    sender: Option<hyper::client::conn::http1::SendRequest<Incoming>>,
     pool: Arc<UpstreamPool>,
 }
 
@@ -593,7 +593,7 @@ async fn handle(
             "-",
         ));
     }
-    let upstream_req = Request::from_parts(parts, body.boxed());
+    let upstream_req = Request::from_parts(parts, body);
     let t = Instant::now();
     let response = tokio::time::timeout(
         Duration::from_millis(state.config.timeouts.upstream_response_ms),
@@ -628,7 +628,7 @@ async fn handle(
         .gate
         .observe_response(&cookies, resp.status().as_u16(), resp.headers(), now);
     strip_hop_by_hop(resp.headers_mut());
-    Ok(resp.map(|b| b.boxed()))
+    Ok(resp)
 }
 
 /// Puts the request target in origin form (`/path?query`), as a client sends it over
@@ -653,14 +653,16 @@ fn to_origin_form(uri: &mut Uri) -> bool {
 fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, trusted: &IpSet, host: Option<&HeaderValue>) {
     use std::fmt::Write;
     let trusted_peer = trusted.contains(peer);
-    let mut chain = String::new();
+    // One buffer for every value; HeaderValue::from_str copies it into an exact-size one.
+    let mut text = String::with_capacity(96);
     if trusted_peer {
         for prior in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
-            chain.push_str(prior);
-            chain.push_str(", ");
+            text.push_str(prior);
+            text.push_str(", ");
         }
     }
-    let _ = write!(chain, "{peer}");
+    let _ = write!(text, "{peer}");
+    let chain = HeaderValue::from_str(&text);
     // A visible-ASCII value (what to_str accepts) is a valid header value as it is.
     let proto = trusted_peer
         .then(|| headers.get(&X_FORWARDED_PROTO))
@@ -669,21 +671,26 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("http"));
     let proto_text = proto.to_str().unwrap_or("http");
-    let forwarded = match client {
-        IpAddr::V4(a) => format!("for={a};proto={proto_text}"),
-        IpAddr::V6(a) => format!("for=\"[{a}]\";proto={proto_text}"),
+    text.clear();
+    let _ = write!(text, "{client}");
+    let real_ip = HeaderValue::from_str(&text);
+    text.clear();
+    let _ = match client {
+        IpAddr::V4(a) => write!(text, "for={a};proto={proto_text}"),
+        IpAddr::V6(a) => write!(text, "for=\"[{a}]\";proto={proto_text}"),
     };
+    let forwarded = HeaderValue::from_str(&text);
     headers.remove(&X_FORWARDED_FOR);
     headers.remove(header::FORWARDED);
     headers.remove(&X_REAL_IP);
-    if let Ok(v) = HeaderValue::try_from(chain) {
+    if let Ok(v) = chain {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, proto);
-    if let Ok(v) = HeaderValue::try_from(client.to_string()) {
+    if let Ok(v) = real_ip {
         headers.insert(X_REAL_IP, v);
     }
-    if let Ok(v) = HeaderValue::try_from(forwarded) {
+    if let Ok(v) = forwarded {
         headers.insert(header::FORWARDED, v);
     }
     if let Some(h) = host {
