@@ -30,6 +30,7 @@ if [ "$build" = 1 ]; then
   (cd "$root" && cargo build --release --quiet -p wikiguard)
 fi
 wg="$target/release/wikiguard"
+[ -x "$wg" ] || { echo "gate-vs-nginx.sh: no binary at $wg (build it, drop --no-build, or set CARGO_TARGET_DIR)" >&2; exit 2; }
 
 work=$(mktemp -d)
 pids=()

@@ -486,11 +486,13 @@ impl Gate {
         let cost = policy.cost(&classified);
         let user_agent = user_agent(req.headers);
         let query = decode(raw_query, true);
+        let ua_hits = policy.ua_hits(user_agent);
         let mut input = MatchInput {
             method: req.method.as_str(),
             path: &path,
             query: &query,
             user_agent,
+            ua_hits: ua_hits.as_ref(),
             headers: req.headers,
             ip: req.client_ip,
             classified: &classified,

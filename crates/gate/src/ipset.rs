@@ -76,12 +76,21 @@ impl Trie {
     }
 }
 
+/// Up to this many ranges per family are also kept as a list, scanned instead of walking the
+/// trie: the trusted-proxy and good-bot sets every request consults are a handful of ranges,
+/// where a few mask-and-compares beat up to 32 dependent steps through the trie.
+const SCAN_MAX: usize = 8;
+
 /// A set of CIDR ranges (IPv4 and IPv6). IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) are
 /// looked up as the IPv4 address they carry.
 #[derive(Debug, Clone)]
 pub struct IpSet {
     v4: Trie,
     v6: Trie,
+    /// `(network, mask)` of every IPv4 range while there are at most [`SCAN_MAX`].
+    v4_list: Option<Vec<(u32, u32)>>,
+    /// The same for IPv6.
+    v6_list: Option<Vec<(u128, u128)>>,
     len: usize,
 }
 
@@ -97,6 +106,8 @@ impl IpSet {
         IpSet {
             v4: Trie::new(),
             v6: Trie::new(),
+            v4_list: Some(Vec::new()),
+            v6_list: Some(Vec::new()),
             len: 0,
         }
     }
@@ -115,8 +126,18 @@ impl IpSet {
     /// Adds `addr/len` (`len` is clamped to the address width).
     pub fn insert(&mut self, addr: IpAddr, len: u8) {
         match canonical(addr) {
-            IpAddr::V4(a) => self.v4.insert(u128::from(u32::from(a)), 32, u32::from(len.min(32))),
-            IpAddr::V6(a) => self.v6.insert(u128::from(a), 128, u32::from(len.min(128))),
+            IpAddr::V4(a) => {
+                let len = u32::from(len.min(32));
+                self.v4.insert(u128::from(u32::from(a)), 32, len);
+                let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                push_scanned(&mut self.v4_list, (u32::from(a) & mask, mask));
+            }
+            IpAddr::V6(a) => {
+                let len = u32::from(len.min(128));
+                self.v6.insert(u128::from(a), 128, len);
+                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                push_scanned(&mut self.v6_list, (u128::from(a) & mask, mask));
+            }
         }
         self.len += 1;
     }
@@ -124,8 +145,14 @@ impl IpSet {
     /// True when `ip` lies in one of the ranges.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match canonical(ip) {
-            IpAddr::V4(a) => self.v4.contains(u128::from(u32::from(a)), 32),
-            IpAddr::V6(a) => self.v6.contains(u128::from(a), 128),
+            IpAddr::V4(a) => match &self.v4_list {
+                Some(list) => list.iter().any(|(net, mask)| u32::from(a) & mask == *net),
+                None => self.v4.contains(u128::from(u32::from(a)), 32),
+            },
+            IpAddr::V6(a) => match &self.v6_list {
+                Some(list) => list.iter().any(|(net, mask)| u128::from(a) & mask == *net),
+                None => self.v6.contains(u128::from(a), 128),
+            },
         }
     }
 
@@ -137,6 +164,17 @@ impl IpSet {
     /// True when no range was inserted.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// Adds a range to a scan list, or drops the list (the trie answers) once it passes SCAN_MAX.
+fn push_scanned<T>(list: &mut Option<Vec<T>>, range: T) {
+    if let Some(l) = list {
+        if l.len() < SCAN_MAX {
+            l.push(range);
+        } else {
+            *list = None;
+        }
     }
 }
 
@@ -285,6 +323,39 @@ mod tests {
                     IpAddr::V6(v6) => (IpAddr::V6(Ipv6Addr::from(u128::from(v6) >> 64 << 64)), "64"),
                 };
                 proptest::prop_assert_eq!((net, len), expected);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_lists_answer_as_the_trie(
+            v4 in proptest::collection::vec((proptest::num::u32::ANY, 0u8..=32), 0..12),
+            v6 in proptest::collection::vec((proptest::num::u128::ANY, 0u8..=128), 0..12),
+            probes in proptest::collection::vec(proptest::num::u32::ANY, 1..40),
+        ) {
+            let mut set = IpSet::new();
+            for (a, l) in &v4 {
+                set.insert(IpAddr::V4(Ipv4Addr::from(*a)), *l);
+            }
+            for (a, l) in &v6 {
+                set.insert(IpAddr::V6(Ipv6Addr::from(*a)), *l);
+            }
+            proptest::prop_assert_eq!(set.v4_list.is_some(), v4.len() <= SCAN_MAX);
+            // Probe the ranges' own networks, their neighbours and random addresses.
+            let mut ips: Vec<IpAddr> = probes.iter().map(|p| IpAddr::V4(Ipv4Addr::from(*p))).collect();
+            for (a, _) in &v4 {
+                ips.extend([a.wrapping_sub(1), *a, a.wrapping_add(1)].map(|x| IpAddr::V4(Ipv4Addr::from(x))));
+            }
+            for (a, _) in &v6 {
+                ips.extend([a.wrapping_sub(1), *a, a.wrapping_add(1)].map(|x| IpAddr::V6(Ipv6Addr::from(x))));
+            }
+            for ip in ips {
+                let trie = match canonical(ip) {
+                    IpAddr::V4(a) => set.v4.contains(u128::from(u32::from(a)), 32),
+                    IpAddr::V6(a) => set.v6.contains(u128::from(a), 128),
+                };
+                proptest::prop_assert_eq!(set.contains(ip), trie, "{}", ip);
             }
         }
     }

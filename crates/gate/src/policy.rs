@@ -91,6 +91,8 @@ pub struct Rule {
     pub(crate) path: Option<Regex>,
     pub(crate) query: Option<Regex>,
     pub(crate) user_agent: Option<Regex>,
+    /// This rule's pattern in the policy's [`UaSet`], when there is one.
+    pub(crate) ua_slot: Option<usize>,
     pub(crate) headers: Vec<HeaderMatch>,
     pub(crate) ips: Option<IpSet>,
     pub(crate) tiers: Vec<Tier>,
@@ -102,6 +104,8 @@ pub(crate) struct MatchInput<'a> {
     pub(crate) path: &'a str,
     pub(crate) query: &'a str,
     pub(crate) user_agent: &'a str,
+    /// Which of the policy's user-agent patterns match `user_agent`, found in one pass.
+    pub(crate) ua_hits: Option<&'a regex::SetMatches>,
     pub(crate) headers: &'a http::HeaderMap,
     pub(crate) ip: std::net::IpAddr,
     pub(crate) classified: &'a Classified,
@@ -133,8 +137,14 @@ impl Rule {
         if self.query.as_ref().is_some_and(|r| !r.is_match(m.query)) {
             return false;
         }
-        if self.user_agent.as_ref().is_some_and(|r| !r.is_match(m.user_agent)) {
-            return false;
+        if let Some(r) = &self.user_agent {
+            let hit = match (self.ua_slot, m.ua_hits) {
+                (Some(i), Some(hits)) => hits.matched(i),
+                _ => r.is_match(m.user_agent),
+            };
+            if !hit {
+                return false;
+            }
         }
         self.headers.iter().all(|h| match &h.regex {
             _ if h.absent => !m.headers.contains_key(&h.name),
@@ -247,6 +257,10 @@ pub struct Policy {
     pub(crate) machine_limit: Option<String>,
     pub(crate) machine_message: String,
     pub(crate) shadow: bool,
+    /// Every rule's user-agent pattern in one set: most requests test them all (the default
+    /// policy's weight rules are user-agent rules), and one pass over the header answers for
+    /// every pattern instead of a search per rule.
+    pub(crate) ua_set: Option<regex::RegexSet>,
 }
 
 // ---- the TOML form ----
@@ -532,7 +546,34 @@ fn compile_regex(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| format!("invalid regex {pattern:?}: {e}"))
 }
 
+/// The set of the rules' user-agent patterns, numbering each rule's slot in it. Each pattern
+/// already compiled alone; should their union exceed the size limits, the rules keep testing
+/// their own regexes (same answers, one search each).
+fn ua_set(rules: &mut [Rule]) -> Option<regex::RegexSet> {
+    let patterns: Vec<&str> = rules
+        .iter()
+        .filter_map(|r| r.user_agent.as_ref().map(Regex::as_str))
+        .collect();
+    if patterns.is_empty() {
+        return None;
+    }
+    let set = regex::RegexSetBuilder::new(&patterns)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .ok()?;
+    for (slot, r) in rules.iter_mut().filter(|r| r.user_agent.is_some()).enumerate() {
+        r.ua_slot = Some(slot);
+    }
+    Some(set)
+}
+
 impl Policy {
+    /// Which user-agent patterns match `user_agent` (None: the rules test their own).
+    pub(crate) fn ua_hits(&self, user_agent: &str) -> Option<regex::SetMatches> {
+        self.ua_set.as_ref().map(|s| s.matches(user_agent))
+    }
+
     /// Parses and checks a policy. Errors give the line and column and, inside `[[rules]]`,
     /// the rule's name.
     pub fn from_toml(src: &str) -> Result<Policy, GateError> {
@@ -803,14 +844,17 @@ impl Policy {
                 path: regex(&r.path)?,
                 query: regex(&r.query)?,
                 user_agent: regex(&r.user_agent)?,
+                ua_slot: None,
                 headers,
                 ips,
                 tiers: r.tier.clone(),
             });
         }
 
+        let ua_set = ua_set(&mut rules);
         Ok(Policy {
             rules,
+            ua_set,
             limits,
             tiers,
             suspicious_score: raw.scores.suspicious,
@@ -843,6 +887,7 @@ impl Policy {
             .collect();
         Policy {
             rules: Vec::new(),
+            ua_set: None,
             limits,
             tiers: Tier::ALL.map(tier_default),
             suspicious_score: 50,
@@ -911,6 +956,60 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const AGENTS: &[&str] = &[
+        "",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36",
+        "python-requests/2.31.0",
+        "curl/8.5.0",
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)",
+        "MyWikiTool/1.0 (https://example.org/tool; tool@example.org)",
+        "Scrapy/2.11 (+https://scrapy.org)",
+        "ruby",
+        "rubygems",
+    ];
+
+    #[test]
+    fn the_user_agent_set_answers_as_each_rules_own_regex() {
+        let p = Policy::default_policy();
+        assert!(p.ua_set.is_some());
+        let ua_rules: Vec<&Rule> = p.rules.iter().filter(|r| r.user_agent.is_some()).collect();
+        assert!(ua_rules.len() >= 5);
+        for ua in AGENTS {
+            let hits = p.ua_hits(ua).unwrap();
+            for r in &ua_rules {
+                let own = r.user_agent.as_ref().unwrap().is_match(ua);
+                assert_eq!(hits.matched(r.ua_slot.unwrap()), own, "rule {} on {ua:?}", r.name);
+            }
+        }
+        // Every listed agent hits something different from the plain browser.
+        let browser = p.ua_hits(AGENTS[1]).unwrap();
+        assert!(AGENTS[2..]
+            .iter()
+            .all(|ua| p.ua_hits(ua).unwrap().iter().ne(browser.iter())));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_user_agent_set_agrees_on_generated_agents(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "Mozilla/", "5.0", " ", "(", ")", "curl/", "Python-Requests", "gptbot", "GPTBot",
+                    "headless", "Chrome", "http://", "mailto:", "@", "example", ".", "org", "ruby", "-", "é",
+                ]),
+                0..8,
+            )
+        ) {
+            static P: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(Policy::default_policy);
+            let ua: String = parts.concat();
+            let p = &*P;
+            let hits = p.ua_hits(&ua).unwrap();
+            for r in p.rules.iter().filter(|r| r.user_agent.is_some()) {
+                proptest::prop_assert_eq!(hits.matched(r.ua_slot.unwrap()), r.user_agent.as_ref().unwrap().is_match(&ua));
+            }
+        }
+    }
 
     #[test]
     fn default_policy_parses() {
