@@ -73,7 +73,8 @@ for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$gp/wiki/Main_Page
 
 run() {
   # The page view that dominates wiki traffic, from many readers' browsers.
-  wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$here/gate-clients.lua" "$1" 2>&1
+  # wrk needs at least one connection per thread.
+  wrk -t"$(( connections < 2 ? connections : 2 ))" -c"$connections" -d"${duration}s" --latency -s "$here/gate-clients.lua" "$1" 2>&1
 }
 direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
 nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")

@@ -298,13 +298,95 @@ pub struct ChallengePass {
     pub return_to: String,
 }
 
+/// The policy in force, swapped whole on reload. Every request reads it, so a worker keeps the
+/// `Arc` it last saw in a thread-local and only checks a generation number that changes at a
+/// reload: no lock word or reference count bounces between the cores on each request.
+struct PolicyCell {
+    /// Tells this cell's entry in a thread's cache from another gate's.
+    id: u64,
+    generation: AtomicU64,
+    current: RwLock<Arc<Policy>>,
+}
+
+static POLICY_CELLS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// (cell id, generation, policy) last read on this thread.
+    static SEEN_POLICY: std::cell::RefCell<Option<(u64, u64, Arc<Policy>)>> = const { std::cell::RefCell::new(None) };
+}
+
+impl PolicyCell {
+    fn new(policy: Policy) -> Self {
+        PolicyCell {
+            id: POLICY_CELLS.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+            current: RwLock::new(Arc::new(policy)),
+        }
+    }
+
+    fn set(&self, policy: Policy) {
+        let mut guard = match self.current.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *guard = Arc::new(policy);
+        drop(guard);
+        // After the swap: a reader that sees the new generation then reads the new policy.
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn load(&self) -> Arc<Policy> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Runs `f` on the policy in force.
+    fn with<R>(&self, f: impl FnOnce(&Policy) -> R) -> R {
+        let generation = self.generation.load(Ordering::Acquire);
+        SEEN_POLICY.with(|seen| {
+            if let Ok(s) = seen.try_borrow() {
+                if let Some((id, g, p)) = &*s {
+                    if *id == self.id && *g == generation {
+                        return f(p);
+                    }
+                }
+            }
+            // Read after the generation, so this policy is at least that new; cached under the
+            // older number at worst, which only costs one more refresh.
+            let fresh = self.load();
+            if let Ok(mut s) = seen.try_borrow_mut() {
+                *s = Some((self.id, generation, Arc::clone(&fresh)));
+            }
+            f(&fresh)
+        })
+    }
+}
+
+static THREADS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's number and its next sequence number.
+    static SEQUENCE: std::cell::Cell<(u64, u64)> = std::cell::Cell::new((THREADS.fetch_add(1, Ordering::Relaxed), 0));
+}
+
+/// A (thread, sequence) pair no other call in this process returns.
+fn thread_sequence() -> (u64, u64) {
+    SEQUENCE.with(|c| {
+        let (t, n) = c.get();
+        c.set((t, n.wrapping_add(1)));
+        (t, n)
+    })
+}
+
 /// The gate's decision engine. Cheap to share (`Arc<Gate>`); all methods take `&self`.
 pub struct Gate {
     keys: Keys,
     ref_key: HmacKey,
     nonce_key: HmacKey,
     counter: AtomicU64,
-    policy: RwLock<Arc<Policy>>,
+    policy: PolicyCell,
     store: Arc<dyn RateStore>,
     sessions: SessionRegistry,
     trusted: IpSet,
@@ -362,7 +444,7 @@ impl Gate {
             nonce_key: HmacKey::new(&keys.derive(b"nonce")),
             keys,
             counter: AtomicU64::new(0),
-            policy: RwLock::new(Arc::new(policy)),
+            policy: PolicyCell::new(policy),
             store,
             sessions,
             trusted: IpSet::parse(&config.trusted_proxies)?,
@@ -375,19 +457,12 @@ impl Gate {
 
     /// Replaces the policy atomically: requests being decided finish with the old one.
     pub fn set_policy(&self, policy: Policy) {
-        let mut guard = match self.policy.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        *guard = Arc::new(policy);
+        self.policy.set(policy);
     }
 
     /// The policy in force.
     pub fn policy(&self) -> Arc<Policy> {
-        match self.policy.read() {
-            Ok(g) => Arc::clone(&g),
-            Err(p) => Arc::clone(&p.into_inner()),
-        }
+        self.policy.load()
     }
 
     /// The logged-in session registry.
@@ -460,8 +535,11 @@ impl Gate {
     }
 
     fn reference(&self, now_ms: u64) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mac = self.ref_key.mac(&[&now_ms.to_be_bytes(), &n.to_be_bytes()]);
+        // (thread, sequence) is unique in the process without a counter every worker bumps.
+        let (thread, n) = thread_sequence();
+        let mac = self
+            .ref_key
+            .mac(&[&now_ms.to_be_bytes(), &thread.to_be_bytes(), &n.to_be_bytes()]);
         hex(&mac[..6])
     }
 
@@ -479,7 +557,10 @@ impl Gate {
     }
 
     fn run(&self, req: &RequestFacts<'_>, now_ms: u64, mode: Mode) -> (Outcome, Extra) {
-        let policy = self.policy();
+        self.policy.with(|policy| self.run_with(policy, req, now_ms, mode))
+    }
+
+    fn run_with(&self, policy: &Policy, req: &RequestFacts<'_>, now_ms: u64, mode: Mode) -> (Outcome, Extra) {
         let path = decode(req.uri.path(), false);
         let raw_query = req.uri.query().unwrap_or("");
         let classified = classify_decoded(req.method, &path, raw_query);
@@ -593,7 +674,7 @@ impl Gate {
                 }),
                 Effect::Challenge { difficulty } => {
                     let difficulty = difficulty.unwrap_or(policy.tier(tier).difficulty);
-                    match self.challenge_or_machine(&policy, &mut ctx, difficulty, None) {
+                    match self.challenge_or_machine(policy, &mut ctx, difficulty, None) {
                         Some(d) => Some(d),
                         None => {
                             traces.push(|| trace(rule, true, true, None, Some("machine client within its limit")));
@@ -603,7 +684,7 @@ impl Gate {
                 }
                 Effect::Limit { limit } => match policy.limit(limit) {
                     Some(l) => match self.charge(&mut ctx, l, cost) {
-                        Some(over) => Some(self.limit_decision(&policy, &ctx, l, over)),
+                        Some(over) => Some(self.limit_decision(policy, &ctx, l, over)),
                         None => {
                             traces.push(|| trace(rule, true, true, None, Some("within the limit")));
                             break;
@@ -622,7 +703,7 @@ impl Gate {
         // Phase: tier budgets.
         let (would_be, rule) = match decided {
             Some((d, name)) => (d, Some(name)),
-            None => self.budgets(&policy, &mut ctx),
+            None => self.budgets(policy, &mut ctx),
         };
 
         let shadow = self.shadow || policy.shadow;

@@ -912,6 +912,47 @@ mod decisions {
         g.set_policy(Policy::from_toml("[[rules]]\nname = \"deny-all\"\naction = \"deny\"\n").unwrap());
         assert!(matches!(g.decide(&r.facts(), T0), Decision::Deny { .. }));
     }
+
+    #[test]
+    fn each_gate_and_thread_sees_its_own_policy_and_every_reload() {
+        // Workers keep the policy they last read per thread: two gates on one thread must not
+        // see each other's, and a reload on one thread must reach the others.
+        let deny_all = || Policy::from_toml("[[rules]]\nname = \"deny-all\"\naction = \"deny\"\n").unwrap();
+        let open = Arc::new(gate());
+        let closed = Arc::new(gate_with(deny_all()));
+        let r = Req::new("/wiki/X", browser_headers(), "198.51.100.63");
+        for _ in 0..3 {
+            assert!(matches!(open.decide(&r.facts(), T0), Decision::Allow { .. }));
+            assert!(matches!(closed.decide(&r.facts(), T0), Decision::Deny { .. }));
+        }
+        let (to_worker, worker_rx) = std::sync::mpsc::channel::<()>();
+        let (to_main, main_rx) = std::sync::mpsc::channel::<bool>();
+        let worker = {
+            let open = open.clone();
+            std::thread::spawn(move || {
+                let r = Req::new("/wiki/X", browser_headers(), "198.51.100.64");
+                while worker_rx.recv().is_ok() {
+                    let allowed = matches!(open.decide(&r.facts(), T0), Decision::Allow { .. });
+                    to_main.send(allowed).unwrap();
+                }
+            })
+        };
+        to_worker.send(()).unwrap();
+        assert!(main_rx.recv().unwrap(), "the worker first sees the open policy");
+        open.set_policy(deny_all());
+        to_worker.send(()).unwrap();
+        assert!(
+            !main_rx.recv().unwrap(),
+            "the worker sees the reload made on another thread"
+        );
+        open.set_policy(Policy::default_policy());
+        to_worker.send(()).unwrap();
+        assert!(main_rx.recv().unwrap(), "and the next one");
+        assert!(matches!(open.decide(&r.facts(), T0), Decision::Allow { .. }));
+        assert!(matches!(closed.decide(&r.facts(), T0), Decision::Deny { .. }));
+        drop(to_worker);
+        worker.join().unwrap();
+    }
 }
 
 mod challenges {

@@ -61,18 +61,19 @@ impl AtomicHistogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A cumulative snapshot for rendering.
-    fn snapshot(&self) -> Histogram {
-        let mut h = Histogram::new(self.bounds);
-        h.load(
-            &self
-                .counts
-                .iter()
-                .map(|c| c.load(Ordering::Relaxed))
-                .collect::<Vec<_>>(),
-            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            self.count.load(Ordering::Relaxed),
-        );
+    /// A cumulative snapshot of several histograms (one per stripe) for rendering.
+    fn snapshot<'a>(bounds: &'static [f64], parts: impl Iterator<Item = &'a AtomicHistogram>) -> Histogram {
+        let mut per_bucket = vec![0u64; bounds.len()];
+        let (mut sum_ns, mut count) = (0u64, 0u64);
+        for part in parts {
+            for (total, c) in per_bucket.iter_mut().zip(&part.counts) {
+                *total += c.load(Ordering::Relaxed);
+            }
+            sum_ns += part.sum_ns.load(Ordering::Relaxed);
+            count += part.count.load(Ordering::Relaxed);
+        }
+        let mut h = Histogram::new(bounds);
+        h.load(&per_bucket, sum_ns as f64 / 1e9, count);
         h
     }
 }
@@ -97,7 +98,8 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Counters for `/.wikiguard/metrics`.
+/// One stripe of the counters for `/.wikiguard/metrics`.
+#[repr(align(128))]
 struct GateMetrics {
     /// Per class (in `Class::ALL` order) and decision (allow, deny, challenge, limit): lock-free,
     /// since every request counts.
@@ -121,6 +123,44 @@ impl Default for GateMetrics {
             decision_seconds: AtomicHistogram::new(DECISION_BUCKETS),
             upstream_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
         }
+    }
+}
+
+/// The gate's counters, striped: each worker thread counts into its own stripe (its own cache
+/// lines), and a scrape sums the stripes. Counters every request bumps would otherwise bounce
+/// between the cores on each one.
+struct StripedMetrics {
+    stripes: Box<[GateMetrics]>,
+}
+
+const METRIC_STRIPES: usize = 8;
+
+static METRIC_THREADS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static METRIC_STRIPE: usize = METRIC_THREADS.fetch_add(1, Ordering::Relaxed) as usize % METRIC_STRIPES;
+}
+
+impl StripedMetrics {
+    fn new() -> Self {
+        StripedMetrics {
+            stripes: (0..METRIC_STRIPES).map(|_| GateMetrics::default()).collect(),
+        }
+    }
+
+    /// This thread's stripe, to count into.
+    fn local(&self) -> &GateMetrics {
+        let i = METRIC_STRIPE.with(|i| *i);
+        &self.stripes[i % self.stripes.len()]
+    }
+
+    /// A counter summed over the stripes.
+    fn total(&self, counter: impl Fn(&GateMetrics) -> &AtomicU64) -> u64 {
+        self.stripes.iter().map(|m| counter(m).load(Ordering::Relaxed)).sum()
+    }
+
+    fn histogram(&self, bounds: &'static [f64], which: impl Fn(&GateMetrics) -> &AtomicHistogram) -> Histogram {
+        AtomicHistogram::snapshot(bounds, self.stripes.iter().map(which))
     }
 }
 
@@ -149,9 +189,8 @@ pub struct GateState {
     upstream: Uri,
     admin_token: Option<Secret>,
     policy_path: Option<std::path::PathBuf>,
-    metrics: GateMetrics,
+    metrics: StripedMetrics,
     connections: Mutex<HashMap<IpAddr, usize>>,
-    sample_counter: AtomicU64,
 }
 
 impl GateState {
@@ -180,9 +219,8 @@ impl GateState {
             upstream,
             admin_token,
             policy_path,
-            metrics: GateMetrics::default(),
+            metrics: StripedMetrics::new(),
             connections: Mutex::new(HashMap::new()),
-            sample_counter: AtomicU64::new(0),
         }))
     }
 
@@ -216,9 +254,9 @@ impl GateState {
         let mut out = String::new();
         out += "# HELP wikiguard_gate_decisions_total Requests by class and decision.\n# TYPE wikiguard_gate_decisions_total counter\n";
         let mut rows = Vec::new();
-        for (c, row) in self.metrics.decisions.iter().enumerate() {
-            for (d, n) in row.iter().enumerate() {
-                let n = n.load(Ordering::Relaxed);
+        for (c, row) in self.metrics.stripes[0].decisions.iter().enumerate() {
+            for d in 0..row.len() {
+                let n = self.metrics.total(|m| &m.decisions[c][d]);
                 if n > 0 {
                     let class = Class::ALL.get(c).map_or("other", |k| k.as_str());
                     rows.push((class, DECISIONS.get(d).copied().unwrap_or("allow"), n));
@@ -234,29 +272,25 @@ impl GateState {
 
         out += "# HELP wikiguard_gate_decision_seconds Time to decide a request.\n# TYPE wikiguard_gate_decision_seconds histogram\n";
         self.metrics
-            .decision_seconds
-            .snapshot()
+            .histogram(DECISION_BUCKETS, |m| &m.decision_seconds)
             .render(&mut out, "wikiguard_gate_decision_seconds", "");
         out += "# HELP wikiguard_gate_upstream_seconds Time until the wiki's response head.\n# TYPE wikiguard_gate_upstream_seconds histogram\n";
-        self.metrics
-            .upstream_seconds
-            .snapshot()
-            .render(&mut out, "wikiguard_gate_upstream_seconds", "");
+        self.metrics.histogram(LATENCY_BUCKETS, |m| &m.upstream_seconds).render(
+            &mut out,
+            "wikiguard_gate_upstream_seconds",
+            "",
+        );
         let _ = writeln!(
             out,
             "# TYPE wikiguard_gate_upstream_errors_total counter\nwikiguard_gate_upstream_errors_total {}",
-            self.metrics.upstream_errors.load(Ordering::Relaxed)
+            self.metrics.total(|m| &m.upstream_errors)
         );
-        for (name, v) in [
-            ("issued", &self.metrics.challenges_issued),
-            ("solved", &self.metrics.challenges_solved),
-            ("failed", &self.metrics.challenges_failed),
+        for (name, n) in [
+            ("issued", self.metrics.total(|m| &m.challenges_issued)),
+            ("solved", self.metrics.total(|m| &m.challenges_solved)),
+            ("failed", self.metrics.total(|m| &m.challenges_failed)),
         ] {
-            let _ = writeln!(
-                out,
-                "wikiguard_gate_challenges_total{{outcome=\"{name}\"}} {}",
-                v.load(Ordering::Relaxed)
-            );
+            let _ = writeln!(out, "wikiguard_gate_challenges_total{{outcome=\"{name}\"}} {n}");
         }
         let _ = writeln!(
             out,
@@ -364,7 +398,7 @@ fn refusal(state: &GateState, decision: &Decision, facts: &RequestFacts<'_>, now
             wikiguard_gate::deny_page(reason, reference),
         ),
         Decision::Challenge { difficulty, reference } => {
-            state.metrics.challenges_issued.fetch_add(1, Ordering::Relaxed);
+            state.metrics.local().challenges_issued.fetch_add(1, Ordering::Relaxed);
             (
                 StatusCode::FORBIDDEN,
                 HTML,
@@ -553,10 +587,11 @@ async fn handle(
         client_ip,
     };
     let outcome = state.gate.evaluate(&facts, now);
-    GateMetrics::time(&state.metrics.decision_seconds, started.elapsed());
+    GateMetrics::time(&state.metrics.local().decision_seconds, started.elapsed());
     let class = outcome.classified.class.as_str();
     state
         .metrics
+        .local()
         .decision(outcome.classified.class, outcome.would_be.kind());
     log_decision(&state, &outcome, class, &parts.method, parts.uri.path());
     if let Some(resp) = refusal(&state, &outcome.decision, &facts, now) {
@@ -600,11 +635,11 @@ async fn handle(
         client.request(upstream_req),
     )
     .await;
-    GateMetrics::time(&state.metrics.upstream_seconds, t.elapsed());
+    GateMetrics::time(&state.metrics.local().upstream_seconds, t.elapsed());
     let mut resp = match response {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            state.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            state.metrics.local().upstream_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "upstream request failed");
             return Ok(simple_page(
                 StatusCode::BAD_GATEWAY,
@@ -614,7 +649,7 @@ async fn handle(
             ));
         }
         Err(_) => {
-            state.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            state.metrics.local().upstream_errors.fetch_add(1, Ordering::Relaxed);
             return Ok(simple_page(
                 StatusCode::GATEWAY_TIMEOUT,
                 "The wiki is slow",
@@ -698,6 +733,10 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
     }
 }
 
+thread_local! {
+    static DECISIONS_SEEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 fn log_decision(state: &GateState, outcome: &wikiguard_gate::Outcome, class: &str, method: &Method, path: &str) {
     let name = outcome.would_be.kind();
     let reference = outcome.would_be.reference();
@@ -708,7 +747,13 @@ fn log_decision(state: &GateState, outcome: &wikiguard_gate::Outcome, class: &st
     } else {
         (1.0 / sample).round().max(1.0) as u64
     };
-    let n = state.sample_counter.fetch_add(1, Ordering::Relaxed);
+    // Counted per worker thread, so no counter bounces between cores on every request: each
+    // worker logs every `every`-th allow it decides.
+    let n = DECISIONS_SEEN.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
+    });
     if name != "allow" || n.is_multiple_of(every) {
         // The path only (no query: it may hold tokens), never the IP or cookies.
         tracing::info!(
@@ -762,7 +807,7 @@ async fn own_endpoint(
             };
             match state.gate.verify_challenge_pass(&bytes, &facts, now) {
                 Ok(verified) => {
-                    state.metrics.challenges_solved.fetch_add(1, Ordering::Relaxed);
+                    state.metrics.local().challenges_solved.fetch_add(1, Ordering::Relaxed);
                     let mut resp = Response::new(full("Verified; continue to the wiki.\n"));
                     *resp.status_mut() = StatusCode::SEE_OTHER;
                     let h = resp.headers_mut();
@@ -777,7 +822,7 @@ async fn own_endpoint(
                     resp
                 }
                 Err(e) => {
-                    state.metrics.challenges_failed.fetch_add(1, Ordering::Relaxed);
+                    state.metrics.local().challenges_failed.fetch_add(1, Ordering::Relaxed);
                     simple_page(
                         StatusCode::FORBIDDEN,
                         "Check failed",
@@ -850,6 +895,7 @@ fn forward_auth(state: &GateState, client_ip: IpAddr, req: Request<Incoming>, no
     let outcome = state.gate.evaluate(&facts, now);
     state
         .metrics
+        .local()
         .decision(outcome.classified.class, outcome.would_be.kind());
     let decision = outcome.decision;
     let (status, reference) = match &decision {
