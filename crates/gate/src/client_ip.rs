@@ -44,14 +44,21 @@ pub fn client_ip_from(peer: IpAddr, headers: &HeaderMap, trusted: &IpSet, which:
         return peer;
     }
     let has_xff = headers.contains_key(&X_FORWARDED_FOR);
-    let hops: Vec<Option<IpAddr>> = match which {
-        ForwardedHeader::XForwardedFor => xff_hops(headers),
-        ForwardedHeader::Forwarded => forwarded_hops(headers),
-        ForwardedHeader::Auto if has_xff => xff_hops(headers),
-        ForwardedHeader::Auto => forwarded_hops(headers),
-    };
+    // Hops are read from the right (the nearest proxy first), lazily: only as far as the
+    // first untrusted one.
+    match which {
+        ForwardedHeader::XForwardedFor => walk(peer, xff_hops(headers), trusted),
+        ForwardedHeader::Forwarded => walk(peer, forwarded_hops(headers), trusted),
+        ForwardedHeader::Auto if has_xff => walk(peer, xff_hops(headers), trusted),
+        ForwardedHeader::Auto => walk(peer, forwarded_hops(headers), trusted),
+    }
+}
+
+/// Walks the hops (client first) back from the trusted `peer`: the first untrusted hop is the
+/// client; an unparseable hop stops the walk at the last trusted address.
+fn walk(peer: IpAddr, hops: impl DoubleEndedIterator<Item = Option<IpAddr>>, trusted: &IpSet) -> IpAddr {
     let mut current = peer;
-    for hop in hops.into_iter().rev() {
+    for hop in hops.rev() {
         let Some(ip) = hop else { return current };
         let ip = crate::ipset::canonical(ip);
         if !trusted.contains(ip) {
@@ -63,10 +70,10 @@ pub fn client_ip_from(peer: IpAddr, headers: &HeaderMap, trusted: &IpSet, which:
 }
 
 /// `X-Forwarded-For`, named once (a header named by a string is parsed again at every use).
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Header values of every instance, in order, as one comma-separated list.
-fn all_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+fn all_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl DoubleEndedIterator<Item = &'a str> {
     headers
         .get_all(name)
         .iter()
@@ -76,22 +83,20 @@ fn all_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<It
         .filter(|s| !s.is_empty())
 }
 
-fn xff_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    all_values(headers, &X_FORWARDED_FOR).map(parse_node).collect()
+fn xff_hops(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = Option<IpAddr>> + '_ {
+    all_values(headers, &X_FORWARDED_FOR).map(parse_node)
 }
 
-fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    all_values(headers, &http::header::FORWARDED)
-        .filter_map(|element| {
-            // An element without for= says nothing about the client; skip it.
-            element.split(';').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| parse_node(v.trim().trim_matches('"')))
-            })
+fn forwarded_hops(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = Option<IpAddr>> + '_ {
+    all_values(headers, &http::header::FORWARDED).filter_map(|element| {
+        // An element without for= says nothing about the client; skip it.
+        element.split(';').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("for")
+                .then(|| parse_node(v.trim().trim_matches('"')))
         })
-        .collect()
+    })
 }
 
 /// `203.0.113.5`, `203.0.113.5:1234`, `2001:db8::1`, `[2001:db8::1]:1234`.

@@ -247,7 +247,7 @@ pub(crate) fn write_client_prefix(out: &mut String, ip: IpAddr) {
 
 /// The address's usual text (as `Display` writes it) appended to `out`. Every rate-limited
 /// request names its client in a counter key, so IPv4 skips the formatting machinery.
-pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+pub fn push_ip(out: &mut String, ip: IpAddr) {
     use std::fmt::Write;
     match ip {
         IpAddr::V4(a) => push_ipv4(out, a),

@@ -45,7 +45,7 @@ pub use client_ip::{client_ip, client_ip_from, ForwardedHeader, X_FORWARDED_FOR}
 pub use config::{GateConfig, Timeouts, MIN_SECRET_LEN};
 pub use error::{ChallengeError, GateError};
 pub use gate::{ChallengePass, Decision, Explanation, Gate, LimitTrace, Outcome, RequestFacts, RuleTrace, Tier};
-pub use ipset::{client_prefix, parse_cidr, IpSet};
+pub use ipset::{client_prefix, parse_cidr, push_ip, IpSet};
 pub use policy::{
     Costs, Effect, GoodBot, OverBudget, Policy, Rule, TierPolicy, DEFAULT_MACHINE_MESSAGE, DEFAULT_POLICY_TOML,
     MAX_DIFFICULTY, MAX_POLICY_BYTES,

@@ -306,7 +306,7 @@ impl GateState {
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -318,9 +318,9 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const X_WIKIGUARD_REFERENCE: HeaderName = HeaderName::from_static("x-wikiguard-reference");
 const X_WIKIGUARD_DECISION: HeaderName = HeaderName::from_static("x-wikiguard-decision");
 
@@ -686,7 +686,6 @@ fn to_origin_form(uri: &mut Uri) -> bool {
 /// X-Forwarded-For / -Proto / -Host and Forwarded for the upstream: a trusted peer's chain is
 /// extended, an untrusted client's is replaced (never passed on).
 fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, trusted: &IpSet, host: Option<&HeaderValue>) {
-    use std::fmt::Write;
     let trusted_peer = trusted.contains(peer);
     // One buffer for every value; HeaderValue::from_str copies it into an exact-size one.
     let mut text = String::with_capacity(96);
@@ -696,7 +695,7 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
             text.push_str(", ");
         }
     }
-    let _ = write!(text, "{peer}");
+    wikiguard_gate::push_ip(&mut text, peer);
     let chain = HeaderValue::from_str(&text);
     // A visible-ASCII value (what to_str accepts) is a valid header value as it is.
     let proto = trusted_peer
@@ -707,23 +706,29 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
         .unwrap_or_else(|| HeaderValue::from_static("http"));
     let proto_text = proto.to_str().unwrap_or("http");
     text.clear();
-    let _ = write!(text, "{client}");
+    wikiguard_gate::push_ip(&mut text, client);
     let real_ip = HeaderValue::from_str(&text);
     text.clear();
-    let _ = match client {
-        IpAddr::V4(a) => write!(text, "for={a};proto={proto_text}"),
-        IpAddr::V6(a) => write!(text, "for=\"[{a}]\";proto={proto_text}"),
-    };
+    if client.is_ipv4() {
+        text.push_str("for=");
+        wikiguard_gate::push_ip(&mut text, client);
+    } else {
+        text.push_str("for=\"[");
+        wikiguard_gate::push_ip(&mut text, client);
+        text.push_str("]\"");
+    }
+    text.push_str(";proto=");
+    text.push_str(proto_text);
     let forwarded = HeaderValue::from_str(&text);
     headers.remove(&X_FORWARDED_FOR);
     headers.remove(header::FORWARDED);
     headers.remove(&X_REAL_IP);
     if let Ok(v) = chain {
-        headers.insert(X_FORWARDED_FOR, v);
+        headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO, proto);
+    headers.insert(X_FORWARDED_PROTO.clone(), proto);
     if let Ok(v) = real_ip {
-        headers.insert(X_REAL_IP, v);
+        headers.insert(X_REAL_IP.clone(), v);
     }
     if let Ok(v) = forwarded {
         headers.insert(header::FORWARDED, v);
@@ -1028,6 +1033,17 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reloa
         .timer(TokioTimer::new())
         .max_header_list_size(state.config.max_header_bytes as u32);
     let builder = Arc::new(builder);
+    // Tokio wakes its driver through an eventfd (a write, then one more epoll_wait) whenever a
+    // timer is set earlier than the driver's next planned wake-up. Each proxied request sets
+    // hyper's header-read timer for the connection's next request after the upstream wait,
+    // during which the driver planned to wake only at the upstream timeout, far later: two
+    // extra syscalls per request. A timer that always fires within the next half second keeps
+    // that planned wake-up close, so the request timers never come earlier than it.
+    let anchor = tokio::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
     let mut shutdown = std::pin::pin!(crate::serve::shutdown_signal());
     #[cfg(unix)]
     let mut hup =
@@ -1087,6 +1103,7 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reloa
             () = &mut shutdown => break,
         }
     }
+    anchor.abort();
     tracing::info!("gate: finishing open connections");
     tokio::select! {
         () = graceful.shutdown() => {},
