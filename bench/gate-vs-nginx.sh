@@ -21,6 +21,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+for n in "$duration" "$connections"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "gate-vs-nginx.sh: --duration and --connections take a positive whole number, not '$n'" >&2; exit 2; }
+done
 for tool in wrk nginx; do
   command -v $tool >/dev/null || [ -x /usr/sbin/$tool ] || { echo "gate-vs-nginx.sh: $tool is not installed (apt-get install wrk nginx)" >&2; exit 2; }
 done
