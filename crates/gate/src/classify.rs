@@ -206,20 +206,20 @@ pub(crate) fn classify_decoded(method: &Method, path: &str, query: &str) -> Clas
             "index.php" => {
                 // /w/index.php/Title (path info) or ?title=
                 let info = path_info(path, "index.php");
-                let title = get("title").map(str::to_string).or(info);
+                let title = get("title").or(info);
                 return classify_title(method, title, &params, limit);
             }
             _ => {}
         }
     }
     if let Some(rest) = path.strip_prefix("/wiki/") {
-        return classify_title(method, Some(rest.to_string()), &params, limit);
+        return classify_title(method, Some(rest), &params, limit);
     }
     if path == "/wiki" || path == "/" {
         if params.is_empty() {
             return Classified::new(Class::PageView);
         }
-        return classify_title(method, get("title").map(str::to_string), &params, limit);
+        return classify_title(method, get("title"), &params, limit);
     }
     if starts_with_any(path, &["/w/images/", "/images/", "/upload/"]) {
         return Classified::new(Class::Media);
@@ -263,10 +263,10 @@ fn script_in(path: &str) -> Option<&'static str> {
     None
 }
 
-fn path_info(path: &str, script: &str) -> Option<String> {
+fn path_info<'a>(path: &'a str, script: &str) -> Option<&'a str> {
     let at = path.find(script)?;
     let rest = path.get(at + script.len()..)?.strip_prefix('/')?;
-    (!rest.is_empty()).then(|| rest.to_string())
+    (!rest.is_empty()).then_some(rest)
 }
 
 fn starts_with_any(path: &str, prefixes: &[&str]) -> bool {
@@ -285,12 +285,19 @@ fn has_static_extension(file: &str) -> bool {
 
 fn classify_title(
     _method: &Method,
-    title: Option<String>,
+    title: Option<&str>,
     params: &[(Cow<'_, str>, Cow<'_, str>)],
     limit: Option<u64>,
 ) -> Classified {
     let get = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| &**v);
-    let title = title.map(|t| cut(t.trim().replace(' ', "_"))).filter(|t| !t.is_empty());
+    // One copy of the title, with underscores for spaces (copied as it is when it has none).
+    let title = title.map(str::trim).filter(|t| !t.is_empty()).map(|t| {
+        cut(if t.contains(' ') {
+            t.replace(' ', "_")
+        } else {
+            t.to_string()
+        })
+    });
     let action = get("action").map(|a| a.to_ascii_lowercase());
     let mut c = Classified::new(Class::PageView);
     c.limit = limit;

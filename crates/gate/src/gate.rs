@@ -91,6 +91,54 @@ pub struct RequestFacts<'a> {
     pub client_ip: IpAddr,
 }
 
+/// A decision's reference id: twelve lowercase hex digits, quoted on refusal pages and found in
+/// the decision log. Kept inline (it is made for every request, shown for few).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reference([u8; 12]);
+
+impl Reference {
+    fn from_mac(mac: &[u8]) -> Reference {
+        const H: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'0'; 12];
+        for (i, b) in mac.iter().take(6).enumerate() {
+            out[2 * i] = H[usize::from(b >> 4)];
+            out[2 * i + 1] = H[usize::from(b & 15)];
+        }
+        Reference(out)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("000000000000")
+    }
+}
+
+impl std::ops::Deref for Reference {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Reference {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "decision")]
@@ -100,14 +148,14 @@ pub enum Decision {
         /// The client's tier.
         tier: Tier,
         /// Reference id (for the decision log).
-        reference: String,
+        reference: Reference,
     },
     /// 403 with a short explanation ([`crate::deny_page`]).
     Deny {
         /// Why, for the page.
         reason: String,
         /// Reference id to show.
-        reference: String,
+        reference: Reference,
     },
     /// The challenge page ([`Gate::challenge_page`]), status 403 (not 200: crawlers must not
     /// index it).
@@ -115,7 +163,7 @@ pub enum Decision {
         /// Leading zero bits required.
         difficulty: u8,
         /// Reference id to show.
-        reference: String,
+        reference: Reference,
     },
     /// 429 with `Retry-After` and `RateLimit-*` headers ([`Decision::headers`]).
     Limit {
@@ -132,13 +180,13 @@ pub enum Decision {
         /// For machine clients: the API etiquette message to put in the body.
         machine_message: Option<String>,
         /// Reference id to show.
-        reference: String,
+        reference: Reference,
     },
 }
 
 impl Decision {
     /// The reference id.
-    pub fn reference(&self) -> &str {
+    pub fn reference(&self) -> &Reference {
         match self {
             Decision::Allow { reference, .. }
             | Decision::Deny { reference, .. }
@@ -420,6 +468,8 @@ struct Ctx<'a> {
     now_ms: u64,
     mode: Mode,
     limits: Vec<LimitTrace>,
+    /// Scratch for counter keys.
+    key: String,
 }
 
 impl Gate {
@@ -534,13 +584,13 @@ impl Gate {
         }
     }
 
-    fn reference(&self, now_ms: u64) -> String {
+    fn reference(&self, now_ms: u64) -> Reference {
         // (thread, sequence) is unique in the process without a counter every worker bumps.
         let (thread, n) = thread_sequence();
         let mac = self
             .ref_key
             .mac(&[&now_ms.to_be_bytes(), &thread.to_be_bytes(), &n.to_be_bytes()]);
-        hex(&mac[..6])
+        Reference::from_mac(&mac)
     }
 
     fn pass_status(&self, headers: &HeaderMap, ip: IpAddr, user_agent: &str, now_ms: u64) -> PassStatus {
@@ -627,6 +677,7 @@ impl Gate {
             now_ms,
             mode,
             limits: Vec::new(),
+            key: String::new(),
         };
 
         // Phase: deciding rules.
@@ -710,7 +761,7 @@ impl Gate {
         let decision = if shadow && !matches!(would_be, Decision::Allow { .. }) {
             Decision::Allow {
                 tier,
-                reference: would_be.reference().to_string(),
+                reference: *would_be.reference(),
             }
         } else {
             would_be.clone()
@@ -849,7 +900,10 @@ impl Gate {
 
     /// Charges (or, explaining, peeks) `cost` against a limit; `Some(outcome)` when over.
     fn charge(&self, ctx: &mut Ctx<'_>, limit: &RateLimit, cost: u32) -> Option<crate::GcraOutcome> {
-        let key = self.limit_key(limit, ctx);
+        // One buffer for all of a request's counter keys.
+        let mut key = std::mem::take(&mut ctx.key);
+        key.clear();
+        self.limit_key(&mut key, limit, ctx);
         let out = match ctx.mode {
             Mode::Charge => self.store.gcra(&key, limit, cost, ctx.now_ms),
             Mode::Peek => {
@@ -876,7 +930,7 @@ impl Gate {
         if ctx.mode == Mode::Peek {
             ctx.limits.push(LimitTrace {
                 name: limit.name.clone(),
-                key,
+                key: key.clone(),
                 cost,
                 allowed: out.allowed,
                 remaining: out.remaining,
@@ -885,23 +939,24 @@ impl Gate {
                 retry_after_ms: out.retry_after_ms,
             });
         }
+        ctx.key = key;
         (!out.allowed).then_some(out)
     }
 
-    fn limit_key(&self, limit: &RateLimit, ctx: &Ctx<'_>) -> String {
-        let mut key = String::with_capacity(limit.name.len() + 48 * limit.key.len());
+    /// The counter's name for `limit` and this request, written into `key`.
+    fn limit_key(&self, key: &mut String, limit: &RateLimit, ctx: &Ctx<'_>) {
+        key.reserve(limit.name.len() + 48 * limit.key.len());
         key.push_str(&limit.name);
         for part in &limit.key {
             key.push('|');
             match part {
-                KeyPart::Ip => crate::ipset::push_ip(&mut key, crate::ipset::canonical(ctx.req.client_ip)),
-                KeyPart::Prefix => crate::ipset::write_client_prefix(&mut key, ctx.req.client_ip),
-                KeyPart::UserAgent => challenge::push_ua_hash(&mut key, ctx.user_agent),
+                KeyPart::Ip => crate::ipset::push_ip(key, crate::ipset::canonical(ctx.req.client_ip)),
+                KeyPart::Prefix => crate::ipset::write_client_prefix(key, ctx.req.client_ip),
+                KeyPart::UserAgent => challenge::push_ua_hash(key, ctx.user_agent),
                 KeyPart::Session => key.push_str(&self.sessions.session_key(ctx.req.headers)),
                 KeyPart::Class => key.push_str(ctx.classified.class.as_str()),
             }
         }
-        key
     }
 
     /// The challenge page for a [`Decision::Challenge`] (serve it with status 403,

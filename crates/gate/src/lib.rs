@@ -44,7 +44,9 @@ pub use classify::{classify, Class, Classified, LIMIT_MAX};
 pub use client_ip::{client_ip, client_ip_from, ForwardedHeader, X_FORWARDED_FOR};
 pub use config::{GateConfig, Timeouts, MIN_SECRET_LEN};
 pub use error::{ChallengeError, GateError};
-pub use gate::{ChallengePass, Decision, Explanation, Gate, LimitTrace, Outcome, RequestFacts, RuleTrace, Tier};
+pub use gate::{
+    ChallengePass, Decision, Explanation, Gate, LimitTrace, Outcome, Reference, RequestFacts, RuleTrace, Tier,
+};
 pub use ipset::{client_prefix, parse_cidr, push_ip, IpSet};
 pub use policy::{
     Costs, Effect, GoodBot, OverBudget, Policy, Rule, TierPolicy, DEFAULT_MACHINE_MESSAGE, DEFAULT_POLICY_TOML,

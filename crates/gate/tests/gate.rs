@@ -905,6 +905,24 @@ mod decisions {
     }
 
     #[test]
+    fn references_are_twelve_hex_digits_in_text_json_and_pages() {
+        let g = gate();
+        let r = Req::new("/wiki/X", browser_headers(), "198.51.100.65");
+        let d = g.decide(&r.facts(), T0);
+        let text = d.reference().to_string();
+        assert_eq!(text.len(), 12);
+        assert!(
+            text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{text}"
+        );
+        assert_eq!(d.reference().as_str(), text);
+        assert_eq!(format!("{:?}", d.reference()), format!("{text:?}"));
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["reference"], text.as_str());
+        assert!(deny_page("no", d.reference()).contains(&text));
+    }
+
+    #[test]
     fn policy_reload_is_atomic_and_takes_effect() {
         let g = gate();
         let r = Req::new("/wiki/X", browser_headers(), "198.51.100.62");

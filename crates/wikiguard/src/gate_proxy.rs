@@ -19,7 +19,6 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -83,12 +82,46 @@ const DECISION_BUCKETS: &[f64] = &[
     0.000_005, 0.00001, 0.000_025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005,
 ];
 
-type Body = BoxBody<Bytes, hyper::Error>;
+/// A response body: the gate's own page, or the wiki's, streamed. An enum rather than a boxed
+/// trait object, so a proxied response costs no allocation for its body's type.
+enum Body {
+    Full(Full<Bytes>),
+    Upstream(ReturnOnEnd),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Body::Full(f) => std::pin::Pin::new(f)
+                .poll_frame(cx)
+                .map_err(|never: Infallible| match never {}),
+            Body::Upstream(u) => std::pin::Pin::new(u).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(f) => f.is_end_stream(),
+            Body::Upstream(u) => u.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Body::Full(f) => f.size_hint(),
+            Body::Upstream(u) => u.size_hint(),
+        }
+    }
+}
 
 fn full(text: impl Into<Bytes>) -> Body {
-    Full::new(text.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
+    Body::Full(Full::new(text.into()))
 }
 
 /// Unix milliseconds, as the gate counts time.
@@ -329,12 +362,16 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
         return;
     }
+    // Connection's options name more headers to drop. The usual ones ("keep-alive", "close",
+    // "upgrade") are listed anyway or name no header, so they cost no allocation.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|n| !n.eq_ignore_ascii_case("close") && !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_str())))
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
     for n in listed {
         headers.remove(n);
@@ -523,7 +560,7 @@ impl UpstreamPool {
             sender: Some(sender),
             pool: self.clone(),
         };
-        Ok(Response::from_parts(parts, body.boxed()))
+        Ok(Response::from_parts(parts, Body::Upstream(body)))
     }
 }
 
@@ -904,10 +941,10 @@ fn forward_auth(state: &GateState, client_ip: IpAddr, req: Request<Incoming>, no
         .decision(outcome.classified.class, outcome.would_be.kind());
     let decision = outcome.decision;
     let (status, reference) = match &decision {
-        Decision::Allow { reference, .. } => (StatusCode::NO_CONTENT, reference.clone()),
-        Decision::Challenge { reference, .. } => (StatusCode::UNAUTHORIZED, reference.clone()),
-        Decision::Deny { reference, .. } => (StatusCode::FORBIDDEN, reference.clone()),
-        Decision::Limit { reference, .. } => (StatusCode::TOO_MANY_REQUESTS, reference.clone()),
+        Decision::Allow { reference, .. } => (StatusCode::NO_CONTENT, *reference),
+        Decision::Challenge { reference, .. } => (StatusCode::UNAUTHORIZED, *reference),
+        Decision::Deny { reference, .. } => (StatusCode::FORBIDDEN, *reference),
+        Decision::Limit { reference, .. } => (StatusCode::TOO_MANY_REQUESTS, *reference),
     };
     let mut resp = match refusal(state, &decision, &facts, now) {
         Some(mut r) if status != StatusCode::NO_CONTENT => {
@@ -1134,7 +1171,7 @@ mod tests {
     fn hop_by_hop_headers_and_those_connection_lists_are_stripped() {
         let mut h = map(&[
             ("accept", "text/html"),
-            ("connection", "keep-alive, X-Trace"),
+            ("connection", "close, keep-alive, X-Trace"),
             ("connection", "Upgrade"),
             ("keep-alive", "timeout=5"),
             ("x-trace", "1"),
