@@ -3,7 +3,10 @@
 # serving a 2 KB wiki-like page), (a) nginx proxying to it, (b) `wikiguard gate` with the
 # default policy proxying to it. wrk drives each for a bounded time. See bench/README.md.
 #
-# Usage: bench/gate-vs-nginx.sh [--no-build] [--duration SECONDS] [--connections N]
+# Usage: bench/gate-vs-nginx.sh [--no-build] [--duration SECONDS] [--connections N] [--rounds N]
+#
+# Each round runs nginx, then the gate; the summary takes the median of the rounds, because on
+# a shared 2-core machine one run of either can be 10% off.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -11,18 +14,20 @@ root=$(dirname "$here")
 build=1
 duration=10
 connections=32
+rounds=3
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) build=0 ;;
     --duration) duration=${2:?}; shift ;;
     --connections) connections=${2:?}; shift ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --rounds) rounds=${2:?}; shift ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gate-vs-nginx.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
-for n in "$duration" "$connections"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "gate-vs-nginx.sh: --duration and --connections take a positive whole number, not '$n'" >&2; exit 2; }
+for n in "$duration" "$connections" "$rounds"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "gate-vs-nginx.sh: --duration, --connections and --rounds take a positive whole number, not '$n'" >&2; exit 2; }
 done
 for tool in wrk nginx; do
   command -v $tool >/dev/null || [ -x /usr/sbin/$tool ] || { echo "gate-vs-nginx.sh: $tool is not installed (apt-get install wrk nginx)" >&2; exit 2; }
@@ -79,14 +84,27 @@ run() {
   # wrk needs at least one connection per thread.
   wrk -t"$(( connections < 2 ? connections : 2 ))" -c"$connections" -d"${duration}s" --latency -s "$here/gate-clients.lua" "$1" 2>&1
 }
-direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
-nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")
-gate=$(run "http://127.0.0.1:$gp/wiki/Main_Page")
 rps() { awk '/^Requests\/sec/{print $2}' <<<"$1"; }
 p99() { awk '$1=="99%"{print $2}' <<<"$1"; }
-non2xx() { awk '/Non-2xx/{print $NF}' <<<"$1"; }
+non2xx() { awk '/Non-2xx/{n=$NF} END{print n+0}' <<<"$1"; }
+# wrk prints 404.00us, 2.85ms or 1.02s; in microseconds:
+us() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v+0} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else {sub(/s$/,"",v); print v*1000000}}' <<<"$1"; }
+median() { sort -n | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+
+direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
 printf '%-22s %12s %10s %10s\n' "" "requests/s" "p99" "non-2xx"
 printf '%-22s %12s %10s %10s\n' "upstream directly" "$(rps "$direct")" "$(p99 "$direct")" "$(non2xx "$direct")"
-printf '%-22s %12s %10s %10s\n' "nginx proxy" "$(rps "$nginx")" "$(p99 "$nginx")" "$(non2xx "$nginx")"
-printf '%-22s %12s %10s %10s\n' "wikiguard gate" "$(rps "$gate")" "$(p99 "$gate")" "$(non2xx "$gate")"
-awk -v g="$(rps "$gate")" -v n="$(rps "$nginx")" 'BEGIN{ printf "gate/nginx throughput: %.0f%%\n", 100*g/n }'
+nginx_rps=(); nginx_p99=(); gate_rps=(); gate_p99=()
+for round in $(seq "$rounds"); do
+  nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")
+  gate=$(run "http://127.0.0.1:$gp/wiki/Main_Page")
+  printf '%-22s %12s %10s %10s\n' "nginx proxy ($round)" "$(rps "$nginx")" "$(p99 "$nginx")" "$(non2xx "$nginx")"
+  printf '%-22s %12s %10s %10s\n' "wikiguard gate ($round)" "$(rps "$gate")" "$(p99 "$gate")" "$(non2xx "$gate")"
+  nginx_rps+=("$(rps "$nginx")"); nginx_p99+=("$(us "$(p99 "$nginx")")")
+  gate_rps+=("$(rps "$gate")"); gate_p99+=("$(us "$(p99 "$gate")")")
+done
+n_rps=$(printf '%s\n' "${nginx_rps[@]}" | median); g_rps=$(printf '%s\n' "${gate_rps[@]}" | median)
+n_p99=$(printf '%s\n' "${nginx_p99[@]}" | median); g_p99=$(printf '%s\n' "${gate_p99[@]}" | median)
+printf '%-22s %12.0f %8.0fus\n' "nginx proxy (median)" "$n_rps" "$n_p99"
+printf '%-22s %12.0f %8.0fus\n' "wikiguard gate (median)" "$g_rps" "$g_p99"
+awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN{ printf "gate/nginx throughput: %.0f%%   p99 added by the gate: %.0f us\n", 100*g/n, gp-np }'
