@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1020,22 +1020,26 @@ pub fn spawn_workers(
     let bind = |addr: SocketAddr| -> Result<std::net::TcpListener> {
         let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
         sock.set_reuse_address(true)?;
-        #[cfg(unix)]
-        sock.set_reuse_port(true)?;
         sock.set_nonblocking(true)?;
         sock.bind(&addr.into())?;
         sock.listen(1024)?;
         Ok(sock.into())
     };
-    let first = bind(addr).with_context(|| format!("gate: listening on {addr}"))?;
-    let bound = first.local_addr().context("reading the gate's address")?;
-    let mut listeners = vec![first];
-    for _ in 1..workers.max(1) {
-        listeners.push(bind(bound).with_context(|| format!("gate: listening on {bound}"))?);
-    }
+    let listener = bind(addr).with_context(|| format!("gate: listening on {addr}"))?;
+    let bound = listener.local_addr().context("reading the gate's address")?;
+    let n = workers.max(1);
+    let loads: Arc<[AtomicUsize]> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| tokio::sync::mpsc::unbounded_channel()).unzip();
+    let mut acceptor = Some(Acceptor {
+        listener,
+        workers: senders,
+        loads: loads.clone(),
+    });
     let mut handles = Vec::new();
-    for (i, l) in listeners.into_iter().enumerate() {
+    for (i, connections) in receivers.into_iter().enumerate() {
         let st = state.clone();
+        let loads = loads.clone();
+        let acceptor = acceptor.take();
         let h = std::thread::Builder::new()
             .name(format!("wikiguard-gate-{i}"))
             .spawn(move || -> Result<()> {
@@ -1043,10 +1047,15 @@ pub fn spawn_workers(
                     .enable_all()
                     .build()
                     .context("gate runtime")?;
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(l).context("gate listener")?;
-                    run(st, listener, i == 0).await
-                })
+                rt.block_on(run(
+                    st,
+                    Worker {
+                        index: i,
+                        connections,
+                        loads,
+                    },
+                    acceptor,
+                ))
             })
             .context("starting a gate worker")?;
         handles.push(h);
@@ -1054,9 +1063,80 @@ pub fn spawn_workers(
     Ok((bound, handles))
 }
 
-/// Serves the gate on `listener` until SIGINT/SIGTERM; with `reload_on_hup`, SIGHUP reloads
-/// the policy.
-pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reload_on_hup: bool) -> Result<()> {
+/// A connection handed to a worker: the socket and the peer.
+type Handoff = (std::net::TcpStream, SocketAddr);
+
+/// The one accept loop: it gives each new connection to the worker with the fewest open ones.
+/// (One listener per worker with SO_REUSEPORT spreads connections by a hash of their
+/// addresses, which left one worker with 20 of 32 keep-alive clients and the other idle half
+/// the time; the busy one's queue set the p99.)
+struct Acceptor {
+    listener: std::net::TcpListener,
+    workers: Vec<tokio::sync::mpsc::UnboundedSender<Handoff>>,
+    loads: Arc<[AtomicUsize]>,
+}
+
+/// One worker's share: connections it is handed and the open-connection counts of all.
+struct Worker {
+    index: usize,
+    connections: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
+    loads: Arc<[AtomicUsize]>,
+}
+
+impl Acceptor {
+    async fn run(self, state: Arc<GateState>) -> Result<()> {
+        let listener = tokio::net::TcpListener::from_std(self.listener).context("gate listener")?;
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let ip = peer.ip();
+            {
+                let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
+                let n = conns.entry(ip).or_default();
+                if state.config.max_connections_per_ip > 0 && *n >= state.config.max_connections_per_ip {
+                    // Over the per-IP connection limit: close at once.
+                    drop(stream);
+                    continue;
+                }
+                *n += 1;
+            }
+            let least = (0..self.loads.len())
+                .min_by_key(|i| self.loads[*i].load(Ordering::Relaxed))
+                .unwrap_or(0);
+            self.loads[least].fetch_add(1, Ordering::Relaxed);
+            let handed = stream
+                .into_std()
+                .map_err(|e| e.to_string())
+                .and_then(|s| self.workers[least].send((s, peer)).map_err(|e| e.to_string()));
+            if let Err(e) = handed {
+                tracing::warn!(error = %e, "could not hand a connection to a worker");
+                self.loads[least].fetch_sub(1, Ordering::Relaxed);
+                release_ip(&state, ip);
+            }
+        }
+    }
+}
+
+/// One connection fewer from `ip`.
+fn release_ip(state: &GateState, ip: IpAddr) {
+    let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = conns.get_mut(&ip) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            conns.remove(&ip);
+        }
+    }
+}
+
+/// Serves the connections handed to this worker until SIGINT/SIGTERM. The worker that runs
+/// the acceptor also reloads the policy on SIGHUP.
+async fn run(state: Arc<GateState>, mut worker: Worker, acceptor: Option<Acceptor>) -> Result<()> {
     let client = upstream_client(&state.config, &state.upstream);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -1081,6 +1161,15 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reloa
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
+    let reload_on_hup = acceptor.is_some();
+    let accepting = acceptor.map(|a| {
+        let st = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = a.run(st).await {
+                tracing::error!(error = %format!("{e:#}"), "gate: the accept loop stopped");
+            }
+        })
+    });
     let mut shutdown = std::pin::pin!(crate::serve::shutdown_signal());
     #[cfg(unix)]
     let mut hup =
@@ -1091,26 +1180,20 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reloa
         #[cfg(not(unix))]
         let hup_recv = std::future::pending::<Option<()>>();
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
+            handed = worker.connections.recv() => {
+                let Some((stream, peer)) = handed else { break };
+                let ip = peer.ip();
+                let index = worker.index;
+                let loads = worker.loads.clone();
+                let stream = match tokio::net::TcpStream::from_std(stream) {
+                    Ok(s) => s,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        tracing::warn!(error = %e, "gate: could not take over a connection");
+                        loads[index].fetch_sub(1, Ordering::Relaxed);
+                        release_ip(&state, ip);
                         continue;
                     }
                 };
-                let ip = peer.ip();
-                {
-                    let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = conns.entry(ip).or_default();
-                    if state.config.max_connections_per_ip > 0 && *n >= state.config.max_connections_per_ip {
-                        // Over the per-IP connection limit: close at once.
-                        drop(stream);
-                        continue;
-                    }
-                    *n += 1;
-                }
                 let _ = stream.set_nodelay(true);
                 let st = state.clone();
                 let up = client.clone();
@@ -1122,13 +1205,8 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reloa
                     // hyper's header-read timeout also bounds the wait for the next request on
                     // a kept-alive connection: an idle client is closed by it.
                     let _ = conn.await;
-                    let mut conns = st.connections.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(n) = conns.get_mut(&ip) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            conns.remove(&ip);
-                        }
-                    }
+                    loads[index].fetch_sub(1, Ordering::Relaxed);
+                    release_ip(&st, ip);
                 });
             }
             _ = hup_recv, if reload_on_hup => {
@@ -1139,6 +1217,9 @@ pub async fn run(state: Arc<GateState>, listener: tokio::net::TcpListener, reloa
             }
             () = &mut shutdown => break,
         }
+    }
+    if let Some(a) = accepting {
+        a.abort();
     }
     anchor.abort();
     tracing::info!("gate: finishing open connections");

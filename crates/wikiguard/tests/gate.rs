@@ -593,6 +593,39 @@ fn the_default_policy_keeps_machines_off_the_challenge_page() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn connections_per_ip_are_capped_and_released() {
+    let up = upstream();
+    let g = start_gate("conn-limit", &up, Some(TEST_POLICY), &[], "max_connections_per_ip = 3\n");
+    // Three idle connections from 127.0.0.1 are held open (each handed to a worker)...
+    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&g.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...so a fourth is closed at once, without an answer.
+    let mut over = TcpStream::connect(&g.addr).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = over.write_all(b"GET /wiki/X HTTP/1.1\r\nHost: wiki.test\r\nConnection: close\r\n\r\n");
+    let mut buf = Vec::new();
+    let n = over.read_to_end(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "over the limit: {}", String::from_utf8_lossy(&buf));
+    // Closing them gives their places back (as soon as the gate sees each one end).
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // The gate's own metrics page: an answer that spends no client budget.
+        let (status, _, _) = request(&g.addr, "GET", "/.wikiguard/metrics", &[], "");
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the closed connections' places never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Connections in turn, each under the cap, are all served, whichever worker gets them.
+    for _ in 0..8 {
+        assert_eq!(request(&g.addr, "GET", "/.wikiguard/metrics", &[], "").0, 200);
+    }
+    assert_eq!(request(&g.addr, "GET", "/wiki/Y", &[("User-Agent", BROWSER)], "").0, 200);
+}
+
+#[test]
 fn two_gates_share_counters_in_redis_and_survive_it_going_away() {
     let Some(redis) = start_redis() else {
         assert!(
