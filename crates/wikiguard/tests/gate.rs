@@ -595,7 +595,13 @@ fn the_default_policy_keeps_machines_off_the_challenge_page() {
 #[test]
 fn connections_per_ip_are_capped_and_released() {
     let up = upstream();
-    let g = start_gate("conn-limit", &up, Some(TEST_POLICY), &[], "max_connections_per_ip = 3\n");
+    let g = start_gate(
+        "conn-limit",
+        &up,
+        Some(TEST_POLICY),
+        &[],
+        "max_connections_per_ip = 3\n",
+    );
     // Three idle connections from 127.0.0.1 are held open (each handed to a worker)...
     let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&g.addr).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
@@ -615,14 +621,20 @@ fn connections_per_ip_are_capped_and_released() {
         if status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "the closed connections' places never came back");
+        assert!(
+            Instant::now() < deadline,
+            "the closed connections' places never came back"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Connections in turn, each under the cap, are all served, whichever worker gets them.
     for _ in 0..8 {
         assert_eq!(request(&g.addr, "GET", "/.wikiguard/metrics", &[], "").0, 200);
     }
-    assert_eq!(request(&g.addr, "GET", "/wiki/Y", &[("User-Agent", BROWSER)], "").0, 200);
+    assert_eq!(
+        request(&g.addr, "GET", "/wiki/Y", &[("User-Agent", BROWSER)], "").0,
+        200
+    );
 }
 
 #[test]
