@@ -437,6 +437,17 @@ mod ipset {
 mod gcra {
     use super::*;
 
+    /// A per-IP limit of `rate` units per `period` seconds with bursts of `burst`.
+    fn ip_limit(name: &str, rate: u64, period: u64, burst: u64) -> RateLimit {
+        RateLimit {
+            name: name.into(),
+            rate,
+            period_seconds: period,
+            burst,
+            key: vec![KeyPart::Ip],
+        }
+    }
+
     /// The leaky bucket as a meter, stepped in plain integer microseconds.
     struct Naive {
         level_us: u64,
@@ -469,7 +480,7 @@ mod gcra {
             burst in 1u64..500,
             steps in prop::collection::vec((0u64..5000, 0u32..60), 1..200),
         ) {
-            let l = RateLimit { name: "x".into(), rate, period_seconds: period, burst, key: vec![KeyPart::Ip] };
+            let l = ip_limit("x", rate, period, burst);
             let store = MemoryRateStore::new(10);
             let mut naive = Naive { level_us: 0, last_us: 0 };
             let mut now = T0;
@@ -484,7 +495,7 @@ mod gcra {
 
         #[test]
         fn retry_after_is_exact(rate in 1u64..100, burst in 1u64..50, cost in 1u32..50) {
-            let l = RateLimit { name: "x".into(), rate, period_seconds: 60, burst, key: vec![KeyPart::Ip] };
+            let l = ip_limit("x", rate, 60, burst);
             let store = MemoryRateStore::new(10);
             // Exhaust.
             while store.gcra("k", &l, cost, T0).allowed {}
@@ -496,13 +507,7 @@ mod gcra {
 
     #[test]
     fn cost_weights_share_one_budget() {
-        let l = RateLimit {
-            name: "x".into(),
-            rate: 60,
-            period_seconds: 60,
-            burst: 30,
-            key: vec![KeyPart::Ip],
-        };
+        let l = ip_limit("x", 60, 60, 30);
         let s = MemoryRateStore::new(10);
         assert!(s.gcra("k", &l, 20, T0).allowed); // a diff
         let o = s.gcra("k", &l, 1, T0); // a page view
@@ -514,13 +519,7 @@ mod gcra {
 
     #[test]
     fn bounded_under_a_flood_of_keys() {
-        let l = RateLimit {
-            name: "x".into(),
-            rate: 1,
-            period_seconds: 3600,
-            burst: 5,
-            key: vec![KeyPart::Ip],
-        };
+        let l = ip_limit("x", 1, 3600, 5);
         let s = MemoryRateStore::new(1000);
         for i in 0..50_000u64 {
             s.gcra(&format!("flood-{i}"), &l, 1, T0 + i);
@@ -544,13 +543,7 @@ mod gcra {
     fn drained_buckets_are_swept_long_before_the_store_is_full() {
         // Page views from a flood of one-off readers: each bucket drains 100 ms after its one
         // request, so only about the last 100 ms of clients need a key.
-        let l = RateLimit {
-            name: "unknown".into(),
-            rate: 600,
-            period_seconds: 60,
-            burst: 300,
-            key: vec![KeyPart::Ip],
-        };
+        let l = ip_limit("unknown", 600, 60, 300);
         let s = MemoryRateStore::new(1_000_000);
         // One heavy client spends its whole burst at the start: its bucket stays live for 30 s.
         assert!(s.gcra("heavy", &l, 300, T0).allowed);
