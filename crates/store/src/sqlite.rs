@@ -1014,12 +1014,12 @@ impl Store for SqliteStore {
             .and_then(|mut stmt| stmt.execute(params![action.time, action.action, action.user_name, action.page, body]))
             .map_err(fail)?;
             let id = conn.last_insert_rowid();
-            conn.prepare_cached(
-                "DELETE FROM recent_actions
-                 WHERE id <= (SELECT id FROM recent_actions ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-            )
-            .and_then(|mut stmt| stmt.execute([keep]))
-            .map_err(fail)?;
+            // Ids only grow, one per insert, and only the oldest rows are ever deleted, so the
+            // newest `keep` rows are those above id - keep. (The OFFSET form stepped over
+            // `keep` rows, each a page of its own for a big edit, at every check.)
+            conn.prepare_cached("DELETE FROM recent_actions WHERE id <= ?1")
+                .and_then(|mut stmt| stmt.execute([id.saturating_sub(keep)]))
+                .map_err(fail)?;
             Ok(id)
         })
     }

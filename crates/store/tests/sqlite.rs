@@ -383,6 +383,17 @@ mod recent {
         assert_eq!(store.recent_actions(100).unwrap().len(), 2);
         store.record_recent_action(&action(11), 100).unwrap();
         assert_eq!(store.recent_actions(100).unwrap().len(), 3);
+        // Reopened, the log goes on from where it was and stays bounded.
+        drop(store);
+        let store = open(&dir);
+        for n in 12..20 {
+            store.record_recent_action(&action(n), 5).unwrap();
+        }
+        let kept = store.recent_actions(100).unwrap();
+        assert_eq!(
+            kept.iter().map(|a| a.action.time).collect::<Vec<_>>(),
+            [19, 18, 17, 16, 15]
+        );
     }
 }
 
