@@ -792,11 +792,11 @@ fn log_decision(state: &GateState, outcome: &wikiguard_gate::Outcome, class: &st
     // Counted per worker thread, so no counter bounces between cores on every request: each
     // worker logs every `every`-th allow it decides.
     let n = DECISIONS_SEEN.with(|c| {
-        let n = c.get();
-        c.set(n.wrapping_add(1));
+        let n = c.get().wrapping_add(1);
+        c.set(n);
         n
     });
-    if name != "allow" || n.is_multiple_of(every) {
+    if name != "allow" || (sample > 0.0 && n.is_multiple_of(every)) {
         // The path only (no query: it may hold tokens), never the IP or cookies.
         tracing::info!(
             decision = name,
@@ -1005,10 +1005,11 @@ pub fn explain_json(gate: &Gate, body: &[u8], now: u64) -> Result<serde_json::Va
     serde_json::to_value(gate.explain(&facts, now)).context("serializing the explanation")
 }
 
-/// Binds `listen` once per worker (`SO_REUSEPORT`: the kernel spreads connections over the
-/// workers) and runs one single-threaded runtime per worker thread, so a request never crosses
-/// threads between the client's connection, the decision and the upstream connection. Returns
-/// the bound address and the workers; they end at SIGINT/SIGTERM.
+/// Binds `listen` and runs one single-threaded runtime per worker thread: the first also runs
+/// the accept loop, which hands each connection to the worker with the fewest open ones, and
+/// a connection stays on its worker, so a request never crosses threads between the client's
+/// connection, the decision and the upstream connection. Returns the bound address and the
+/// workers; they end at SIGINT/SIGTERM.
 pub fn spawn_workers(
     state: Arc<GateState>,
     listen: &str,
@@ -1033,12 +1034,11 @@ pub fn spawn_workers(
     let mut acceptor = Some(Acceptor {
         listener,
         workers: senders,
-        loads: loads.clone(),
+        loads,
     });
     let mut handles = Vec::new();
     for (i, connections) in receivers.into_iter().enumerate() {
         let st = state.clone();
-        let loads = loads.clone();
         let acceptor = acceptor.take();
         let h = std::thread::Builder::new()
             .name(format!("wikiguard-gate-{i}"))
@@ -1047,15 +1047,7 @@ pub fn spawn_workers(
                     .enable_all()
                     .build()
                     .context("gate runtime")?;
-                rt.block_on(run(
-                    st,
-                    Worker {
-                        index: i,
-                        connections,
-                        loads,
-                    },
-                    acceptor,
-                ))
+                rt.block_on(run(st, Worker { connections }, acceptor))
             })
             .context("starting a gate worker")?;
         handles.push(h);
@@ -1063,8 +1055,45 @@ pub fn spawn_workers(
     Ok((bound, handles))
 }
 
-/// A connection handed to a worker: the socket and the peer.
-type Handoff = (std::net::TcpStream, SocketAddr);
+/// A connection handed to a worker: the socket, the peer, and its place in the counts.
+type Handoff = (std::net::TcpStream, SocketAddr, Ticket);
+
+/// A connection's place in its client's per-IP count and in its worker's load. Dropping it
+/// gives both back, however the connection ends: closed, failed, its task panicked or was
+/// cancelled at shutdown, or never served because it was still queued for a worker.
+struct Ticket {
+    state: Arc<GateState>,
+    ip: IpAddr,
+    loads: Arc<[AtomicUsize]>,
+    worker: usize,
+}
+
+impl Ticket {
+    /// Counts the connection against its worker's load.
+    fn new(state: Arc<GateState>, ip: IpAddr, loads: Arc<[AtomicUsize]>, worker: usize) -> Ticket {
+        loads[worker].fetch_add(1, Ordering::Relaxed);
+        Ticket {
+            state,
+            ip,
+            loads,
+            worker,
+        }
+    }
+
+    /// Moves the connection's load to another worker.
+    fn move_to(&mut self, worker: usize) {
+        self.loads[self.worker].fetch_sub(1, Ordering::Relaxed);
+        self.loads[worker].fetch_add(1, Ordering::Relaxed);
+        self.worker = worker;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.loads[self.worker].fetch_sub(1, Ordering::Relaxed);
+        release_ip(&self.state, self.ip);
+    }
+}
 
 /// The one accept loop: it gives each new connection to the worker with the fewest open ones.
 /// (One listener per worker with SO_REUSEPORT spreads connections by a hash of their
@@ -1076,16 +1105,17 @@ struct Acceptor {
     loads: Arc<[AtomicUsize]>,
 }
 
-/// One worker's share: connections it is handed and the open-connection counts of all.
+/// One worker's share: the connections it is handed.
 struct Worker {
-    index: usize,
     connections: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
-    loads: Arc<[AtomicUsize]>,
 }
 
 impl Acceptor {
+    /// Accepts until no worker is left to serve (or the task is aborted at shutdown).
     async fn run(self, state: Arc<GateState>) -> Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener).context("gate listener")?;
+        // A worker whose thread ended stops taking connections; the others go on.
+        let mut alive = vec![true; self.workers.len()];
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(a) => a,
@@ -1106,21 +1136,47 @@ impl Acceptor {
                 }
                 *n += 1;
             }
-            let least = (0..self.loads.len())
-                .min_by_key(|i| self.loads[*i].load(Ordering::Relaxed))
-                .unwrap_or(0);
-            self.loads[least].fetch_add(1, Ordering::Relaxed);
-            let handed = stream
-                .into_std()
-                .map_err(|e| e.to_string())
-                .and_then(|s| self.workers[least].send((s, peer)).map_err(|e| e.to_string()));
-            if let Err(e) = handed {
-                tracing::warn!(error = %e, "could not hand a connection to a worker");
-                self.loads[least].fetch_sub(1, Ordering::Relaxed);
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not hand a connection to a worker");
+                    release_ip(&state, ip);
+                    continue;
+                }
+            };
+            let Some(first) = least_loaded(&self.loads, &alive) else {
                 release_ip(&state, ip);
+                break;
+            };
+            let mut handoff = (stream, peer, Ticket::new(state.clone(), ip, self.loads.clone(), first));
+            loop {
+                let worker = handoff.2.worker;
+                match self.workers[worker].send(handoff) {
+                    Ok(()) => break,
+                    Err(tokio::sync::mpsc::error::SendError(back)) => {
+                        tracing::error!(worker, "gate: a worker has stopped; its share goes to the others");
+                        alive[worker] = false;
+                        handoff = back;
+                        match least_loaded(&self.loads, &alive) {
+                            Some(next) => handoff.2.move_to(next),
+                            None => break, // dropped with its ticket
+                        }
+                    }
+                }
+            }
+            if !alive.contains(&true) {
+                break;
             }
         }
+        anyhow::bail!("every gate worker has stopped")
     }
+}
+
+/// The live worker with the fewest open connections.
+fn least_loaded(loads: &[AtomicUsize], alive: &[bool]) -> Option<usize> {
+    (0..loads.len())
+        .filter(|i| alive.get(*i).copied().unwrap_or(false))
+        .min_by_key(|i| loads[*i].load(Ordering::Relaxed))
 }
 
 /// One connection fewer from `ip`.
@@ -1161,8 +1217,11 @@ async fn run(state: Arc<GateState>, mut worker: Worker, acceptor: Option<Accepto
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
-    let reload_on_hup = acceptor.is_some();
-    let accepting = acceptor.map(|a| {
+    // The worker that accepts also owns the signals: at SIGINT/SIGTERM it stops accepting, which
+    // closes every worker's queue; the others serve what was already handed to them, then
+    // finish their open connections too.
+    let owns_signals = acceptor.is_some();
+    let mut accepting = acceptor.map(|a| {
         let st = state.clone();
         tokio::spawn(async move {
             if let Err(e) = a.run(st).await {
@@ -1172,26 +1231,29 @@ async fn run(state: Arc<GateState>, mut worker: Worker, acceptor: Option<Accepto
     });
     let mut shutdown = std::pin::pin!(crate::serve::shutdown_signal());
     #[cfg(unix)]
-    let mut hup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listening for SIGHUP")?;
+    let mut hup = if owns_signals {
+        Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listening for SIGHUP")?)
+    } else {
+        None
+    };
     loop {
         #[cfg(unix)]
-        let hup_recv = hup.recv();
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         #[cfg(not(unix))]
         let hup_recv = std::future::pending::<Option<()>>();
         tokio::select! {
             handed = worker.connections.recv() => {
-                let Some((stream, peer)) = handed else { break };
-                let ip = peer.ip();
-                let index = worker.index;
-                let loads = worker.loads.clone();
+                let Some((stream, peer, ticket)) = handed else { break };
                 let stream = match tokio::net::TcpStream::from_std(stream) {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "gate: could not take over a connection");
-                        loads[index].fetch_sub(1, Ordering::Relaxed);
-                        release_ip(&state, ip);
-                        continue;
+                        continue; // the ticket gives the places back
                     }
                 };
                 let _ = stream.set_nodelay(true);
@@ -1200,22 +1262,25 @@ async fn run(state: Arc<GateState>, mut worker: Worker, acceptor: Option<Accepto
                 let service = hyper::service::service_fn(move |req| handle(st.clone(), up.clone(), peer, req));
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
-                let st = state.clone();
                 tokio::spawn(async move {
                     // hyper's header-read timeout also bounds the wait for the next request on
                     // a kept-alive connection: an idle client is closed by it.
+                    let _ticket = ticket;
                     let _ = conn.await;
-                    loads[index].fetch_sub(1, Ordering::Relaxed);
-                    release_ip(&st, ip);
                 });
             }
-            _ = hup_recv, if reload_on_hup => {
+            _ = hup_recv => {
                 match state.reload() {
                     Ok(msg) => tracing::info!("SIGHUP: {msg}"),
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "SIGHUP: policy refused; the old one stays"),
                 }
             }
-            () = &mut shutdown => break,
+            () = &mut shutdown, if owns_signals => {
+                if let Some(a) = accepting.take() {
+                    a.abort();
+                }
+                break;
+            }
         }
     }
     if let Some(a) = accepting {
