@@ -290,14 +290,11 @@ fn classify_title(
     limit: Option<u64>,
 ) -> Classified {
     let get = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| &**v);
-    // One copy of the title, with underscores for spaces (copied as it is when it has none).
-    let title = title.map(str::trim).filter(|t| !t.is_empty()).map(|t| {
-        cut(if t.contains(' ') {
-            t.replace(' ', "_")
-        } else {
-            t.to_string()
-        })
-    });
+    // One copy of the title, with underscores for spaces.
+    let title = title
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| cut(t.replace(' ', "_")));
     let action = get("action").map(|a| a.to_ascii_lowercase());
     let mut c = Classified::new(Class::PageView);
     c.limit = limit;

@@ -43,14 +43,17 @@ pub fn client_ip_from(peer: IpAddr, headers: &HeaderMap, trusted: &IpSet, which:
     if trusted.is_empty() || !trusted.contains(peer) {
         return peer;
     }
-    let has_xff = headers.contains_key(&X_FORWARDED_FOR);
+    let use_xff = match which {
+        ForwardedHeader::XForwardedFor => true,
+        ForwardedHeader::Forwarded => false,
+        ForwardedHeader::Auto => headers.contains_key(&X_FORWARDED_FOR),
+    };
     // Hops are read from the right (the nearest proxy first), lazily: only as far as the
     // first untrusted one.
-    match which {
-        ForwardedHeader::XForwardedFor => walk(peer, xff_hops(headers), trusted),
-        ForwardedHeader::Forwarded => walk(peer, forwarded_hops(headers), trusted),
-        ForwardedHeader::Auto if has_xff => walk(peer, xff_hops(headers), trusted),
-        ForwardedHeader::Auto => walk(peer, forwarded_hops(headers), trusted),
+    if use_xff {
+        walk(peer, xff_hops(headers), trusted)
+    } else {
+        walk(peer, forwarded_hops(headers), trusted)
     }
 }
 

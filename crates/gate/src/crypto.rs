@@ -136,11 +136,23 @@ pub(crate) fn hex(data: &[u8]) -> String {
 
 /// [`hex`] appended to `out`.
 pub(crate) fn push_hex(out: &mut String, data: &[u8]) {
-    const H: &[u8; 16] = b"0123456789abcdef";
     for b in data {
-        out.push(char::from(H[usize::from(b >> 4)]));
-        out.push(char::from(H[usize::from(b & 15)]));
+        let [hi, lo] = hex_pair(*b);
+        out.push(char::from(hi));
+        out.push(char::from(lo));
     }
+}
+
+/// As many leading bytes of `data` as `out` has room for, in hex, written into `out`.
+pub(crate) fn hex_into(out: &mut [u8], data: &[u8]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(data) {
+        pair.copy_from_slice(&hex_pair(*b));
+    }
+}
+
+fn hex_pair(b: u8) -> [u8; 2] {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    [H[usize::from(b >> 4)], H[usize::from(b & 15)]]
 }
 
 /// The current signing key and the previous ones still accepted for verification.

@@ -98,12 +98,8 @@ pub struct Reference([u8; 12]);
 
 impl Reference {
     fn from_mac(mac: &[u8]) -> Reference {
-        const H: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'0'; 12];
-        for (i, b) in mac.iter().take(6).enumerate() {
-            out[2 * i] = H[usize::from(b >> 4)];
-            out[2 * i + 1] = H[usize::from(b & 15)];
-        }
+        crate::crypto::hex_into(&mut out, mac);
         Reference(out)
     }
 
@@ -433,7 +429,6 @@ pub struct Gate {
     keys: Keys,
     ref_key: HmacKey,
     nonce_key: HmacKey,
-    counter: AtomicU64,
     policy: PolicyCell,
     store: Arc<dyn RateStore>,
     sessions: SessionRegistry,
@@ -493,7 +488,6 @@ impl Gate {
             ref_key: HmacKey::new(&keys.derive(b"reference")),
             nonce_key: HmacKey::new(&keys.derive(b"nonce")),
             keys,
-            counter: AtomicU64::new(0),
             policy: PolicyCell::new(policy),
             store,
             sessions,
@@ -962,14 +956,16 @@ impl Gate {
     /// The challenge page for a [`Decision::Challenge`] (serve it with status 403,
     /// `Content-Type: text/html; charset=utf-8`, `Cache-Control: no-store`).
     pub fn challenge_page(&self, req: &RequestFacts<'_>, difficulty: u8, reference: &str, now_ms: u64) -> String {
-        let policy = self.policy();
-        let slow_s = slow_seconds(&policy, difficulty);
+        let slow_s = self.policy.with(|p| slow_seconds(p, difficulty));
         let ua = user_agent(req.headers);
         let random = {
-            let n = self.counter.fetch_add(1, Ordering::Relaxed);
-            let mac = self
-                .nonce_key
-                .mac(&[&now_ms.to_be_bytes(), &n.to_be_bytes(), reference.as_bytes()]);
+            let (thread, n) = thread_sequence();
+            let mac = self.nonce_key.mac(&[
+                &now_ms.to_be_bytes(),
+                &thread.to_be_bytes(),
+                &n.to_be_bytes(),
+                reference.as_bytes(),
+            ]);
             hex(&mac[..8])
         };
         let token = challenge::issue(

@@ -136,12 +136,20 @@ const MIN_SWEEP: usize = 1024;
 
 /// Aligned to its own cache lines: the gate's workers lock shards all the time, and two
 /// shards' mutexes sharing a line would bounce it between cores on every request.
-#[derive(Default)]
 #[repr(align(128))]
 struct Shard {
     map: ShardMap,
     /// Sweep drained keys out when the map reaches this size.
     sweep_at: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            map: ShardMap::default(),
+            sweep_at: MIN_SWEEP,
+        }
+    }
 }
 
 impl Shard {
