@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
@@ -82,46 +82,12 @@ const DECISION_BUCKETS: &[f64] = &[
     0.000_005, 0.00001, 0.000_025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005,
 ];
 
-/// A response body: the gate's own page, or the wiki's, streamed. An enum rather than a boxed
-/// trait object, so a proxied response costs no allocation for its body's type.
-enum Body {
-    Full(Full<Bytes>),
-    Upstream(ReturnOnEnd),
-}
-
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            Body::Full(f) => std::pin::Pin::new(f)
-                .poll_frame(cx)
-                .map_err(|never: Infallible| match never {}),
-            Body::Upstream(u) => std::pin::Pin::new(u).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Body::Full(f) => f.is_end_stream(),
-            Body::Upstream(u) => u.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        match self {
-            Body::Full(f) => f.size_hint(),
-            Body::Upstream(u) => u.size_hint(),
-        }
-    }
-}
+/// A response body: the gate's own page, or the wiki's, streamed (an enum, not a boxed trait
+/// object, so a proxied response costs no allocation for its body's type).
+type Body = Either<Full<Bytes>, ReturnOnEnd>;
 
 fn full(text: impl Into<Bytes>) -> Body {
-    Body::Full(Full::new(text.into()))
+    Either::Left(Full::new(text.into()))
 }
 
 /// Unix milliseconds, as the gate counts time.
@@ -183,8 +149,7 @@ impl StripedMetrics {
 
     /// This thread's stripe, to count into.
     fn local(&self) -> &GateMetrics {
-        let i = METRIC_STRIPE.with(|i| *i);
-        &self.stripes[i % self.stripes.len()]
+        &self.stripes[METRIC_STRIPE.with(|i| *i)]
     }
 
     /// A counter summed over the stripes.
@@ -192,7 +157,8 @@ impl StripedMetrics {
         self.stripes.iter().map(|m| counter(m).load(Ordering::Relaxed)).sum()
     }
 
-    fn histogram(&self, bounds: &'static [f64], which: impl Fn(&GateMetrics) -> &AtomicHistogram) -> Histogram {
+    fn histogram(&self, which: impl Fn(&GateMetrics) -> &AtomicHistogram) -> Histogram {
+        let bounds = which(&self.stripes[0]).bounds;
         AtomicHistogram::snapshot(bounds, self.stripes.iter().map(which))
     }
 }
@@ -305,14 +271,12 @@ impl GateState {
 
         out += "# HELP wikiguard_gate_decision_seconds Time to decide a request.\n# TYPE wikiguard_gate_decision_seconds histogram\n";
         self.metrics
-            .histogram(DECISION_BUCKETS, |m| &m.decision_seconds)
+            .histogram(|m| &m.decision_seconds)
             .render(&mut out, "wikiguard_gate_decision_seconds", "");
         out += "# HELP wikiguard_gate_upstream_seconds Time until the wiki's response head.\n# TYPE wikiguard_gate_upstream_seconds histogram\n";
-        self.metrics.histogram(LATENCY_BUCKETS, |m| &m.upstream_seconds).render(
-            &mut out,
-            "wikiguard_gate_upstream_seconds",
-            "",
-        );
+        self.metrics
+            .histogram(|m| &m.upstream_seconds)
+            .render(&mut out, "wikiguard_gate_upstream_seconds", "");
         let _ = writeln!(
             out,
             "# TYPE wikiguard_gate_upstream_errors_total counter\nwikiguard_gate_upstream_errors_total {}",
@@ -560,7 +524,7 @@ impl UpstreamPool {
             sender: Some(sender),
             pool: self.clone(),
         };
-        Ok(Response::from_parts(parts, Body::Upstream(body)))
+        Ok(Response::from_parts(parts, Either::Right(body)))
     }
 }
 
@@ -624,12 +588,10 @@ async fn handle(
         client_ip,
     };
     let outcome = state.gate.evaluate(&facts, now);
-    GateMetrics::time(&state.metrics.local().decision_seconds, started.elapsed());
+    let metrics = state.metrics.local();
+    GateMetrics::time(&metrics.decision_seconds, started.elapsed());
     let class = outcome.classified.class.as_str();
-    state
-        .metrics
-        .local()
-        .decision(outcome.classified.class, outcome.would_be.kind());
+    metrics.decision(outcome.classified.class, outcome.would_be.kind());
     log_decision(&state, &outcome, class, &parts.method, parts.uri.path());
     if let Some(resp) = refusal(&state, &outcome.decision, &facts, now) {
         return Ok(resp);
@@ -672,11 +634,11 @@ async fn handle(
         client.request(upstream_req),
     )
     .await;
-    GateMetrics::time(&state.metrics.local().upstream_seconds, t.elapsed());
+    GateMetrics::time(&metrics.upstream_seconds, t.elapsed());
     let mut resp = match response {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            state.metrics.local().upstream_errors.fetch_add(1, Ordering::Relaxed);
+            metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "upstream request failed");
             return Ok(simple_page(
                 StatusCode::BAD_GATEWAY,
@@ -686,7 +648,7 @@ async fn handle(
             ));
         }
         Err(_) => {
-            state.metrics.local().upstream_errors.fetch_add(1, Ordering::Relaxed);
+            metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
             return Ok(simple_page(
                 StatusCode::GATEWAY_TIMEOUT,
                 "The wiki is slow",
@@ -796,7 +758,7 @@ fn log_decision(state: &GateState, outcome: &wikiguard_gate::Outcome, class: &st
         c.set(n);
         n
     });
-    if name != "allow" || (sample > 0.0 && n.is_multiple_of(every)) {
+    if name != "allow" || n.is_multiple_of(every) {
         // The path only (no query: it may hold tokens), never the IP or cookies.
         tracing::info!(
             decision = name,
@@ -1125,6 +1087,9 @@ impl Acceptor {
                     continue;
                 }
             };
+            let Some(first) = least_loaded(&self.loads, &alive) else {
+                break;
+            };
             let ip = peer.ip();
             {
                 let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
@@ -1136,19 +1101,16 @@ impl Acceptor {
                 }
                 *n += 1;
             }
+            // From here on the ticket gives the counts back on every path.
+            let ticket = Ticket::new(state.clone(), ip, self.loads.clone(), first);
             let stream = match stream.into_std() {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not hand a connection to a worker");
-                    release_ip(&state, ip);
                     continue;
                 }
             };
-            let Some(first) = least_loaded(&self.loads, &alive) else {
-                release_ip(&state, ip);
-                break;
-            };
-            let mut handoff = (stream, peer, Ticket::new(state.clone(), ip, self.loads.clone(), first));
+            let mut handoff = (stream, peer, ticket);
             loop {
                 let worker = handoff.2.worker;
                 match self.workers[worker].send(handoff) {
@@ -1163,9 +1125,6 @@ impl Acceptor {
                         }
                     }
                 }
-            }
-            if !alive.contains(&true) {
-                break;
             }
         }
         anyhow::bail!("every gate worker has stopped")
@@ -1221,7 +1180,7 @@ async fn run(state: Arc<GateState>, mut worker: Worker, acceptor: Option<Accepto
     // closes every worker's queue; the others serve what was already handed to them, then
     // finish their open connections too.
     let owns_signals = acceptor.is_some();
-    let mut accepting = acceptor.map(|a| {
+    let accepting = acceptor.map(|a| {
         let st = state.clone();
         tokio::spawn(async move {
             if let Err(e) = a.run(st).await {
@@ -1275,12 +1234,7 @@ async fn run(state: Arc<GateState>, mut worker: Worker, acceptor: Option<Accepto
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "SIGHUP: policy refused; the old one stays"),
                 }
             }
-            () = &mut shutdown, if owns_signals => {
-                if let Some(a) = accepting.take() {
-                    a.abort();
-                }
-                break;
-            }
+            () = &mut shutdown, if owns_signals => break,
         }
     }
     if let Some(a) = accepting {
