@@ -88,7 +88,8 @@ impl LinkCache {
             return; // already remembered; it keeps its place
         }
         g.order.push_back(key);
-        while g.order.len() > self.capacity {
+        // One key in, at most one out.
+        if g.order.len() > self.capacity {
             if let Some(oldest) = g.order.pop_front() {
                 g.links.remove(&oldest);
             }

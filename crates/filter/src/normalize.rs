@@ -101,8 +101,7 @@ pub enum EquivsetError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Equivset {
     map: CharMap,
-    /// `map` for the 128 ASCII characters, by code (`None`: not a key); empty when not built
-    /// (lookups then use `map`).
+    /// `map` for the 128 ASCII characters, by code (`None`: not a key).
     ascii: Vec<Option<Box<str>>>,
     /// For each ASCII code: the one ASCII byte it becomes (itself when not a key), or `0xFF`
     /// when its replacement is anything else (empty, several bytes, non-ASCII).
@@ -112,15 +111,7 @@ pub struct Equivset {
 impl Default for Equivset {
     /// The empty table (the identity).
     fn default() -> Self {
-        let mut ascii_byte = [0u8; 128];
-        for (b, slot) in (0u8..).zip(ascii_byte.iter_mut()) {
-            *slot = b;
-        }
-        Equivset {
-            map: CharMap::default(),
-            ascii: Vec::new(),
-            ascii_byte,
-        }
+        Equivset::with_ascii(CharMap::default())
     }
 }
 
