@@ -756,14 +756,7 @@ fn save_filter(conn: &Connection, filter: &Filter, change: Change) -> Result<(),
 /// its variables the index of its dump in the batch's list of distinct dumps (shared, not
 /// copied per hit).
 struct HitRow {
-    filter_id: i64,
-    filter_version: i64,
-    time: i64,
-    action: String,
-    user_name: String,
-    page: String,
-    namespace: i64,
-    verdict: String,
+    hit: NewHit,
     actions_taken: String,
     dump: usize,
 }
@@ -783,14 +776,7 @@ fn encode_hits(hits: &[NewHit]) -> Result<(Vec<HitRow>, Vec<String>), StoreError
         }
         previous = Some(hit);
         rows.push(HitRow {
-            filter_id: hit.filter_id,
-            filter_version: hit.filter_version,
-            time: hit.time,
-            action: hit.action.clone(),
-            user_name: hit.user_name.clone(),
-            page: hit.page.clone(),
-            namespace: hit.namespace,
-            verdict: hit.verdict.clone(),
+            hit: hit.clone(),
             actions_taken: encode(&hit.actions_taken, "a hit's actions_taken")?,
             dump: dumps.len().saturating_sub(1),
         });
@@ -818,7 +804,8 @@ fn insert_hits(conn: &Connection, rows: &[HitRow], dumps: &[String]) -> Result<V
         ))
         .map_err(fail)?;
     let mut ids = Vec::with_capacity(rows.len());
-    for hit in rows {
+    for row in rows {
+        let hit = &row.hit;
         if count.execute([hit.filter_id]).map_err(fail)? == 0 {
             return Err(StoreError::NotFound {
                 what: "filter",
@@ -835,8 +822,8 @@ fn insert_hits(conn: &Connection, rows: &[HitRow], dumps: &[String]) -> Result<V
                 hit.page,
                 hit.namespace,
                 hit.verdict,
-                hit.actions_taken,
-                dump_ids.get(hit.dump),
+                row.actions_taken,
+                dump_ids.get(row.dump),
             ])
             .map_err(fail)?;
         ids.push(conn.last_insert_rowid());
@@ -1004,14 +991,20 @@ impl Store for SqliteStore {
 
     fn record_recent_action(&self, action: &NewRecentAction, keep: usize) -> Result<i64, StoreError> {
         let body = encode(&action.body, "a recent action's body")?;
-        let action = action.clone();
+        // The columns, not the whole action: its body is already encoded.
+        let (time, name, user_name, page) = (
+            action.time,
+            action.action.clone(),
+            action.user_name.clone(),
+            action.page.clone(),
+        );
         let keep = clamp_i64(keep);
         self.write(move |conn| {
             let fail = |e| sql_error("cannot record a recent action", e);
             conn.prepare_cached(
                 "INSERT INTO recent_actions (time, action, user_name, page, body) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .and_then(|mut stmt| stmt.execute(params![action.time, action.action, action.user_name, action.page, body]))
+            .and_then(|mut stmt| stmt.execute(params![time, name, user_name, page, body]))
             .map_err(fail)?;
             let id = conn.last_insert_rowid();
             // Ids only grow, one per insert, and only the oldest rows are ever deleted, so the
