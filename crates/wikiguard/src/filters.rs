@@ -43,14 +43,8 @@ pub struct FilterSet {
 
 impl FilterSet {
     /// Loads and compiles every enabled, undeleted filter, reusing the compiled form of
-    /// those whose version `previous` already holds (a change recompiles one filter, not all),
-    /// and `saved`'s program for the filter just saved (its rule was parsed to validate it).
-    pub fn load(
-        store: &dyn Store,
-        engine: &Engine,
-        previous: Option<&FilterSet>,
-        mut saved: Option<(i64, Program)>,
-    ) -> Result<FilterSet, StoreError> {
+    /// those whose version `previous` already holds (a change recompiles one filter, not all).
+    pub fn load(store: &dyn Store, engine: &Engine, previous: Option<&FilterSet>) -> Result<FilterSet, StoreError> {
         let mut set = FilterSet::default();
         for f in store.list_filters(false)? {
             if !f.spec.enabled || f.spec.deleted {
@@ -62,11 +56,7 @@ impl FilterSet {
                 set.filters.push(old.clone());
                 continue;
             }
-            let parsed = match saved.take_if(|(id, p)| *id == f.id && p.source() == f.spec.pattern) {
-                Some((_, p)) => Ok(p),
-                None => Program::parse_with(&f.spec.pattern, engine.known_variables()),
-            };
-            let program = match parsed {
+            let program = match Program::parse_with(&f.spec.pattern, engine.known_variables()) {
                 Ok(p) => p,
                 Err(e) => {
                     set.broken.push((f.id, e.to_string()));
@@ -174,14 +164,13 @@ fn get_bool(
 }
 
 /// A checked spec from a request body; missing fields keep `current` (an update) or take
-/// their defaults (a create). Also returns the static-check warnings, which never refuse,
-/// and the compiled rule (for [`FilterSet::load`] after the save).
+/// their defaults (a create). Also returns the static-check warnings, which never refuse.
 pub fn spec_from_json(
     body: &Json,
     current: Option<&FilterSpec>,
     engine: &Engine,
     max_rule_bytes: usize,
-) -> Result<(FilterSpec, Vec<Json>, Program), ApiError> {
+) -> Result<(FilterSpec, Vec<Json>), ApiError> {
     let Some(o) = body.as_object() else {
         return Err(ApiError::bad(
             "invalid_body",
@@ -238,7 +227,7 @@ pub fn spec_from_json(
         .iter()
         .map(|w| json!({ "code": w.code, "message": w.message, "line": w.position.line, "column": w.position.column }))
         .collect();
-    Ok((spec, warnings, program))
+    Ok((spec, warnings))
 }
 
 /// Which fields differ between two versions (all of them for the first).

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 use subtle::ConstantTimeEq;
 use wikiguard_check::{Action, ActionKind, ActionVars, Matched};
-use wikiguard_filter::{Engine, Evaluator, Program};
+use wikiguard_filter::{Engine, Evaluator};
 use wikiguard_store::{Counters, FilterSpec, HitQuery, NewHit, NewRecentAction, Store, StoreError};
 
 use crate::config::Settings;
@@ -55,7 +55,7 @@ impl AppState {
         accounts: Option<Arc<crate::accounts_api::Accounts>>,
     ) -> Result<AppState, StoreError> {
         let engine = Arc::new(engine);
-        let set = FilterSet::load(store.as_ref(), &engine, None, None)?;
+        let set = FilterSet::load(store.as_ref(), &engine, None)?;
         let state = AppState {
             inner: Arc::new(Inner {
                 settings,
@@ -89,11 +89,10 @@ impl AppState {
         self.inner.filters.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Reloads the filter set from the store (after a change); `saved` is the changed filter's
-    /// id and compiled rule, when the change validated one.
-    fn reload(&self, saved: Option<(i64, Program)>) -> Result<(), ApiError> {
+    /// Reloads the filter set from the store (after a change).
+    fn reload(&self) -> Result<(), ApiError> {
         let previous = self.filters();
-        let set = FilterSet::load(self.inner.store.as_ref(), &self.inner.engine, Some(&previous), saved)?;
+        let set = FilterSet::load(self.inner.store.as_ref(), &self.inner.engine, Some(&previous))?;
         self.install(set);
         Ok(())
     }
@@ -586,7 +585,7 @@ async fn create_filter(
     require_admin(&state, &headers)?;
     let body = json_body(body)?;
     let who = editor(&headers, &body);
-    let (spec, warnings, program) = filters::spec_from_json(
+    let (spec, warnings) = filters::spec_from_json(
         &body,
         None,
         &state.inner.engine,
@@ -595,7 +594,7 @@ async fn create_filter(
     let st = state.clone();
     let f = blocking(move || {
         let f = st.inner.store.create_filter(&spec, &who, unix_now())?;
-        st.reload(Some((f.id, program)))?;
+        st.reload()?;
         tracing::info!(filter = f.id, editor = %who, "filter created");
         Ok(f)
     })
@@ -632,14 +631,14 @@ async fn update_filter(
     let st = state.clone();
     let (f, warnings) = blocking(move || {
         let current = st.inner.store.get_filter(id)?;
-        let (spec, warnings, program) = filters::spec_from_json(
+        let (spec, warnings) = filters::spec_from_json(
             &body,
             Some(&current.spec),
             &st.inner.engine,
             st.inner.settings.engine.max_rule_bytes,
         )?;
         let f = st.inner.store.update_filter(id, &spec, &who, unix_now())?;
-        st.reload(Some((f.id, program)))?;
+        st.reload()?;
         tracing::info!(filter = f.id, version = f.version, editor = %who, "filter updated");
         Ok((f, warnings))
     })
@@ -658,7 +657,7 @@ async fn delete_filter(
     let st = state.clone();
     let f = blocking(move || {
         let f = st.inner.store.delete_filter(id, &who, unix_now())?;
-        st.reload(None)?;
+        st.reload()?;
         tracing::info!(filter = f.id, editor = %who, "filter deleted");
         Ok(f)
     })
