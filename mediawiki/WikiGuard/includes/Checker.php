@@ -37,8 +37,6 @@ class Checker {
 	private $logger;
 	/** @var BagOStuff */
 	private $localCache;
-	/** @var array<int,RevisionRecord|null> the last current revision read, by id */
-	private $latest = [];
 	/** @var array<string,string[]> pending change tags, by tagKey() */
 	private $pendingTags = [];
 
@@ -84,7 +82,7 @@ class Checker {
 	 * @return string[]
 	 */
 	public function wantedVariables( string $action ): array {
-		return $this->cachedList( 'variables', '/v1/check/variables?action=' . rawurlencode( $action ),
+		return $this->cachedList( '/v1/check/variables?action=' . rawurlencode( $action ),
 			'variables', [ 'new_html', 'new_pst' ] );
 	}
 
@@ -95,21 +93,20 @@ class Checker {
 	 * @return string[]
 	 */
 	public function filterTags(): array {
-		return $this->cachedList( 'tags', '/v1/check/tags', 'tags', [] );
+		return $this->cachedList( '/v1/check/tags', 'tags', [] );
 	}
 
 	/**
 	 * A list of strings the service answers under $field at $path, kept in the local server
 	 * cache for $wgWikiGuardVariablesCacheSeconds; $fallback (not cached) when it cannot say.
 	 *
-	 * @param string $name cache key part
 	 * @param string $path
 	 * @param string $field
 	 * @param string[] $fallback
 	 * @return string[]
 	 */
-	private function cachedList( string $name, string $path, string $field, array $fallback ): array {
-		$key = $this->localCache->makeKey( 'wikiguard', $name, $path );
+	private function cachedList( string $path, string $field, array $fallback ): array {
+		$key = $this->localCache->makeKey( 'wikiguard', $field, $path );
 		$cached = $this->variablesTtl > 0 ? $this->localCache->get( $key ) : false;
 		if ( is_array( $cached ) ) {
 			return $cached;
@@ -358,9 +355,10 @@ class Checker {
 	 * A page's facts: ids, titles, history and protection.
 	 *
 	 * @param Title $title
+	 * @param RevisionRecord|null $latest its current revision, when the caller already read it
 	 * @return array
 	 */
-	public function pageFacts( Title $title ): array {
+	public function pageFacts( Title $title, ?RevisionRecord $latest = null ): array {
 		$facts = [
 			'id' => $title->getArticleID(),
 			'namespace' => $title->getNamespace(),
@@ -388,7 +386,7 @@ class Checker {
 					$facts['first_contributor'] = $author->getName();
 				}
 			}
-			$latest = $this->latestRevision( $title );
+			$latest = $latest ?? $this->currentRevision( $title );
 			if ( $latest ) {
 				$facts['last_edited'] = $latest->getTimestamp();
 			}
@@ -418,33 +416,23 @@ class Checker {
 	}
 
 	/**
-	 * The page's current revision, or null for a new page. The edit and upload checks need it
-	 * twice (its text, and its time among the page's facts): it is read once, remembered by
-	 * revision id, so it can never be stale.
+	 * The page's current revision, or null for a new page.
 	 *
 	 * @param Title $title
 	 * @return RevisionRecord|null
 	 */
-	private function latestRevision( Title $title ): ?RevisionRecord {
+	public function currentRevision( Title $title ): ?RevisionRecord {
 		$id = $title->exists() ? $title->getLatestRevID() : 0;
-		if ( !$id ) {
-			return null;
-		}
-		if ( !array_key_exists( $id, $this->latest ) ) {
-			// One entry: a request checks one action, rarely more.
-			$this->latest = [ $id => $this->services->getRevisionLookup()->getRevisionById( $id ) ];
-		}
-		return $this->latest[$id];
+		return $id ? $this->services->getRevisionLookup()->getRevisionById( $id ) : null;
 	}
 
 	/**
 	 * The text of a page's current revision (main slot), or '' when the page is new.
 	 *
-	 * @param Title $title
+	 * @param RevisionRecord|null $rev the current revision (see currentRevision())
 	 * @return array [text, content model or null]
 	 */
-	public function currentText( Title $title ): array {
-		$rev = $this->latestRevision( $title );
+	public function currentText( ?RevisionRecord $rev ): array {
 		$content = $rev ? $rev->getContent( SlotRecord::MAIN, RevisionRecord::RAW ) : null;
 		if ( !$content ) {
 			return [ '', null ];

@@ -71,9 +71,11 @@ class FilteredActions implements
 	 * @return StatusValue
 	 */
 	private function checkEdit( Content $content, string $summary, User $user, bool $minoredit, Title $title ): StatusValue {
-		[ $oldText, $oldModel ] = $this->checker->currentText( $title );
+		// Read once: its text and its time among the page's facts.
+		$latest = $this->checker->currentRevision( $title );
+		[ $oldText, $oldModel ] = $this->checker->currentText( $latest );
 		$action = $this->checker->base( 'edit', $user );
-		$action['page'] = $this->checker->pageFacts( $title );
+		$action['page'] = $this->checker->pageFacts( $title, $latest );
 		$action['summary'] = $summary;
 		$action['minor'] = $minoredit;
 		$action['old_wikitext'] = $oldText;
@@ -213,9 +215,10 @@ class FilteredActions implements
 		if ( $props === null ) {
 			$props = \FSFile::getPropsFromPath( $upload->getTempPath() );
 		}
-		[ $oldText ] = $this->checker->currentText( $title );
+		$latest = $this->checker->currentRevision( $title );
+		[ $oldText ] = $this->checker->currentText( $latest );
 		$action = $this->checker->base( $kind, $user );
-		$action['page'] = $this->checker->pageFacts( $title );
+		$action['page'] = $this->checker->pageFacts( $title, $latest );
 		$action['summary'] = $comment;
 		$action['old_wikitext'] = $oldText;
 		$action['new_wikitext'] = $pageText;
