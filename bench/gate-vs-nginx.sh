@@ -98,10 +98,11 @@ nginx_rps=(); nginx_p99=(); gate_rps=(); gate_p99=()
 for round in $(seq "$rounds"); do
   nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")
   gate=$(run "http://127.0.0.1:$gp/wiki/Main_Page")
-  printf '%-22s %12s %10s %10s\n' "nginx proxy ($round)" "$(rps "$nginx")" "$(p99 "$nginx")" "$(non2xx "$nginx")"
-  printf '%-22s %12s %10s %10s\n' "wikiguard gate ($round)" "$(rps "$gate")" "$(p99 "$gate")" "$(non2xx "$gate")"
-  nginx_rps+=("$(rps "$nginx")"); nginx_p99+=("$(us "$(p99 "$nginx")")")
-  gate_rps+=("$(rps "$gate")"); gate_p99+=("$(us "$(p99 "$gate")")")
+  n_r=$(rps "$nginx"); n_p=$(p99 "$nginx"); g_r=$(rps "$gate"); g_p=$(p99 "$gate")
+  printf '%-22s %12s %10s %10s\n' "nginx proxy ($round)" "$n_r" "$n_p" "$(non2xx "$nginx")"
+  printf '%-22s %12s %10s %10s\n' "wikiguard gate ($round)" "$g_r" "$g_p" "$(non2xx "$gate")"
+  nginx_rps+=("$n_r"); nginx_p99+=("$(us "$n_p")")
+  gate_rps+=("$g_r"); gate_p99+=("$(us "$g_p")")
 done
 n_rps=$(printf '%s\n' "${nginx_rps[@]}" | median); g_rps=$(printf '%s\n' "${gate_rps[@]}" | median)
 n_p99=$(printf '%s\n' "${nginx_p99[@]}" | median); g_p99=$(printf '%s\n' "${gate_p99[@]}" | median)

@@ -588,10 +588,6 @@ fn the_default_policy_keeps_machines_off_the_challenge_page() {
     assert!(saw_limit, "the API flood was never limited");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Redis: two gates sharing counters, and Redis going away
-// ---------------------------------------------------------------------------------------------
-
 #[test]
 fn connections_per_ip_are_capped_and_released() {
     let up = upstream();
@@ -615,12 +611,8 @@ fn connections_per_ip_are_capped_and_released() {
     // Closing them gives their places back (as soon as the gate sees each one end).
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        // The gate's own metrics page: an answer that spends no client budget.
-        let (status, _, _) = request(&g.addr, "GET", "/.wikiguard/metrics", &[], "");
-        if status == 200 {
-            break;
-        }
+    // The gate's own metrics page: an answer that spends no client budget.
+    while get(&g, "/.wikiguard/metrics", &[]).0 != 200 {
         assert!(
             Instant::now() < deadline,
             "the closed connections' places never came back"
@@ -629,13 +621,14 @@ fn connections_per_ip_are_capped_and_released() {
     }
     // Connections in turn, each under the cap, are all served, whichever worker gets them.
     for _ in 0..8 {
-        assert_eq!(request(&g.addr, "GET", "/.wikiguard/metrics", &[], "").0, 200);
+        assert_eq!(get(&g, "/.wikiguard/metrics", &[]).0, 200);
     }
-    assert_eq!(
-        request(&g.addr, "GET", "/wiki/Y", &[("User-Agent", BROWSER)], "").0,
-        200
-    );
+    assert_eq!(get(&g, "/wiki/Y", &[("User-Agent", BROWSER)]).0, 200);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Redis: two gates sharing counters, and Redis going away
+// ---------------------------------------------------------------------------------------------
 
 #[test]
 fn two_gates_share_counters_in_redis_and_survive_it_going_away() {

@@ -16,7 +16,7 @@ use webauthn_rs_proto::{
 };
 
 mod common;
-use common::{Server, CHECK};
+use common::{assert_refused, Server, CHECK};
 
 /// SoftPasskey with resident-key storage on top: SoftPasskey refuses `requireResidentKey` and
 /// returns no user handle, so this wrapper remembers each credential's user handle (what a
@@ -158,16 +158,6 @@ fn audit_kinds(s: &Server, user: &str) -> Vec<String> {
         .iter()
         .map(|e| format!("{} {}", e["kind"].as_str().unwrap_or(""), e["details"]))
         .collect()
-}
-
-/// `v` is a refusal (`"ok": false`) for `reason`.
-#[track_caller]
-fn assert_refused(v: &Value, reason: &str) {
-    assert_eq!(
-        (v["ok"].clone(), v["reason"].clone()),
-        (json!(false), json!(reason)),
-        "{v}"
-    );
 }
 
 const LOCAL: &str = "http://localhost";

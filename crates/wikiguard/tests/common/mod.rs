@@ -245,3 +245,13 @@ pub fn start_redis() -> Option<RedisProc> {
     }
     Some(RedisProc { child, port })
 }
+
+/// `v` is a refusal (`"ok": false`) for `reason`.
+#[track_caller]
+pub fn assert_refused(v: &Value, reason: &str) {
+    assert_eq!(
+        (v["ok"].clone(), v["reason"].clone()),
+        (Value::Bool(false), Value::from(reason)),
+        "{v}"
+    );
+}
