@@ -4057,7 +4057,8 @@ fn lits(node: &Node, m: Mode) -> Lits {
 }
 
 /// The pattern needs `min` consecutive characters of one set on every match path, so a window
-/// of `min` bytes all in `table` is necessary (bytes of non-ASCII characters always are).
+/// of `min` bytes all in `table` is necessary (bytes of non-ASCII characters are in it unless
+/// the set has no non-ASCII character).
 #[derive(Debug)]
 struct MinRun {
     table: [bool; 256],
@@ -4123,7 +4124,8 @@ fn build_min_run(tree: &Node) -> Option<MinRun> {
         let Ok(one) = compile_fast(&src) else {
             continue;
         };
-        let mut table = [true; 256];
+        // Bytes of non-ASCII characters count as in the set unless it has none.
+        let mut table = [may_match_non_ascii(&src); 256];
         for (b, slot) in table.iter_mut().enumerate().take(128) {
             let mut buf = [0u8; 4];
             *slot = one.is_match(char::from(b as u8).encode_utf8(&mut buf));
@@ -4134,6 +4136,28 @@ fn build_min_run(tree: &Node) -> Option<MinRun> {
         });
     }
     best
+}
+
+/// Whether the pattern `src` (the `regex` crate's syntax, as [`compile_fast`] reads it) can
+/// match a non-ASCII character anywhere; `true` when it cannot tell.
+fn may_match_non_ascii(src: &str) -> bool {
+    use regex_syntax::hir::{Class, Hir, HirKind};
+    fn walk(h: &Hir) -> bool {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => false,
+            HirKind::Literal(l) => !l.0.is_ascii(),
+            HirKind::Class(Class::Unicode(c)) => c.ranges().iter().any(|r| !r.end().is_ascii()),
+            HirKind::Class(Class::Bytes(c)) => c.ranges().iter().any(|r| !r.end().is_ascii()),
+            HirKind::Repetition(r) => walk(&r.sub),
+            HirKind::Capture(c) => walk(&c.sub),
+            HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(walk),
+        }
+    }
+    regex_syntax::ParserBuilder::new()
+        .nest_limit(NEST_LIMIT as u32 * 4)
+        .build()
+        .parse(src)
+        .map_or(true, |h| walk(&h))
 }
 
 /// Sets larger than this are worth replacing by a smaller one found deeper in the tree.
@@ -5074,6 +5098,10 @@ mod tests {
             r"^(\w+)\s+\1",
             r"x(\w+)\s+\1",
             r"\b(\w+)(?:\s+\1\b)+",
+            r"\b[b-df-hj-np-tv-xz]{7,}\b",
+            r"[a-z]{4,}",
+            r"[^a]{5,}",
+            r"\w{4,}",
         ];
         let long_word = format!("{0} {0} {1}x {1}", "w".repeat(300), "v".repeat(280));
         let haystacks = [
@@ -5104,6 +5132,8 @@ mod tests {
             "éé éé x",
             "a_1 a_1\u{301}",
             "a\u{2003}a",
+            "bcdăfghjkl bcdfghjk",
+            "ſſſſ kkk\u{212A} abc\u{212A}d",
             &long_word,
         ];
         for (p, ci) in patterns.iter().flat_map(|p| [(*p, false), (*p, true)]) {
@@ -5139,6 +5169,25 @@ mod tests {
         assert!(has(r"(.)\1{10,}", false, |p| p.period.is_some()));
         assert!(has(r"\b(viagra|cialis)\b", true, |p| p.relaxed.is_some()));
         assert!(Regex::new("[^A-Z]", false).is_ok_and(|r| r.inner.single.is_some()));
+    }
+
+    #[test]
+    fn runs_of_an_ascii_set_skip_non_ascii_text() {
+        let run = |p: &str, ci: bool| {
+            Regex::new(p, ci)
+                .ok()
+                .and_then(|r| r.inner.min_run.as_ref().map(|m| m.table))
+        };
+        // No consonant run of 7 here, though 7 bytes in a row are consonants or non-ASCII.
+        let table = run(r"\b[b-df-hj-np-tv-xz]{7,}\b", false).expect("a run");
+        assert!(!table[0xC4] && !table[usize::from(b'a')] && table[usize::from(b'b')]);
+        let re = Regex::new(r"\b[b-df-hj-np-tv-xz]{7,}\b", false).expect("compiles");
+        assert!(!re.may_match("ngșțșbcd and ăăăă", None));
+        // Caseless `k` also matches the Kelvin sign, and `.` anything: their runs keep
+        // non-ASCII bytes.
+        assert!(run("[a-z]{4,}", true).is_some_and(|t| t[0xE2]));
+        assert!(run(".{5,}", false).is_some_and(|t| t[0xC4]));
+        assert!(run(r"\w{5,}", false).is_some_and(|t| t[0xC4]));
     }
 
     fn quick<T>(f: impl FnOnce() -> T) -> T {
