@@ -33,7 +33,11 @@ const ADDR: &str = r"(?:\[[0-9A-Fa-f:.]+\]|[^\]\[<>\x22\x00-\x20\x7F\p{Zs}\x{FFF
 
 struct Patterns {
     skip: Regex,
+    /// A bracketed link `[url text]` starting at the start of the haystack: tried at each `[`
+    /// (a byte search), so the search never runs backwards to find where a match starts.
     bracketed: Regex,
+    /// The URL of a bracketed link, at the start of the haystack (just after its `[`).
+    bracketed_url: Regex,
     free_anchored: Regex,
     word_char: Regex,
     host: Regex,
@@ -49,14 +53,17 @@ fn patterns() -> Option<&'static Patterns> {
     static P: OnceLock<Option<Patterns>> = OnceLock::new();
     P.get_or_init(|| {
         Some(Patterns {
+            // Tag names in any ASCII case, as the parser's byte-wise `/i` matches them (not
+            // `<ſource>`, whose long s only Unicode case folding takes for an `s`).
             skip: Regex::new(
-                r"(?is)<!--.*?(?:-->|\z)|<(nowiki|pre|syntaxhighlight|source|math)(?:\s[^>]*)?>.*?(?:</(?:nowiki|pre|syntaxhighlight|source|math)\s*>|\z)|<nowiki\s*/>",
+                r"(?s)<!--.*?(?:-->|\z)|<(?i-u:nowiki|pre|syntaxhighlight|source|math)(?:\s[^>]*)?>.*?(?:</(?i-u:nowiki|pre|syntaxhighlight|source|math)\s*>|\z)|<(?i-u:nowiki)\s*/>",
             )
             .ok()?,
             bracketed: Regex::new(&format!(
-                r"\[((?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*)\p{{Zs}}*([^\]\x00-\x08\x0a-\x1F\x{{FFFD}}]*?)\]"
+                r"\A\[(?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*\p{{Zs}}*[^\]\x00-\x08\x0a-\x1F\x{{FFFD}}]*?\]"
             ))
             .ok()?,
+            bracketed_url: Regex::new(&format!(r"\A(?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*")).ok()?,
             // The parser's `\b` before the protocol is checked by hand (`after_word`): a Unicode
             // word boundary would make the regex crate leave its DFA on non-ASCII text.
             free_anchored: Regex::new(&format!(r"\A(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).ok()?,
@@ -108,9 +115,10 @@ fn trim_free_link(url: &str) -> &str {
 
 /// Whether anything follows the protocol (the parser does not link a lone `http://`).
 fn has_host(url: &str) -> bool {
+    let first = url.as_bytes().first().map(u8::to_ascii_lowercase);
     let rest = protocol_list()
         .iter()
-        .filter(|p| starts_with_ignore_case(url, p))
+        .filter(|p| p.as_bytes().first().copied() == first && starts_with_ignore_case(url, p))
         .filter_map(|p| url.get(p.len()..))
         .min_by_key(|r| r.len());
     rest.is_some_and(|r| !r.is_empty())
@@ -142,26 +150,43 @@ fn mark_quotes(text: &str) -> String {
 
 /// A heading line `== x ==` loses its markers (the parser makes it an `<h2>` first).
 fn mark_headings(text: &str) -> String {
+    // Only a line starting with `=` can be a heading: those are found with a substring search
+    // for "\n=", and the text between them is copied as it is.
+    let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
+    let mut copied = 0;
+    let mut next = if b.first() == Some(&b'=') { Some(0) } else { None };
+    let mut search = 0;
+    loop {
+        let start = match next.take() {
+            Some(start) => start,
+            None => match b.get(search..).and_then(|rest| memchr::memmem::find(rest, b"\n=")) {
+                Some(k) => search + k + 1,
+                None => break,
+            },
+        };
+        let end = memchr::memchr(b'\n', &b[start..]).map_or(b.len(), |k| start + k);
+        if let Some(inner) = heading_text(&text[start..end]) {
+            out.push_str(&text[copied..start]);
+            out.push('<');
+            out.push_str(inner);
+            out.push('<');
+            copied = end;
         }
-        let lead = line.bytes().take_while(|&b| b == b'=').count().min(6);
-        let body = line.trim_end_matches(|c: char| c.is_ascii_whitespace());
-        let n = (1..=lead)
-            .rev()
-            .find(|&n| body.len() > 2 * n && body.ends_with(&"======"[..n]));
-        match n {
-            Some(n) => {
-                out.push('<');
-                out.push_str(&body[n..body.len() - n]);
-                out.push('<');
-            }
-            None => out.push_str(line),
-        }
+        search = end;
     }
+    out.push_str(&text[copied..]);
     out
+}
+
+/// The text of a heading line between its markers, `None` when `line` is no heading.
+fn heading_text(line: &str) -> Option<&str> {
+    let lead = line.bytes().take_while(|&b| b == b'=').count().min(6);
+    let body = line.trim_end_matches(|c: char| c.is_ascii_whitespace());
+    let n = (1..=lead)
+        .rev()
+        .find(|&n| body.len() > 2 * n && body.ends_with(&"======"[..n]))?;
+    body.get(n..body.len() - n)
 }
 
 /// Template parameters: the braces of a closed `{{…}}` and a `|` inside it end a URL (an
@@ -244,6 +269,12 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 
 fn starts_with_protocol(s: &str) -> bool {
     let s = s.trim_start();
+    // Every protocol but `//` has its colon within its first ten bytes (`worldwind:`): most
+    // strings (an internal link's target) are ruled out without trying the list.
+    let head = s.as_bytes().get(..10).unwrap_or(s.as_bytes());
+    if !head.starts_with(b"//") && !head.contains(&b':') {
+        return false;
+    }
     protocol_list().iter().any(|p| starts_with_ignore_case(s, p))
 }
 
@@ -507,7 +538,11 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
     let Some(p) = patterns() else {
         return Vec::new();
     };
-    let text = p.skip.replace_all(wikitext, " ");
+    let text = if may_hold_skipped(wikitext) {
+        p.skip.replace_all(wikitext, " ")
+    } else {
+        std::borrow::Cow::Borrowed(wikitext)
+    };
     let text = mark_headings(&text);
     let text = blank_internal_links(&text);
     let text = mark_templates(&text);
@@ -527,20 +562,59 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
     // parser has turned it into an <a> element by then).
     let mut rest = String::with_capacity(text.len());
     let mut last = 0;
-    for c in p.bracketed.captures_iter(&text) {
-        let (Some(all), Some(url)) = (c.get(0), c.get(1)) else {
-            continue;
-        };
-        push(url.as_str());
-        rest.push_str(&text[last..all.start()]);
+    for (all, url) in bracketed_links(p, &text) {
+        push(url);
+        rest.push_str(&text[last..all.start]);
         rest.push(' ');
-        last = all.end();
+        last = all.end;
     }
     rest.push_str(&text[last..]);
     for url in free_links(p, &rest) {
         push(url);
     }
     links
+}
+
+/// Whether `text` may hold what [`Patterns::skip`] removes: a `<` followed by `!--` or one of
+/// the tag names (any case). Most pages have none, and a byte search for `<` that looks at the
+/// next bytes rules them out faster than the pattern's own search.
+fn may_hold_skipped(text: &str) -> bool {
+    const OPENERS: [&[u8]; 6] = [b"!--", b"nowiki", b"pre", b"syntaxhighlight", b"source", b"math"];
+    let b = text.as_bytes();
+    memchr::memchr_iter(b'<', b).any(|i| {
+        let after = &b[i + 1..];
+        OPENERS
+            .iter()
+            .any(|o| after.get(..o.len()).is_some_and(|h| h.eq_ignore_ascii_case(o)))
+    })
+}
+
+/// The bracketed links of `text`, leftmost first and not overlapping: each one's span and
+/// URL, as `\[(url)\p{Zs}*(text)\]` finds them left to right.
+///
+/// Every match starts at a `[`, so the anchored pattern is tried at each one in turn. The URL
+/// is the longest run of URL characters after the protocol: the link text after it may hold
+/// any of them too, but no character that ends the run (`]`, a control, U+FFFD) lets the
+/// text go on either, so a shorter URL never turns a failed match into one.
+fn bracketed_links<'t>(p: &Patterns, text: &'t str) -> Vec<(std::ops::Range<usize>, &'t str)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(k) = b.get(at..).and_then(|rest| memchr::memchr(b'[', rest)) {
+        let i = at + k;
+        let found = p.bracketed.find(&text[i..]).and_then(|m| {
+            let url = p.bracketed_url.find(&text[i + 1..])?;
+            Some((i..i + m.end(), &text[i + 1..i + 1 + url.end()]))
+        });
+        match found {
+            Some((span, url)) => {
+                at = span.end;
+                out.push((span, url));
+            }
+            None => at = i + 1,
+        }
+    }
+    out
 }
 
 fn is_word_char(p: &Patterns, c: char) -> bool {
@@ -589,6 +663,7 @@ mod tests {
 
     /// The patterns only the plain versions below use, which the scans replaced.
     struct Plain {
+        bracketed: Regex,
         free: Regex,
         wikilink: Regex,
         template_tokens: Regex,
@@ -597,6 +672,10 @@ mod tests {
     fn plain() -> &'static Plain {
         static P: OnceLock<Plain> = OnceLock::new();
         P.get_or_init(|| Plain {
+            bracketed: Regex::new(&format!(
+                r"\[((?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*)\p{{Zs}}*([^\]\x00-\x08\x0a-\x1F\x{{FFFD}}]*?)\]"
+            ))
+            .unwrap(),
             free: Regex::new(&format!(r"(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).unwrap(),
             wikilink: Regex::new(r"\[\[([^\[\]|]*)(?:\|[^\[\]]*)?\]\]").unwrap(),
             template_tokens: Regex::new(r"\{\{|\}\}|\|").unwrap(),
@@ -686,6 +765,43 @@ mod tests {
         String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
+    fn mark_headings_by_lines(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let lead = line.bytes().take_while(|&b| b == b'=').count().min(6);
+            let body = line.trim_end_matches(|c: char| c.is_ascii_whitespace());
+            let n = (1..=lead)
+                .rev()
+                .find(|&n| body.len() > 2 * n && body.ends_with(&"======"[..n]));
+            match n {
+                Some(n) => {
+                    out.push('<');
+                    out.push_str(&body[n..body.len() - n]);
+                    out.push('<');
+                }
+                None => out.push_str(line),
+            }
+        }
+        out
+    }
+
+    fn starts_with_protocol_by_list(s: &str) -> bool {
+        let s = s.trim_start();
+        protocol_list().iter().any(|p| starts_with_ignore_case(s, p))
+    }
+
+    /// The plain search `bracketed_links` replaces: the unanchored pattern with its URL group.
+    fn bracketed_links_by_captures(text: &str) -> Vec<(std::ops::Range<usize>, &str)> {
+        plain()
+            .bracketed
+            .captures_iter(text)
+            .filter_map(|c| Some((c.get(0)?.range(), c.get(1)?.as_str())))
+            .collect()
+    }
+
     fn blank_internal_links_by_regex(text: &str) -> String {
         plain()
             .wikilink
@@ -713,6 +829,50 @@ mod tests {
             assert_eq!(mark_templates(t), mark_templates_by_bytes(t), "{t}");
             assert_eq!(blank_internal_links(t), blank_internal_links_by_regex(t), "{t}");
         }
+        let p = patterns().unwrap();
+        for t in [
+            "== A ==\n=B=\n==C== \t\n= x\n===\n====== Six ======\n======= Seven =======\n=\n",
+            "=Lead=\r\ntext\n\n==\u{e9}t\u{e9}==",
+            "[http://a.b c] [//x.y] [http://[::1]:80/p t] [mailto:x@y.z] [ftp://q\u{1}] [http://u\u{a0}\u{a0}t]]",
+            "[[http://a.b]] [http://a.b [http://c.d e] f] [https://e.f/\u{fffd} g] [http://g.h\n i]",
+        ] {
+            assert_eq!(mark_headings(t), mark_headings_by_lines(t), "{t:?}");
+            assert_eq!(bracketed_links(p, t), bracketed_links_by_captures(t), "{t:?}");
+        }
+        for t in [
+            "a <!-- c --> b",
+            "<NoWiki>x</nowiki>",
+            "<pre>",
+            "<ref>x</ref> <b>",
+            "x <math>y",
+            "<",
+            "a<SOURCE lang=x>",
+            "<\u{17f}ource>x</source>",
+            "<nowi\u{212a}i/>",
+        ] {
+            let removed = p.skip.replace_all(t, " ");
+            assert_eq!(
+                may_hold_skipped(t),
+                matches!(removed, std::borrow::Cow::Owned(_)),
+                "{t}"
+            );
+        }
+        for target in [
+            "http://x",
+            " //x",
+            "worldwind://a",
+            "Mircea",
+            "File:x",
+            "mailto:a",
+            "x:http://",
+            "WorldWind:",
+        ] {
+            assert_eq!(
+                starts_with_protocol(target),
+                starts_with_protocol_by_list(target),
+                "{target}"
+            );
+        }
     }
 
     proptest::proptest! {
@@ -725,6 +885,29 @@ mod tests {
             proptest::prop_assert_eq!(mark_quotes(&t), mark_quotes_by_chars(&t));
             proptest::prop_assert_eq!(mark_templates(&t), mark_templates_by_bytes(&t));
             proptest::prop_assert_eq!(blank_internal_links(&t), blank_internal_links_by_regex(&t));
+        }
+
+        #[test]
+        fn headings_brackets_and_protocols_agree_on_generated_text(
+            t in proptest::string::string_regex(
+                "([a-z =\n\t\r\\[\\]:/\u{a0}\u{1}\u{fffd}é]|\n=|==|https?://|//|mailto:|worldwind:|\\[::1\\]){0,40}"
+            ).unwrap()
+        ) {
+            let p = patterns().unwrap();
+            proptest::prop_assert_eq!(mark_headings(&t), mark_headings_by_lines(&t));
+            proptest::prop_assert_eq!(bracketed_links(p, &t), bracketed_links_by_captures(&t));
+            proptest::prop_assert_eq!(starts_with_protocol(&t), starts_with_protocol_by_list(&t));
+        }
+
+        /// Text the skip pattern would change is never passed over.
+        #[test]
+        fn skipped_text_is_found(
+            t in proptest::string::string_regex("([a-z <>/!-]|<!--|-->|<nowiki|<pre|<math|</pre>|NoWiki|<source){0,30}").unwrap()
+        ) {
+            let p = patterns().unwrap();
+            if matches!(p.skip.replace_all(&t, " "), std::borrow::Cow::Owned(_)) {
+                proptest::prop_assert!(may_hold_skipped(&t));
+            }
         }
     }
 
