@@ -10,7 +10,7 @@
 //! each changed run so that runs merge and end where a run of equal lines starts.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use wikiguard_filter::smart_str_compare;
 
@@ -37,18 +37,30 @@ pub(crate) fn changed_lines(from: &[&str], to: &[&str]) -> (Vec<bool>, Vec<bool>
         j += 1;
     }
     let (from_mid, to_mid) = (i..m + 1 - j, i..n + 1 - j);
-    let in_from: HashSet<&str> = from[from_mid.clone()].iter().copied().collect();
-    let mut in_to: HashSet<&str> = HashSet::new();
+    // Each middle line is hashed once: distinct lines get numbers, and what each side holds
+    // is a flag per number. The lines are the editor's, so the hash is seeded afresh for each
+    // table (foldhash's per-map seed): nobody can craft lines that collide in it, and it runs
+    // at several times SipHash's speed.
+    let mut number: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(from_mid.len(), foldhash::fast::RandomState::default());
+    let from_numbers: Vec<usize> = from[from_mid.clone()]
+        .iter()
+        .map(|&line| {
+            let next = number.len();
+            *number.entry(line).or_insert(next)
+        })
+        .collect();
+    let mut in_to = vec![false; number.len()];
     let (mut xs, mut x_index, mut ys, mut y_index) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for k in to_mid {
-        if in_from.contains(to[k]) {
+        if let Some(&id) = number.get(to[k]) {
             ys.push(to[k]);
             y_index.push(k);
-            in_to.insert(to[k]);
+            in_to[id] = true;
         }
     }
-    for k in from_mid {
-        if in_to.contains(from[k]) {
+    for (k, id) in from_mid.zip(from_numbers) {
+        if in_to[id] {
             xs.push(from[k]);
             x_index.push(k);
         }
