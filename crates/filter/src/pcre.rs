@@ -144,6 +144,8 @@ struct Inner {
     required: Option<Required>,
     /// A run of characters every match contains (see [`MinRun`]).
     min_run: Option<MinRun>,
+    /// A run every match is (see [`build_whole_run`]).
+    whole_run: Option<MinRun>,
     group_count: usize,
     names: Arc<[(String, usize)]>,
     matches_empty: bool,
@@ -273,7 +275,7 @@ impl Regex {
     /// A cheap necessary condition: `false` when no search of this pattern can match
     /// `haystack`. `facts`, if given, must have been made for this `haystack`.
     pub fn may_match(&self, haystack: &str, facts: Option<&HaystackFacts>) -> bool {
-        if let Some(run) = &self.inner.min_run {
+        for run in [&self.inner.min_run, &self.inner.whole_run].into_iter().flatten() {
             if !run.found(haystack.as_bytes()) {
                 return false;
             }
@@ -4115,27 +4117,96 @@ fn build_min_run(tree: &Node) -> Option<MinRun> {
         if !matches!(**x, Node::Class(_) | Node::Lit { .. } | Node::Any { .. }) {
             continue;
         }
-        let mut em = Emitter::new(Target::Fast);
-        let mut src = String::from(r"\A(?:");
-        if em.emit(x, &mut src).is_err() {
-            continue;
+        if let Some(table) = run_table(&[x]) {
+            best = Some(MinRun {
+                table,
+                min: *min as usize,
+            });
         }
-        src.push_str(r")\z");
-        let Ok(one) = compile_fast(&src) else {
-            continue;
-        };
-        // Bytes of non-ASCII characters count as in the set unless it has none.
-        let mut table = [may_match_non_ascii(&src); 256];
-        for (b, slot) in table.iter_mut().enumerate().take(128) {
-            let mut buf = [0u8; 4];
-            *slot = one.is_match(char::from(b as u8).encode_utf8(&mut buf));
-        }
-        best = Some(MinRun {
-            table,
-            min: *min as usize,
-        });
     }
     best
+}
+
+/// The byte table of the characters that one of the one-character nodes `parts` matches
+/// (bytes of non-ASCII characters are in it unless none of the parts matches such a character).
+fn run_table(parts: &[&Node]) -> Option<[bool; 256]> {
+    let mut em = Emitter::new(Target::Fast);
+    let mut src = String::from(r"\A(?:");
+    let mut seen = std::collections::HashSet::new();
+    for (i, part) in parts.iter().enumerate() {
+        let mut one = String::new();
+        em.emit(part, &mut one).ok()?;
+        if seen.insert(one.clone()) {
+            if i > 0 {
+                src.push('|');
+            }
+            src.push_str(&one);
+        }
+    }
+    src.push_str(r")\z");
+    let one = compile_fast(&src).ok()?;
+    let mut table = [may_match_non_ascii(&src); 256];
+    for (b, slot) in table.iter_mut().enumerate().take(128) {
+        let mut buf = [0u8; 4];
+        *slot = one.is_match(char::from(b as u8).encode_utf8(&mut buf));
+    }
+    Some(table)
+}
+
+/// Lower-case ASCII letters a whole-match run's set may hold at most. Prose is made of runs of
+/// lower-case letters: with more of them in the set, the scan would measure a run at almost
+/// every byte it looks at and rule nothing out.
+const WHOLE_RUN_MAX_LOWER: usize = 4;
+
+/// When every character a match consumes is matched by one of a few one-character parts (a
+/// literal or class), the whole match is one run of at least the pattern's shortest match
+/// length of such characters: `\b[A-Z]{2,}(\s+[A-Z]{2,}){5,}\b` needs 17 bytes in a row that
+/// are capitals or spaces, which ordinary text seldom has.
+fn build_whole_run(tree: &Node) -> Option<MinRun> {
+    /// The shortest match of `node` in characters, collecting its consuming parts; `None` when
+    /// some part consumes something other than one character of a set (`.`, `\R`, `\X`, a
+    /// back-reference).
+    fn walk<'a>(node: &'a Node, parts: &mut Vec<&'a Node>) -> Option<u32> {
+        match node {
+            Node::Empty | Node::Assert(_) | Node::Keep | Node::Look { .. } => Some(0),
+            Node::Lit { .. } | Node::Class(_) => {
+                parts.push(node);
+                Some(1)
+            }
+            Node::Group { node, .. } | Node::Atomic(node) => walk(node, parts),
+            Node::Concat(items) => items
+                .iter()
+                .try_fold(0u32, |sum, n| Some(sum.saturating_add(walk(n, parts)?))),
+            Node::Alt(branches) if !branches.is_empty() => branches
+                .iter()
+                .try_fold(u32::MAX, |least, n| Some(least.min(walk(n, parts)?))),
+            Node::Repeat { node, min, .. } => Some(walk(node, parts)?.saturating_mul(*min)),
+            Node::Alt(_)
+            | Node::Fail
+            | Node::Any { .. }
+            | Node::Linebreak { .. }
+            | Node::Grapheme
+            | Node::Backref { .. } => None,
+        }
+    }
+    let mut parts = Vec::new();
+    let min = walk(tree, &mut parts)?;
+    if min < 2 * MIN_RUN_WORTH || parts.is_empty() {
+        return None;
+    }
+    let table = run_table(&parts)?;
+    if table[usize::from(b'a')..=usize::from(b'z')]
+        .iter()
+        .filter(|&&t| t)
+        .count()
+        > WHOLE_RUN_MAX_LOWER
+    {
+        return None;
+    }
+    Some(MinRun {
+        table,
+        min: min as usize,
+    })
 }
 
 /// Whether the pattern `src` (the `regex` crate's syntax, as [`compile_fast`] reads it) can
@@ -4382,6 +4453,7 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
             single: single_char(&tree),
             required: build_required(&tree),
             min_run: build_min_run(&tree),
+            whole_run: build_whole_run(&tree),
             group_count: parser.groups,
             names: parser.names.into(),
             matches_empty: false,
@@ -5060,6 +5132,7 @@ mod tests {
                 single: None,
                 required: None,
                 min_run: None,
+                whole_run: None,
                 group_count: i.group_count,
                 names: Arc::clone(&i.names),
                 matches_empty: i.matches_empty,
@@ -5102,6 +5175,10 @@ mod tests {
             r"[a-z]{4,}",
             r"[^a]{5,}",
             r"\w{4,}",
+            r"\b[A-Z]{2,}(\s+[A-Z]{2,}){5,}\b",
+            r"(\+\d{1,3}[ .-]?)?\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b",
+            r"(?=\d)[\d ]{8,}(?<=\d)",
+            r"(ab|c){4}x?",
         ];
         let long_word = format!("{0} {0} {1}x {1}", "w".repeat(300), "v".repeat(280));
         let haystacks = [
@@ -5134,6 +5211,9 @@ mod tests {
             "a\u{2003}a",
             "bcdăfghjkl bcdfghjk",
             "ſſſſ kkk\u{212A} abc\u{212A}d",
+            "THE QUICK BROWN FOX JUMPS OVER it; ONE TWO THREE FOUR FIVE\u{a0}SIX",
+            "call +1 555-123-4567 or (555) 123 4567, 555.123.4567x",
+            "12345678 1 2 3 4 5 6 abcabababcx ccccx",
             &long_word,
         ];
         for (p, ci) in patterns.iter().flat_map(|p| [(*p, false), (*p, true)]) {
@@ -5169,6 +5249,27 @@ mod tests {
         assert!(has(r"(.)\1{10,}", false, |p| p.period.is_some()));
         assert!(has(r"\b(viagra|cialis)\b", true, |p| p.relaxed.is_some()));
         assert!(Regex::new("[^A-Z]", false).is_ok_and(|r| r.inner.single.is_some()));
+    }
+
+    #[test]
+    fn whole_match_runs_rule_out_ordinary_text() {
+        let run = |p: &str| {
+            Regex::new(p, false)
+                .ok()
+                .and_then(|r| r.inner.whole_run.as_ref().map(|m| m.min))
+        };
+        assert_eq!(run(r"\b[A-Z]{2,}(\s+[A-Z]{2,}){5,}\b"), Some(17));
+        assert_eq!(run(r"(\+\d{1,3}[ .-]?)?\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b"), Some(12));
+        // Too short, too wide a set, or a part that is not one character of a set: none.
+        assert_eq!(run(r"[A-Z]{2,}"), None);
+        assert_eq!(run(r"[^x]{20}"), None);
+        assert_eq!(run(r"\b(buy|cheap|online) now\b"), None);
+        assert_eq!(run(r"a.{10}b"), None);
+        assert_eq!(run(r"(a)\1{10}"), None);
+        let text = "The Treaty of 1888 was signed by the UK and FRANCE. Call 555 0100 for more.\n";
+        let re = Regex::new(r"\b[A-Z]{2,}(\s+[A-Z]{2,}){5,}\b", false).expect("compiles");
+        assert!(!re.may_match(&text.repeat(50), None));
+        assert!(re.may_match("so THIS IS A VERY LOUD LINE", None));
     }
 
     #[test]
