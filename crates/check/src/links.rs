@@ -33,10 +33,8 @@ const ADDR: &str = r"(?:\[[0-9A-Fa-f:.]+\]|[^\]\[<>\x22\x00-\x20\x7F\p{Zs}\x{FFF
 
 struct Patterns {
     skip: Regex,
-    /// A bracketed link `[url text]` starting at the start of the haystack: tried at each `[`
-    /// (a byte search), so the search never runs backwards to find where a match starts.
-    bracketed: Regex,
-    /// The URL of a bracketed link, at the start of the haystack (just after its `[`).
+    /// The URL of a bracketed link `[url text]`, at the start of the haystack (just after its
+    /// `[`; see [`bracketed_links`]).
     bracketed_url: Regex,
     free_anchored: Regex,
     word_char: Regex,
@@ -58,10 +56,6 @@ fn patterns() -> Option<&'static Patterns> {
             skip: Regex::new(
                 r"(?s)<!--.*?(?:-->|\z)|<(?i-u:nowiki|pre|syntaxhighlight|source|math)(?:\s[^>]*)?>.*?(?:</(?i-u:nowiki|pre|syntaxhighlight|source|math)\s*>|\z)|<(?i-u:nowiki)\s*/>",
             )
-            .ok()?,
-            bracketed: Regex::new(&format!(
-                r"\A\[(?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*\p{{Zs}}*[^\]\x00-\x08\x0a-\x1F\x{{FFFD}}]*?\]"
-            ))
             .ok()?,
             bracketed_url: Regex::new(&format!(r"\A(?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*")).ok()?,
             // The parser's `\b` before the protocol is checked by hand (`after_word`): a Unicode
@@ -590,31 +584,53 @@ fn may_hold_skipped(text: &str) -> bool {
 }
 
 /// The bracketed links of `text`, leftmost first and not overlapping: each one's span and
-/// URL, as `\[(url)\p{Zs}*(text)\]` finds them left to right.
+/// URL, as `\[(url)\p{Zs}*(text)\]` finds them left to right, in one pass over the text.
 ///
-/// Every match starts at a `[`, so the anchored pattern is tried at each one in turn. The URL
-/// is the longest run of URL characters after the protocol: the link text after it may hold
-/// any of them too, but no character that ends the run (`]`, a control, U+FFFD) lets the
-/// text go on either, so a shorter URL never turns a failed match into one.
+/// Every match starts at a `[`, so each `[` is tried in turn: its URL (the protocol, the
+/// address and the URL characters after it) with an anchored pattern, then the rest by hand.
+/// The link text's class holds every URL character and every `\p{Zs}`, and the lazy text
+/// stops at the first `]`; so the match is the longest URL followed by everything up to the
+/// first `]`, and there is none when a character the text refuses (a control other than tab,
+/// U+FFFD) or the end comes first. No `[` before that character can start a match either (no
+/// `]` lies between), so the search goes on after it: each byte is looked at a bounded
+/// number of times, whatever the text.
 fn bracketed_links<'t>(p: &Patterns, text: &'t str) -> Vec<(std::ops::Range<usize>, &'t str)> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut at = 0;
     while let Some(k) = b.get(at..).and_then(|rest| memchr::memchr(b'[', rest)) {
         let i = at + k;
-        let found = p.bracketed.find(&text[i..]).and_then(|m| {
-            let url = p.bracketed_url.find(&text[i + 1..])?;
-            Some((i..i + m.end(), &text[i + 1..i + 1 + url.end()]))
-        });
-        match found {
-            Some((span, url)) => {
-                at = span.end;
-                out.push((span, url));
+        let Some(url) = p.bracketed_url.find(&text[i + 1..]) else {
+            at = i + 1;
+            continue;
+        };
+        let url_end = i + 1 + url.end();
+        match link_text_end(&b[url_end..]) {
+            Ok(close) => {
+                let end = url_end + close + 1;
+                out.push((i..end, &text[i + 1..url_end]));
+                at = end;
             }
-            None => at = i + 1,
+            Err(refused) => at = url_end + refused,
         }
     }
     out
+}
+
+/// Where the link text after a bracketed link's URL ends: `Ok` with the offset of its `]`, or
+/// `Err` with the offset of the first character the text refuses (or the end).
+fn link_text_end(b: &[u8]) -> Result<usize, usize> {
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b']' => return Ok(i),
+            0x00..=0x08 | 0x0A..=0x1F => return Err(i),
+            // U+FFFD is EF BF BD in UTF-8.
+            0xEF if b.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => return Err(i),
+            _ => i += 1,
+        }
+    }
+    Err(b.len())
 }
 
 fn is_word_char(p: &Patterns, c: char) -> bool {
@@ -839,6 +855,11 @@ mod tests {
             assert_eq!(mark_headings(t), mark_headings_by_lines(t), "{t:?}");
             assert_eq!(bracketed_links(p, t), bracketed_links_by_captures(t), "{t:?}");
         }
+        // Unclosed links on one long line: one pass, not a scan to the line's end per `[`.
+        let flood = "[//a ".repeat(40_000);
+        let t = std::time::Instant::now();
+        assert!(bracketed_links(p, &flood).is_empty());
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
         for t in [
             "a <!-- c --> b",
             "<NoWiki>x</nowiki>",

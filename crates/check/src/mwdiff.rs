@@ -38,9 +38,10 @@ pub(crate) fn changed_lines(from: &[&str], to: &[&str]) -> (Vec<bool>, Vec<bool>
     }
     let (from_mid, to_mid) = (i..m + 1 - j, i..n + 1 - j);
     // Each middle line is hashed once: distinct lines get numbers, and what each side holds
-    // is a flag per number. The lines are the editor's, so the hash is seeded afresh for each
-    // table (foldhash's per-map seed): nobody can craft lines that collide in it, and it runs
-    // at several times SipHash's speed.
+    // is a flag per number. The lines are the editor's, so the hash is randomly seeded, and
+    // afresh for each table (foldhash's per-map seed): colliding lines would have to be found
+    // without ever seeing a hash, which foldhash makes hard though not impossible (it claims
+    // only minimal flooding resistance), and it runs at several times SipHash's speed.
     let mut number: HashMap<&str, usize, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(from_mid.len(), foldhash::fast::RandomState::default());
     let from_numbers: Vec<usize> = from[from_mid.clone()]

@@ -26,7 +26,9 @@
 //! out cheaply: a set of literals one of which every match contains (searched with SIMD
 //! substring search; for a caseless pattern in an ASCII-lowercased copy of the haystack, which
 //! a caller searching one haystack with many patterns shares through [`HaystackFacts`]), a run
-//! of `n` characters of one class (`[^\s]{150,}`), a period (`(.)\1{10,}`), a repeated word.
+//! of `n` characters of one class (`[^\s]{150,}`), the run a whole match is when all it
+//! consumes comes from a few literals and classes (`\b[A-Z]{2,}(\s+[A-Z]{2,}){5,}\b`), a period
+//! (`(.)\1{10,}`), a repeated word.
 //!
 //! # Unsupported or approximate constructs
 //! These are a clean [`RegexError::Compile`] whose message names the construct:
@@ -4058,9 +4060,10 @@ fn lits(node: &Node, m: Mode) -> Lits {
     }
 }
 
-/// The pattern needs `min` consecutive characters of one set on every match path, so a window
-/// of `min` bytes all in `table` is necessary (bytes of non-ASCII characters are in it unless
-/// the set has no non-ASCII character).
+/// The pattern needs `min` consecutive characters of one set on every match path (one class
+/// repeated, or the union of all a match consumes: see [`build_whole_run`]), so a window of
+/// `min` bytes all in `table` is necessary (bytes of non-ASCII characters are in it unless the
+/// set has no non-ASCII character).
 #[derive(Debug)]
 struct MinRun {
     table: [bool; 256],
@@ -4164,8 +4167,9 @@ const WHOLE_RUN_MAX_LOWER: usize = 4;
 /// are capitals or spaces, which ordinary text seldom has.
 fn build_whole_run(tree: &Node) -> Option<MinRun> {
     /// The shortest match of `node` in characters, collecting its consuming parts; `None` when
-    /// some part consumes something other than one character of a set (`.`, `\R`, `\X`, a
-    /// back-reference).
+    /// some part is not a literal or class: `\R`, `\X` and back-references, whose characters
+    /// are not known one by one; `(*FAIL)`; and `.`, left out by choice since it matches
+    /// nearly everything and would leave nothing to rule out.
     fn walk<'a>(node: &'a Node, parts: &mut Vec<&'a Node>) -> Option<u32> {
         match node {
             Node::Empty | Node::Assert(_) | Node::Keep | Node::Look { .. } => Some(0),
