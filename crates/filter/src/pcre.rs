@@ -417,11 +417,13 @@ impl Regex {
                 // table, whose answers alternate unpredictably on text).
                 let mut buf = vec![0u8; bytes.len()];
                 let mut w = 0;
-                // 1 for an ASCII byte that is kept.
+                // 1 for an ASCII byte that is kept (a table lookup, faster here than the
+                // comparison it stands for).
                 let mut keep = [0u8; 128];
                 for (k, &t) in keep.iter_mut().zip(&set.table) {
                     *k = u8::from(t == set.negated);
                 }
+                let kept = |b: u8| usize::from(keep[usize::from(b & 0x7F)]);
                 while let Some(&b) = bytes.get(i) {
                     // Eight ASCII bytes at a time, written into a window that has room for all.
                     if let (Some(chunk), Some(dst)) = (bytes.get(i..i + 8), buf.get_mut(w..w + 8)) {
@@ -429,7 +431,7 @@ impl Regex {
                             let mut j = 0;
                             for &c in chunk {
                                 dst[j.min(7)] = c;
-                                j += usize::from(keep[usize::from(c & 0x7F)]);
+                                j += kept(c);
                             }
                             w += j;
                             i += 8;
@@ -438,7 +440,7 @@ impl Regex {
                     }
                     if b.is_ascii() {
                         buf[w] = b;
-                        w += usize::from(set.table[usize::from(b)] == set.negated);
+                        w += kept(b);
                         i += 1;
                     } else {
                         let n = utf8_len(b);
@@ -454,12 +456,9 @@ impl Regex {
                     String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
                 );
             }
-            let plain_delete = false;
             while let Some(&b) = bytes.get(i) {
-                if b.is_ascii() && (plain_delete || set.table[usize::from(b)] == set.negated) {
-                    if set.table[usize::from(b)] == set.negated {
-                        out.push(b);
-                    }
+                if b.is_ascii() && set.table[usize::from(b)] == set.negated {
+                    out.push(b);
                     i += 1;
                     continue;
                 }
@@ -4152,19 +4151,14 @@ fn build_min_run(tree: &Node) -> Option<MinRun> {
 /// (bytes of non-ASCII characters are in it unless none of the parts matches such a character).
 fn run_table(parts: &[&Node]) -> Option<[bool; 256]> {
     let mut em = Emitter::new(Target::Fast);
-    let mut src = String::from(r"\A(?:");
-    let mut seen = std::collections::HashSet::new();
-    for (i, part) in parts.iter().enumerate() {
-        let mut one = String::new();
-        em.emit(part, &mut one).ok()?;
-        if seen.insert(one.clone()) {
-            if i > 0 {
-                src.push('|');
-            }
-            src.push_str(&one);
-        }
-    }
-    src.push_str(r")\z");
+    let alternatives = parts
+        .iter()
+        .map(|part| {
+            let mut one = String::new();
+            em.emit(part, &mut one).ok().map(|()| one)
+        })
+        .collect::<Option<std::collections::BTreeSet<String>>>()?;
+    let src = format!(r"\A(?:{})\z", alternatives.into_iter().collect::<Vec<_>>().join("|"));
     let one = compile_fast(&src).ok()?;
     let mut table = [may_match_non_ascii(&src); 256];
     for (b, slot) in table.iter_mut().enumerate().take(128) {
