@@ -31,6 +31,18 @@ const URL_CHAR: &str = r"[^\]\[<>\x22\x00-\x20\x7F\p{Zs}\x{FFFD}]";
 /// The parser's `EXT_LINK_ADDR`: a bracketed IPv6 host or one URL character.
 const ADDR: &str = r"(?:\[[0-9A-Fa-f:.]+\]|[^\]\[<>\x22\x00-\x20\x7F\p{Zs}\x{FFFD}])";
 
+/// The tags whose content the parser does not search for links (with `<!-- … -->`).
+const SKIPPED_TAGS: &str = "nowiki|pre|syntaxhighlight|source|math";
+
+/// A URL as the parser's external-link patterns match it: a protocol (also `//` when
+/// `relative`), the address, then URL characters.
+fn url_pattern(relative: bool) -> String {
+    format!(
+        r"(?i:{PROTOCOLS}{}){ADDR}{URL_CHAR}*",
+        if relative { "|//" } else { "" }
+    )
+}
+
 struct Patterns {
     skip: Regex,
     /// The URL of a bracketed link `[url text]`, at the start of the haystack (just after its
@@ -53,14 +65,14 @@ fn patterns() -> Option<&'static Patterns> {
         Some(Patterns {
             // Tag names in any ASCII case, as the parser's byte-wise `/i` matches them (not
             // `<ſource>`, whose long s only Unicode case folding takes for an `s`).
-            skip: Regex::new(
-                r"(?s)<!--.*?(?:-->|\z)|<(?i-u:nowiki|pre|syntaxhighlight|source|math)(?:\s[^>]*)?>.*?(?:</(?i-u:nowiki|pre|syntaxhighlight|source|math)\s*>|\z)|<(?i-u:nowiki)\s*/>",
-            )
+            skip: Regex::new(&format!(
+                r"(?s)<!--.*?(?:-->|\z)|<(?i-u:{SKIPPED_TAGS})(?:\s[^>]*)?>.*?(?:</(?i-u:{SKIPPED_TAGS})\s*>|\z)|<(?i-u:nowiki)\s*/>",
+            ))
             .ok()?,
-            bracketed_url: Regex::new(&format!(r"\A(?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*")).ok()?,
+            bracketed_url: Regex::new(&format!(r"\A{}", url_pattern(true))).ok()?,
             // The parser's `\b` before the protocol is checked by hand (`after_word`): a Unicode
             // word boundary would make the regex crate leave its DFA on non-ASCII text.
-            free_anchored: Regex::new(&format!(r"\A(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).ok()?,
+            free_anchored: Regex::new(&format!(r"\A{}", url_pattern(false))).ok()?,
             word_char: Regex::new(r"^\w$").ok()?,
             host: Regex::new(r"(?is)^([^:]+:)(//[^/]+)?(.*)$").ok()?,
             encoded_ipv6_host: Regex::new(r"^//%5B([0-9A-Fa-f:.]+)%5D((?::\d+)?)$").ok()?,
@@ -573,13 +585,14 @@ pub fn extract_links(wikitext: &str) -> Vec<String> {
 /// the tag names (any case). Most pages have none, and a byte search for `<` that looks at the
 /// next bytes rules them out faster than the pattern's own search.
 fn may_hold_skipped(text: &str) -> bool {
-    const OPENERS: [&[u8]; 6] = [b"!--", b"nowiki", b"pre", b"syntaxhighlight", b"source", b"math"];
     let b = text.as_bytes();
     memchr::memchr_iter(b'<', b).any(|i| {
         let after = &b[i + 1..];
-        OPENERS
-            .iter()
-            .any(|o| after.get(..o.len()).is_some_and(|h| h.eq_ignore_ascii_case(o)))
+        std::iter::once("!--").chain(SKIPPED_TAGS.split('|')).any(|o| {
+            after
+                .get(..o.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(o.as_bytes()))
+        })
     })
 }
 
@@ -689,10 +702,11 @@ mod tests {
         static P: OnceLock<Plain> = OnceLock::new();
         P.get_or_init(|| Plain {
             bracketed: Regex::new(&format!(
-                r"\[((?i:{PROTOCOLS}|//){ADDR}{URL_CHAR}*)\p{{Zs}}*([^\]\x00-\x08\x0a-\x1F\x{{FFFD}}]*?)\]"
+                r"\[({})\p{{Zs}}*([^\]\x00-\x08\x0a-\x1F\x{{FFFD}}]*?)\]",
+                url_pattern(true)
             ))
             .unwrap(),
-            free: Regex::new(&format!(r"(?i:{PROTOCOLS}){ADDR}{URL_CHAR}*")).unwrap(),
+            free: Regex::new(&url_pattern(false)).unwrap(),
             wikilink: Regex::new(r"\[\[([^\[\]|]*)(?:\|[^\[\]]*)?\]\]").unwrap(),
             template_tokens: Regex::new(r"\{\{|\}\}|\|").unwrap(),
         })
