@@ -89,7 +89,7 @@ p99() { awk '$1=="99%"{print $2}' <<<"$1"; }
 non2xx() { awk '/Non-2xx/{n=$NF} END{print n+0}' <<<"$1"; }
 # wrk prints 404.00us, 2.85ms or 1.02s; in microseconds:
 us() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v+0} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else {sub(/s$/,"",v); print v*1000000}}' <<<"$1"; }
-median() { sort -n | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 
 direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
 printf '%-22s %12s %10s %10s\n' "" "requests/s" "p99" "non-2xx"
@@ -104,8 +104,8 @@ for round in $(seq "$rounds"); do
   nginx_rps+=("$n_r"); nginx_p99+=("$(us "$n_p")")
   gate_rps+=("$g_r"); gate_p99+=("$(us "$g_p")")
 done
-n_rps=$(printf '%s\n' "${nginx_rps[@]}" | median); g_rps=$(printf '%s\n' "${gate_rps[@]}" | median)
-n_p99=$(printf '%s\n' "${nginx_p99[@]}" | median); g_p99=$(printf '%s\n' "${gate_p99[@]}" | median)
+n_rps=$(median "${nginx_rps[@]}"); g_rps=$(median "${gate_rps[@]}")
+n_p99=$(median "${nginx_p99[@]}"); g_p99=$(median "${gate_p99[@]}")
 printf '%-22s %12.0f %8.0fus\n' "nginx proxy (median)" "$n_rps" "$n_p99"
 printf '%-22s %12.0f %8.0fus\n' "wikiguard gate (median)" "$g_rps" "$g_p99"
 awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN{ printf "gate/nginx throughput: %.0f%%   p99 added by the gate: %.0f us\n", 100*g/n, gp-np }'

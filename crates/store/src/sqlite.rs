@@ -491,26 +491,22 @@ fn writer_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn WriteJob
     }
 }
 
-/// Runs every job of a batch in one transaction, each in its own savepoint, and commits.
-/// An `Err` means nothing of the batch was committed.
+/// Runs every job of a batch in one transaction and commits. An `Err` means nothing of the
+/// batch was committed.
 ///
-/// A batch of one job (every write when writes come one at a time) needs no savepoint: its
-/// failure rolls back the whole transaction, which held nothing else. That spares SQLite
+/// Several jobs each get a savepoint. A batch of one job (every write when writes come one at
+/// a time) needs none: its failure rolls back the whole transaction, which held nothing else. That spares SQLite
 /// copying every page the job changes into the savepoint's journal, which for a check's hit
 /// rows and recent-action row was a tenth of the writer's time.
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
     let result = match batch {
-        [job] => {
-            if job.run(conn) {
-                conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}"))
-            } else {
-                // The job keeps its own error; the batch committed nothing and needs nothing.
-                conn.execute_batch("ROLLBACK")
-                    .map_err(|e| format!("cannot roll back a failed write: {e}"))
-            }
-        }
+        [job] => match job.run(conn) {
+            true => conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}")),
+            // The job keeps its own error, which its caller hears; the tail rolls back.
+            false => Err("the write failed".to_string()),
+        },
         _ => run_in_savepoints(conn, batch),
     };
     if result.is_err() && !conn.is_autocommit() {

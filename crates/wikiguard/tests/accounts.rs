@@ -113,8 +113,7 @@ fn totp_enrol_verify_replay_window_and_cap() {
         "/v1/accounts/Alice/totp/verify",
         json!({"code": code(&secret, t + 60)}),
     );
-    assert_eq!(v["ok"], false);
-    assert_eq!(v["reason"], "wrong-code");
+    common::assert_refused(&v, "wrong-code");
     // The failure cap locks the factor.
     let mut locked = false;
     for _ in 0..8 {
