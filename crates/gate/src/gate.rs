@@ -346,24 +346,24 @@ pub struct ChallengePass {
 /// `Arc` it last saw in a thread-local and only checks a generation number that changes at a
 /// reload: no lock word or reference count bounces between the cores on each request.
 struct PolicyCell {
-    /// Tells this cell's entry in a thread's cache from another gate's.
-    id: u64,
+    /// Names the policy in `current`: numbers come from one counter for all cells, so no two
+    /// policies of any gate in the process share one.
     generation: AtomicU64,
     current: RwLock<Arc<Policy>>,
 }
 
-static POLICY_CELLS: AtomicU64 = AtomicU64::new(0);
+/// The next policy generation number.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// (cell id, generation, policy) last read on this thread.
-    static SEEN_POLICY: std::cell::RefCell<Option<(u64, u64, Arc<Policy>)>> = const { std::cell::RefCell::new(None) };
+    /// (generation, policy) last read on this thread.
+    static SEEN_POLICY: std::cell::RefCell<Option<(u64, Arc<Policy>)>> = const { std::cell::RefCell::new(None) };
 }
 
 impl PolicyCell {
     fn new(policy: Policy) -> Self {
         PolicyCell {
-            id: POLICY_CELLS.fetch_add(1, Ordering::Relaxed),
-            generation: AtomicU64::new(0),
+            generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
             current: RwLock::new(Arc::new(policy)),
         }
     }
@@ -376,7 +376,8 @@ impl PolicyCell {
         *guard = Arc::new(policy);
         drop(guard);
         // After the swap: a reader that sees the new generation then reads the new policy.
-        self.generation.fetch_add(1, Ordering::Release);
+        self.generation
+            .store(GENERATIONS.fetch_add(1, Ordering::Relaxed), Ordering::Release);
     }
 
     fn load(&self) -> Arc<Policy> {
@@ -391,8 +392,8 @@ impl PolicyCell {
         let generation = self.generation.load(Ordering::Acquire);
         SEEN_POLICY.with(|seen| {
             if let Ok(s) = seen.try_borrow() {
-                if let Some((id, g, p)) = &*s {
-                    if *id == self.id && *g == generation {
+                if let Some((g, p)) = &*s {
+                    if *g == generation {
                         return f(p);
                     }
                 }
@@ -401,7 +402,7 @@ impl PolicyCell {
             // older number at worst, which only costs one more refresh.
             let fresh = self.load();
             if let Ok(mut s) = seen.try_borrow_mut() {
-                *s = Some((self.id, generation, Arc::clone(&fresh)));
+                *s = Some((generation, Arc::clone(&fresh)));
             }
             f(&fresh)
         })

@@ -134,9 +134,6 @@ type ShardMap = HashMap<u64, Entry, BuildHasherDefault<KeyHashHasher>>;
 /// A shard below this many keys is not swept for drained ones.
 const MIN_SWEEP: usize = 1024;
 
-/// Aligned to its own cache lines: the gate's workers lock shards all the time, and two
-/// shards' mutexes sharing a line would bounce it between cores on every request.
-#[repr(align(128))]
 struct Shard {
     map: ShardMap,
     /// Sweep drained keys out when the map reaches this size.
@@ -184,6 +181,12 @@ impl Shard {
     }
 }
 
+/// A shard with its lock, aligned to its own cache lines: the gate's workers lock shards all
+/// the time, and two shards' mutexes sharing a line would bounce it between cores on every
+/// request. The lock word and the map's header lie in the same line.
+#[repr(align(128))]
+struct LockedShard(Mutex<Shard>);
+
 /// Hands a `u64` map key (a keyed hash already) through as its own hash.
 #[derive(Default)]
 struct KeyHashHasher(u64);
@@ -219,7 +222,7 @@ impl Hasher for KeyHashHasher {
 /// its million keys. Two names share a counter only if their hashes collide: about one chance in
 /// 3·10⁷ for a full store, and not something a client can aim at without the key.
 pub struct MemoryRateStore {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<LockedShard>,
     per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -240,7 +243,7 @@ impl MemoryRateStore {
     pub fn new(max_keys: usize) -> Self {
         let per_shard = max_keys.div_ceil(SHARDS).max(1);
         MemoryRateStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| LockedShard(Mutex::new(Shard::default()))).collect(),
             per_shard,
             hasher: std::collections::hash_map::RandomState::new(),
         }
@@ -257,7 +260,7 @@ impl MemoryRateStore {
         use std::hash::BuildHasher;
         let h = self.hasher.hash_one(key);
         let i = ((h >> 32) as usize) % self.shards.len();
-        (h, &self.shards[i])
+        (h, &self.shards[i].0)
     }
 }
 
@@ -297,7 +300,7 @@ impl RateStore for MemoryRateStore {
         self.shards
             .iter()
             .map(|s| {
-                s.lock()
+                s.0.lock()
                     .map(|m| m.map.len())
                     .unwrap_or_else(|p| p.into_inner().map.len())
             })

@@ -34,16 +34,25 @@ const DECISIONS: [&str; 4] = ["allow", "deny", "challenge", "limit"];
 /// A histogram every worker updates without a lock.
 struct AtomicHistogram {
     bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
+    /// The first `bounds.len()` are used. Inline, not on the heap: a stripe's buckets then lie
+    /// in the stripe's own cache lines, not next to another stripe's allocation.
+    counts: [AtomicU64; MAX_BUCKETS],
     sum_ns: AtomicU64,
     count: AtomicU64,
 }
 
+/// Buckets a gate histogram has at most.
+const MAX_BUCKETS: usize = 16;
+
 impl AtomicHistogram {
     fn new(bounds: &'static [f64]) -> Self {
+        assert!(
+            bounds.len() <= MAX_BUCKETS,
+            "a gate histogram has at most {MAX_BUCKETS} buckets"
+        );
         AtomicHistogram {
             bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            counts: Default::default(),
             sum_ns: AtomicU64::new(0),
             count: AtomicU64::new(0),
         }
@@ -902,11 +911,12 @@ fn forward_auth(state: &GateState, client_ip: IpAddr, req: Request<Incoming>, no
         .local()
         .decision(outcome.classified.class, outcome.would_be.kind());
     let decision = outcome.decision;
-    let (status, reference) = match &decision {
-        Decision::Allow { reference, .. } => (StatusCode::NO_CONTENT, *reference),
-        Decision::Challenge { reference, .. } => (StatusCode::UNAUTHORIZED, *reference),
-        Decision::Deny { reference, .. } => (StatusCode::FORBIDDEN, *reference),
-        Decision::Limit { reference, .. } => (StatusCode::TOO_MANY_REQUESTS, *reference),
+    let reference = *decision.reference();
+    let status = match &decision {
+        Decision::Allow { .. } => StatusCode::NO_CONTENT,
+        Decision::Challenge { .. } => StatusCode::UNAUTHORIZED,
+        Decision::Deny { .. } => StatusCode::FORBIDDEN,
+        Decision::Limit { .. } => StatusCode::TOO_MANY_REQUESTS,
     };
     let mut resp = match refusal(state, &decision, &facts, now) {
         Some(mut r) if status != StatusCode::NO_CONTENT => {
