@@ -91,7 +91,7 @@ pub struct Rule {
     pub(crate) path: Option<Regex>,
     pub(crate) query: Option<Regex>,
     pub(crate) user_agent: Option<Regex>,
-    /// This rule's pattern in the policy's [`UaSet`], when there is one.
+    /// This rule's pattern's index in the policy's user-agent `RegexSet` (`ua_set`), when it has one.
     pub(crate) ua_slot: Option<usize>,
     pub(crate) headers: Vec<HeaderMatch>,
     pub(crate) ips: Option<IpSet>,

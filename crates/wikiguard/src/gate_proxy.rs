@@ -717,14 +717,15 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
     wikiguard_gate::push_ip(&mut text, client);
     let real_ip = HeaderValue::from_str(&text);
     text.clear();
-    if client.is_ipv4() {
-        text.push_str("for=");
-        wikiguard_gate::push_ip(&mut text, client);
+    // RFC 7239: an IPv6 address is quoted and in brackets.
+    let (open, close) = if client.is_ipv4() {
+        ("for=", "")
     } else {
-        text.push_str("for=\"[");
-        wikiguard_gate::push_ip(&mut text, client);
-        text.push_str("]\"");
-    }
+        ("for=\"[", "]\"")
+    };
+    text.push_str(open);
+    wikiguard_gate::push_ip(&mut text, client);
+    text.push_str(close);
     text.push_str(";proto=");
     text.push_str(proto_text);
     let forwarded = HeaderValue::from_str(&text);
@@ -1041,15 +1042,24 @@ struct Ticket {
 }
 
 impl Ticket {
-    /// Counts the connection against its worker's load.
-    fn new(state: Arc<GateState>, ip: IpAddr, loads: Arc<[AtomicUsize]>, worker: usize) -> Ticket {
-        loads[worker].fetch_add(1, Ordering::Relaxed);
-        Ticket {
-            state,
-            ip,
-            loads,
-            worker,
+    /// Counts a new connection from `ip` and against `worker`'s load; `None` when `ip` already
+    /// has as many open connections as allowed (the connection is then to be closed).
+    fn take(state: &Arc<GateState>, ip: IpAddr, loads: &Arc<[AtomicUsize]>, worker: usize) -> Option<Ticket> {
+        {
+            let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
+            let n = conns.entry(ip).or_default();
+            if state.config.max_connections_per_ip > 0 && *n >= state.config.max_connections_per_ip {
+                return None;
+            }
+            *n += 1;
         }
+        loads[worker].fetch_add(1, Ordering::Relaxed);
+        Some(Ticket {
+            state: Arc::clone(state),
+            ip,
+            loads: Arc::clone(loads),
+            worker,
+        })
     }
 
     /// Moves the connection's load to another worker.
@@ -1063,7 +1073,13 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.loads[self.worker].fetch_sub(1, Ordering::Relaxed);
-        release_ip(&self.state, self.ip);
+        let mut conns = self.state.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = conns.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                conns.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -1100,19 +1116,12 @@ impl Acceptor {
             let Some(first) = least_loaded(&self.loads, &alive) else {
                 break;
             };
-            let ip = peer.ip();
-            {
-                let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
-                let n = conns.entry(ip).or_default();
-                if state.config.max_connections_per_ip > 0 && *n >= state.config.max_connections_per_ip {
-                    // Over the per-IP connection limit: close at once.
-                    drop(stream);
-                    continue;
-                }
-                *n += 1;
-            }
             // From here on the ticket gives the counts back on every path.
-            let ticket = Ticket::new(state.clone(), ip, self.loads.clone(), first);
+            let Some(ticket) = Ticket::take(&state, peer.ip(), &self.loads, first) else {
+                // Over the per-IP connection limit: close at once.
+                drop(stream);
+                continue;
+            };
             let stream = match stream.into_std() {
                 Ok(s) => s,
                 Err(e) => {
@@ -1146,17 +1155,6 @@ fn least_loaded(loads: &[AtomicUsize], alive: &[bool]) -> Option<usize> {
     (0..loads.len())
         .filter(|i| alive.get(*i).copied().unwrap_or(false))
         .min_by_key(|i| loads[*i].load(Ordering::Relaxed))
-}
-
-/// One connection fewer from `ip`.
-fn release_ip(state: &GateState, ip: IpAddr) {
-    let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(n) = conns.get_mut(&ip) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            conns.remove(&ip);
-        }
-    }
 }
 
 /// Serves the connections handed to this worker until SIGINT/SIGTERM. The worker that runs
