@@ -416,6 +416,19 @@ class Checker {
 	}
 
 	/**
+	 * What an edit or upload check says of the page as it is: its facts, and its current
+	 * text and content model, from one read of the current revision.
+	 *
+	 * @param Title $title
+	 * @return array [page facts, text ('' for a new page), content model or null]
+	 */
+	public function currentPage( Title $title ): array {
+		$latest = $this->currentRevision( $title );
+		[ $text, $model ] = $this->currentText( $latest );
+		return [ $this->pageFacts( $title, $latest ), $text, $model ];
+	}
+
+	/**
 	 * The page's current revision, or null for a new page.
 	 *
 	 * @param Title $title

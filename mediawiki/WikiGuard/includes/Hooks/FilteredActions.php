@@ -71,11 +71,9 @@ class FilteredActions implements
 	 * @return StatusValue
 	 */
 	private function checkEdit( Content $content, string $summary, User $user, bool $minoredit, Title $title ): StatusValue {
-		// Read once: its text and its time among the page's facts.
-		$latest = $this->checker->currentRevision( $title );
-		[ $oldText, $oldModel ] = $this->checker->currentText( $latest );
+		[ $page, $oldText, $oldModel ] = $this->checker->currentPage( $title );
 		$action = $this->checker->base( 'edit', $user );
-		$action['page'] = $this->checker->pageFacts( $title, $latest );
+		$action['page'] = $page;
 		$action['summary'] = $summary;
 		$action['minor'] = $minoredit;
 		$action['old_wikitext'] = $oldText;
@@ -215,10 +213,9 @@ class FilteredActions implements
 		if ( $props === null ) {
 			$props = \FSFile::getPropsFromPath( $upload->getTempPath() );
 		}
-		$latest = $this->checker->currentRevision( $title );
-		[ $oldText ] = $this->checker->currentText( $latest );
+		[ $page, $oldText ] = $this->checker->currentPage( $title );
 		$action = $this->checker->base( $kind, $user );
-		$action['page'] = $this->checker->pageFacts( $title, $latest );
+		$action['page'] = $page;
 		$action['summary'] = $comment;
 		$action['old_wikitext'] = $oldText;
 		$action['new_wikitext'] = $pageText;
