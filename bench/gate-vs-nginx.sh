@@ -4,9 +4,13 @@
 # default policy proxying to it. wrk drives each for a bounded time. See bench/README.md.
 #
 # Usage: bench/gate-vs-nginx.sh [--no-build] [--duration SECONDS] [--connections N] [--rounds N]
+#                               [--pace-ms MS]
 #
-# Each round runs nginx, then the gate; the summary takes the median of the rounds, because on
-# a shared 2-core machine one run of either can be 10% off.
+# Each round runs nginx, then the gate, twice: flat out (throughput, and the p99 of a saturated
+# machine, mostly time spent queueing for a core) and paced (each connection waits MS ms,
+# default 1, between a response and its next request: the same offered load below saturation
+# for both, where the difference in p99 is the latency the gate adds). The summary takes the
+# median of the rounds, because on a shared 2-core machine one run of either can be 10% off.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,19 +19,21 @@ build=1
 duration=10
 connections=32
 rounds=3
+pace_ms=1
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) build=0 ;;
     --duration) duration=${2:?}; shift ;;
     --connections) connections=${2:?}; shift ;;
     --rounds) rounds=${2:?}; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --pace-ms) pace_ms=${2:?}; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gate-vs-nginx.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
-for n in "$duration" "$connections" "$rounds"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "gate-vs-nginx.sh: --duration, --connections and --rounds take a positive whole number, not '$n'" >&2; exit 2; }
+for n in "$duration" "$connections" "$rounds" "$pace_ms"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "gate-vs-nginx.sh: --duration, --connections, --rounds and --pace-ms take a positive whole number, not '$n'" >&2; exit 2; }
 done
 for tool in wrk nginx; do
   command -v $tool >/dev/null || [ -x /usr/sbin/$tool ] || { echo "gate-vs-nginx.sh: $tool is not installed (apt-get install wrk nginx)" >&2; exit 2; }
@@ -84,6 +90,8 @@ run() {
   # wrk needs at least one connection per thread.
   wrk -t"$(( connections < 2 ? connections : 2 ))" -c"$connections" -d"${duration}s" --latency -s "$here/gate-clients.lua" "$1" 2>&1
 }
+paced() { WRK_PACE_MS=$pace_ms run "$1"; }
+p50() { awk '$1=="50%"{print $2}' <<<"$1"; }
 rps() { awk '/^Requests\/sec/{print $2}' <<<"$1"; }
 p99() { awk '$1=="99%"{print $2}' <<<"$1"; }
 non2xx() { awk '/Non-2xx/{n=$NF} END{print n+0}' <<<"$1"; }
@@ -95,6 +103,7 @@ direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
 printf '%-22s %12s %10s %10s\n' "" "requests/s" "p99" "non-2xx"
 printf '%-22s %12s %10s %10s\n' "upstream directly" "$(rps "$direct")" "$(p99 "$direct")" "$(non2xx "$direct")"
 nginx_rps=(); nginx_p99=(); gate_rps=(); gate_p99=()
+paced_rps=(); nginx_pp50=(); nginx_pp99=(); gate_pp50=(); gate_pp99=()
 for round in $(seq "$rounds"); do
   nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")
   gate=$(run "http://127.0.0.1:$gp/wiki/Main_Page")
@@ -103,9 +112,22 @@ for round in $(seq "$rounds"); do
   printf '%-22s %12s %10s %10s\n' "wikiguard gate ($round)" "$g_r" "$g_p" "$(non2xx "$gate")"
   nginx_rps+=("$n_r"); nginx_p99+=("$(us "$n_p")")
   gate_rps+=("$g_r"); gate_p99+=("$(us "$g_p")")
+  nginx=$(paced "http://127.0.0.1:$np/wiki/Main_Page")
+  gate=$(paced "http://127.0.0.1:$gp/wiki/Main_Page")
+  printf '%-22s %12s %10s %10s   (paced, p50 %s)\n' "nginx proxy ($round)" "$(rps "$nginx")" "$(p99 "$nginx")" "$(non2xx "$nginx")" "$(p50 "$nginx")"
+  printf '%-22s %12s %10s %10s   (paced, p50 %s)\n' "wikiguard gate ($round)" "$(rps "$gate")" "$(p99 "$gate")" "$(non2xx "$gate")" "$(p50 "$gate")"
+  paced_rps+=("$(rps "$nginx")")
+  nginx_pp50+=("$(us "$(p50 "$nginx")")"); nginx_pp99+=("$(us "$(p99 "$nginx")")")
+  gate_pp50+=("$(us "$(p50 "$gate")")"); gate_pp99+=("$(us "$(p99 "$gate")")")
 done
 n_rps=$(median "${nginx_rps[@]}"); g_rps=$(median "${gate_rps[@]}")
 n_p99=$(median "${nginx_p99[@]}"); g_p99=$(median "${gate_p99[@]}")
 printf '%-22s %12.0f %8.0fus\n' "nginx proxy (median)" "$n_rps" "$n_p99"
 printf '%-22s %12.0f %8.0fus\n' "wikiguard gate (median)" "$g_rps" "$g_p99"
-awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN{ printf "gate/nginx throughput: %.0f%%   p99 added by the gate: %.0f us\n", 100*g/n, gp-np }'
+awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN{ printf "gate/nginx throughput: %.0f%%   p99 added by the gate at saturation: %.0f us\n", 100*g/n, gp-np }'
+p_rps=$(median "${paced_rps[@]}")
+n_pp50=$(median "${nginx_pp50[@]}"); n_pp99=$(median "${nginx_pp99[@]}")
+g_pp50=$(median "${gate_pp50[@]}"); g_pp99=$(median "${gate_pp99[@]}")
+awk -v r="$p_rps" -v n50="$n_pp50" -v n99="$n_pp99" -v g50="$g_pp50" -v g99="$g_pp99" -v ms="$pace_ms" 'BEGIN{
+  printf "paced (%d ms between requests, ~%.0f requests/s): p50 nginx %.0f us, gate %.0f us; p99 nginx %.0f us, gate %.0f us\n", ms, r, n50, g50, n99, g99
+  printf "latency added by the gate below saturation: p50 %.0f us, p99 %.0f us\n", g50-n50, g99-n99 }'

@@ -215,7 +215,7 @@ enum FilterCommand {
         /// How many times to evaluate all filters.
         #[arg(long, default_value_t = 100)]
         iterations: usize,
-        /// Also print the N slowest filters (each timed alone) to standard error.
+        /// Also print the N costliest filters to standard error: each one's time within the run (after the filters before it) and alone (on a fresh action).
         #[arg(long, default_value_t = 0)]
         profile: usize,
         /// An Equivset JSON file for ccnorm/norm.
