@@ -588,6 +588,12 @@ fn may_hold_skipped(text: &str) -> bool {
     let b = text.as_bytes();
     memchr::memchr_iter(b'<', b).any(|i| {
         let after = &b[i + 1..];
+        // Most `<` open a tag that is none of these (`<ref>`, `</ref>`, `<br>`): one look at
+        // the next byte rules them out before the names are compared.
+        let first = after.first().map_or(0, |c| c.to_ascii_lowercase());
+        if first != b'!' && !SKIPPED_TAGS.split('|').any(|o| o.as_bytes()[0] == first) {
+            return false;
+        }
         std::iter::once("!--").chain(SKIPPED_TAGS.split('|')).any(|o| {
             after
                 .get(..o.len())
@@ -664,7 +670,7 @@ fn free_links<'t>(p: &Patterns, text: &'t str) -> Vec<&'t str> {
     let mut out = Vec::new();
     let mut at = 0; // matches may not start before this (the end of the previous one)
     let mut from = 0;
-    while let Some(i) = text[from..].find(':') {
+    while let Some(i) = memchr::memchr(b':', &text.as_bytes()[from..]) {
         let colon = from + i;
         from = colon + 1;
         let start = text[..colon]
