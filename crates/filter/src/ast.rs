@@ -130,6 +130,55 @@ impl ArithOp {
     }
 }
 
+/// A variable's lower-cased name, with the place of its built-in (canonical) variable in
+/// [`crate::vars::BUILTIN`], found once when the rule is parsed: an evaluator keeps the
+/// built-ins' values by that place, so reading one is an index, not a hash of its name.
+#[derive(Debug, Clone)]
+pub struct VarName {
+    name: Box<str>,
+    builtin: Option<u16>,
+}
+
+impl VarName {
+    /// `name` (lower-cased by the caller), with its built-in's place if it names one.
+    pub fn new(name: impl Into<Box<str>>) -> VarName {
+        let name = name.into();
+        let builtin = crate::vars::builtin_index(crate::vars::canonical(&name)).and_then(|i| u16::try_from(i).ok());
+        VarName { name, builtin }
+    }
+
+    /// The place of the built-in variable this names (deprecated names give their
+    /// replacement's), `None` for any other name.
+    pub fn builtin(&self) -> Option<usize> {
+        self.builtin.map(usize::from)
+    }
+}
+
+impl std::ops::Deref for VarName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for VarName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl PartialEq for VarName {
+    fn eq(&self, other: &VarName) -> bool {
+        self.name == other.name
+    }
+}
+
+impl From<String> for VarName {
+    fn from(name: String) -> VarName {
+        VarName::new(name)
+    }
+}
+
 /// The kinds of node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
@@ -144,7 +193,7 @@ pub enum ExprKind {
     /// `null`
     Null,
     /// A variable read; the name is lower-cased (names are case-insensitive).
-    Var(String),
+    Var(VarName),
     /// `[a, b]`
     Array(Vec<Expr>),
     /// A builtin call.

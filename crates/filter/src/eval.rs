@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use crate::ast::{ArithOp, CmpOp, Expr, ExprKind, KeywordOp, LogicOp, Span};
+use crate::ast::{ArithOp, CmpOp, Expr, ExprKind, KeywordOp, LogicOp, Span, VarName};
 use crate::builtins::Builtin;
 use crate::check::Warning;
 use crate::error::{EvalError, Position};
@@ -169,6 +169,9 @@ pub struct Outcome {
 pub struct Evaluator<'e, V> {
     engine: &'e Engine,
     vars: V,
+    /// The built-in variables read so far, by their place in [`vars::BUILTIN`].
+    builtins: Vec<Option<Value>>,
+    /// The other variables read so far (those the operator added), by name.
     builtin_vars: FxMap<String, Value>,
     memo: FxMap<MemoKey, Value>,
     /// Arrays (`added_lines`…) already joined into PHP's string form.
@@ -224,6 +227,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         Evaluator {
             engine,
             vars,
+            builtins: vec![None; vars::BUILTIN.len()],
             builtin_vars: FxMap::default(),
             // Room for a typical action's calls, so the map does not grow step by step.
             memo: FxMap::with_capacity_and_hasher(256, Default::default()),
@@ -326,9 +330,37 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
     }
 
-    fn var(&mut self, run: &Run<'_>, name: &str) -> Value {
+    fn var(&mut self, run: &Run<'_>, name: &VarName) -> Value {
+        if let Some(i) = name.builtin() {
+            if !run.user.is_empty() {
+                if let Some(v) = run.user.get(&**name) {
+                    return v.clone();
+                }
+            }
+            if let Some(v) = &self.builtins[i] {
+                return v.clone();
+            }
+            // A built-in is always in use; its canonical name is the one at its place.
+            let v = self.vars.get(vars::BUILTIN[i]).unwrap_or(Value::Null);
+            self.builtins[i] = Some(v.clone());
+            return v;
+        }
+        self.var_named(run, name)
+    }
+
+    /// [`Self::var`] by name only: a user variable, or a variable the operator added.
+    fn var_named(&mut self, run: &Run<'_>, name: &str) -> Value {
         if let Some(v) = run.user.get(name) {
             return v.clone();
+        }
+        if let Some(i) = vars::builtin_index(vars::canonical(name)) {
+            // Kept in the same place as a read through `var`.
+            if let Some(v) = &self.builtins[i] {
+                return v.clone();
+            }
+            let v = self.vars.get(vars::BUILTIN[i]).unwrap_or(Value::Null);
+            self.builtins[i] = Some(v.clone());
+            return v;
         }
         // Cached under the name as written too, so a repeated read skips `canonical`.
         if let Some(v) = self.builtin_vars.get(name) {
@@ -505,7 +537,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 v
             }
             IndexAssign(name, idx, v) => {
-                let arr = self.var(run, name);
+                let arr = self.var_named(run, name);
                 let negated_array = matches!(arr, Value::Tagged(crate::value::Type::Array, _));
                 if !matches!(arr, Value::Array(_) | Value::Undefined) && !negated_array {
                     return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array")).into());
@@ -541,7 +573,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             Append(name, v) => {
-                let arr = self.var(run, name);
+                let arr = self.var_named(run, name);
                 let v = self.node(run, v)?;
                 match arr {
                     Value::Undefined => {}

@@ -556,7 +556,7 @@ impl Parser<'_> {
     fn level_atom(&mut self) -> PResult {
         let at = self.span();
         let kind = match &self.cur().tok {
-            Tok::Ident(name) => ExprKind::Var(name.to_ascii_lowercase()),
+            Tok::Ident(name) => ExprKind::Var(crate::ast::VarName::new(name.to_ascii_lowercase())),
             Tok::Str(s) => ExprKind::Str(s.as_str().into()),
             Tok::Int(i) => ExprKind::Int(*i),
             Tok::Float(f) => ExprKind::Float(*f),

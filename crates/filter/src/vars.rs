@@ -105,6 +105,11 @@ pub const DEPRECATED: &[(&str, &str)] = &[
 /// Names no longer in use: a filter that reads one is refused.
 pub const DISABLED: &[&str] = &["old_text", "old_html", "minor_edit"];
 
+/// The place of `name` (canonical) in [`BUILTIN`].
+pub fn builtin_index(name: &str) -> Option<usize> {
+    BUILTIN.iter().position(|b| *b == name)
+}
+
 /// The current name for a (lower-case) variable name: deprecated aliases map to their
 /// replacement, every other name to itself.
 pub fn canonical(name: &str) -> &str {

@@ -533,7 +533,7 @@ fn leaf_tree() -> impl Strategy<Value = Expr> {
         3 => prop_oneof!["(?s).{0,8}", "[\"'\\\\\n\r\t\u{0}-\u{1f}a-z é😀*/]{0,10}"].prop_map(|s: String| ExprKind::Str(s.into())),
         1 => any::<bool>().prop_map(ExprKind::Bool),
         1 => Just(ExprKind::Null),
-        3 => var_name().prop_map(ExprKind::Var),
+        3 => var_name().prop_map(|n| ExprKind::Var(n.into())),
     ]
     .prop_map(node)
 }
