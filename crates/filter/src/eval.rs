@@ -114,14 +114,42 @@ impl Engine {
 #[derive(PartialEq, Eq)]
 struct MemoKey {
     handler: Builtin,
-    args: Vec<Value>,
+    args: Args,
 }
 
 impl Hash for MemoKey {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.handler.hash(h);
-        for a in &self.args {
+        for a in self.args.iter() {
             hash_sampled(a, h);
+        }
+    }
+}
+
+/// A call's argument values. Most calls have one or two (`lcase(added_lines)`,
+/// `rcount(p, s)`): those are kept in place, so a call whose result is already known makes
+/// no allocation.
+enum Args {
+    One([Value; 1]),
+    Two([Value; 2]),
+    Many(Vec<Value>),
+}
+
+impl PartialEq for Args {
+    fn eq(&self, other: &Args) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Args {}
+
+impl std::ops::Deref for Args {
+    type Target = [Value];
+    fn deref(&self) -> &[Value] {
+        match self {
+            Args::One(a) => a,
+            Args::Two(a) => a,
+            Args::Many(a) => a,
         }
     }
 }
@@ -406,10 +434,20 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 return Err(Self::err(run, e.span, "unknownfunction", format!("`{name}` is not a function")).into());
             }
             Call(f, args) => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(self.node(run, a)?);
-                }
+                let vals = match args.as_slice() {
+                    [a] => Args::One([self.node(run, a)?]),
+                    [a, b] => {
+                        let a = self.node(run, a)?;
+                        Args::Two([a, self.node(run, b)?])
+                    }
+                    _ => {
+                        let mut vals = Vec::with_capacity(args.len());
+                        for a in args {
+                            vals.push(self.node(run, a)?);
+                        }
+                        Args::Many(vals)
+                    }
+                };
                 self.call(run, e.span, *f, vals)?
             }
             Index(base, idx) => {
@@ -713,7 +751,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     }
 
     #[inline(never)]
-    fn call(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, args: Vec<Value>) -> R {
+    fn call(&mut self, run: &mut Run<'_>, span: Span, f: Builtin, args: Args) -> R {
         let cacheable = f.handler() != Builtin::Set;
         let key = MemoKey {
             handler: f.handler(),
