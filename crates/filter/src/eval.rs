@@ -358,6 +358,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
     }
 
+    #[inline]
     fn var(&mut self, run: &Run<'_>, name: &VarName) -> Value {
         if let Some(i) = name.builtin() {
             if !run.user.is_empty() {
@@ -413,6 +414,18 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         v
     }
 
+    /// [`Self::node`] with the leaves most operands are (a variable, a number, a string)
+    /// read in place, without the full match's call.
+    #[inline(always)]
+    fn operand(&mut self, run: &mut Run<'_>, e: &Expr) -> R {
+        match &e.kind {
+            ExprKind::Var(name) => Ok(self.var(run, name)),
+            ExprKind::Int(i) => Ok(Value::Int(*i)),
+            ExprKind::Str(s) => Ok(Value::Str(Arc::clone(s))),
+            _ => self.node(run, e),
+        }
+    }
+
     fn node(&mut self, run: &mut Run<'_>, e: &Expr) -> R {
         use ExprKind::*;
         Ok(match &e.kind {
@@ -425,7 +438,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for i in items {
-                    out.push(self.node(run, i)?);
+                    out.push(self.operand(run, i)?);
                 }
                 Value::from(out)
             }
@@ -435,15 +448,15 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             }
             Call(f, args) => {
                 let vals = match args.as_slice() {
-                    [a] => Args::One([self.node(run, a)?]),
+                    [a] => Args::One([self.operand(run, a)?]),
                     [a, b] => {
-                        let a = self.node(run, a)?;
-                        Args::Two([a, self.node(run, b)?])
+                        let a = self.operand(run, a)?;
+                        Args::Two([a, self.operand(run, b)?])
                     }
                     _ => {
                         let mut vals = Vec::with_capacity(args.len());
                         for a in args {
-                            vals.push(self.node(run, a)?);
+                            vals.push(self.operand(run, a)?);
                         }
                         Args::Many(vals)
                     }
@@ -451,8 +464,8 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 self.call(run, e.span, *f, vals)?
             }
             Index(base, idx) => {
-                let base = self.node(run, base)?;
-                let idx = self.node(run, idx)?;
+                let base = self.operand(run, base)?;
+                let idx = self.operand(run, idx)?;
                 if idx.is_undefined() {
                     return Ok(Value::Undefined);
                 }
@@ -474,7 +487,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 index(run, e.span, &items, i)?.clone()
             }
             Unary(neg, a) => {
-                let v = self.node(run, a)?;
+                let v = self.operand(run, a)?;
                 if *neg {
                     v.negate().map_err(|x| Self::arith_err(run, e.span, x, None))?
                 } else {
@@ -482,7 +495,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             Not(a) => {
-                let v = self.node(run, a)?;
+                let v = self.operand(run, a)?;
                 if v.is_undefined() {
                     Value::Undefined
                 } else {
@@ -490,11 +503,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             Pow(a, b) => {
-                let (x, y) = (self.node(run, a)?, self.node(run, b)?);
+                let (x, y) = (self.operand(run, a)?, self.operand(run, b)?);
                 x.pow(&y).map_err(|err| Self::arith_err(run, e.span, err, None))?
             }
             Arith(op, a, b) => {
-                let (x, y) = (self.node(run, a)?, self.node(run, b)?);
+                let (x, y) = (self.operand(run, a)?, self.operand(run, b)?);
                 let r = match op {
                     ArithOp::Add => x.sum(&y),
                     ArithOp::Sub => x.sub(&y),
@@ -506,7 +519,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 r.map_err(|err| Self::arith_err(run, e.span, err, Some(&lhs)))?
             }
             Compare(op, a, b) => {
-                let (x, y) = (self.node(run, a)?, self.node(run, b)?);
+                let (x, y) = (self.operand(run, a)?, self.operand(run, b)?);
                 self.raise(run, e.span)?;
                 if x.is_undefined() || y.is_undefined() {
                     return Ok(Value::Undefined);
@@ -529,12 +542,12 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 })
             }
             Logic(op, a, b) => {
-                let left = self.node(run, a)?;
+                let left = self.operand(run, a)?;
                 let l = !left.is_undefined() && left.truthy().map_err(|x| Self::arith_err(run, e.span, x, None))?;
                 if (!l && *op == LogicOp::And) || (l && *op == LogicOp::Or) {
                     return Ok(left);
                 }
-                let right = self.node(run, b)?;
+                let right = self.operand(run, b)?;
                 let r = !right.is_undefined() && right.truthy().map_err(|x| Self::arith_err(run, e.span, x, None))?;
                 Value::Bool(match op {
                     LogicOp::And => l && r,
@@ -543,7 +556,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 })
             }
             Keyword(op, a, b) => {
-                let (x, y) = (self.node(run, a)?, self.node(run, b)?);
+                let (x, y) = (self.operand(run, a)?, self.operand(run, b)?);
                 self.raise(run, e.span)?;
                 let undefined = x.has_undefined() || y.has_undefined();
                 let (x, y) = if undefined {
@@ -559,18 +572,18 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             Cond(c, yes, no) => {
-                let c = self.node(run, c)?;
+                let c = self.operand(run, c)?;
                 if !c.is_undefined() && c.truthy().map_err(|x| Self::arith_err(run, e.span, x, None))? {
-                    self.node(run, yes)?
+                    self.operand(run, yes)?
                 } else {
                     match no {
-                        Some(no) => self.node(run, no)?,
+                        Some(no) => self.operand(run, no)?,
                         None => Value::Null,
                     }
                 }
             }
             Assign(name, v) => {
-                let v = self.node(run, v)?;
+                let v = self.operand(run, v)?;
                 run.user.insert(name.clone(), v.clone());
                 v
             }
@@ -580,20 +593,20 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 if !matches!(arr, Value::Array(_) | Value::Undefined) && !negated_array {
                     return Err(Self::err(run, e.span, "notarray", format!("`{name}` is not an array")).into());
                 }
-                let idx = self.node(run, idx)?;
+                let idx = self.operand(run, idx)?;
                 if negated_array && !idx.is_undefined() {
                     return Err(Self::arith_err(run, e.span, ArithError::Type, None).into());
                 }
                 match arr {
                     Value::Array(mut items) => {
                         if idx.is_undefined() {
-                            let v = self.node(run, v)?;
+                            let v = self.operand(run, v)?;
                             run.user.insert(name.clone(), Value::Undefined);
                             v
                         } else {
                             let i = idx.to_offset().map_err(|x| Self::arith_err(run, e.span, x, None))?;
                             index(run, e.span, &items, i)?;
-                            let v = self.node(run, v)?;
+                            let v = self.operand(run, v)?;
                             let slot = Arc::make_mut(&mut items).get_mut(i as usize);
                             if let Some(slot) = slot {
                                 *slot = v.clone();
@@ -603,16 +616,16 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                         }
                     }
                     Value::Tagged(..) => {
-                        let v = self.node(run, v)?;
+                        let v = self.operand(run, v)?;
                         run.user.insert(name.clone(), Value::Undefined);
                         v
                     }
-                    _ => self.node(run, v)?,
+                    _ => self.operand(run, v)?,
                 }
             }
             Append(name, v) => {
                 let arr = self.var_named(run, name);
-                let v = self.node(run, v)?;
+                let v = self.operand(run, v)?;
                 match arr {
                     Value::Undefined => {}
                     Value::Array(mut items) => {
@@ -630,7 +643,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Seq(items) => {
                 let mut last = Value::Null;
                 for s in items {
-                    last = self.node(run, s)?;
+                    last = self.operand(run, s)?;
                 }
                 last
             }
