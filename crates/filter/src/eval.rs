@@ -48,12 +48,24 @@ pub struct Engine {
     regexes: RegexCache,
     /// Prepared needle lists of `contains_any` & co, by [`needles_key`].
     needles: Mutex<FxMap<Box<[u8]>, Arc<normalize::Needles>>>,
+    /// The same lists by the addresses of their strings, when every needle is a shared
+    /// string (a rule's literals are the same strings on every evaluation): found without
+    /// building the text key.
+    needles_by_address: Mutex<FxMap<u64, NeedlesByAddress>>,
     condition_limit: Option<usize>,
     known: KnownVariables,
 }
 
 /// Needle lists kept by an engine at most; past this the cache starts again empty.
 const NEEDLES_LIMIT: usize = 4096;
+
+/// A needle list found by its strings' addresses: the strings (held, so no address is reused
+/// while the entry lives), whether they are normalised, and the list.
+struct NeedlesByAddress {
+    strings: Box<[Arc<str>]>,
+    norm: bool,
+    needles: Arc<normalize::Needles>,
+}
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +89,7 @@ impl Engine {
             equivset: None,
             regexes: RegexCache::new(4096),
             needles: Mutex::new(FxMap::default()),
+            needles_by_address: Mutex::new(FxMap::default()),
             condition_limit: None,
             known: KnownVariables::default(),
         }
@@ -700,12 +713,57 @@ impl<'e, V: Variables> Evaluator<'e, V> {
 
     /// The prepared needles (arguments `1..`) of a `contains_*` call, from the engine's cache.
     fn needles(&self, a: &[Value], eq: Option<&Equivset>) -> Arc<normalize::Needles> {
-        let key = needles_key(a.get(1..).unwrap_or_default(), eq.is_some());
+        let list = a.get(1..).unwrap_or_default();
+        let norm = eq.is_some();
+        let strings: Option<Vec<&Arc<str>>> = list
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let Some(strings) = strings else {
+            return self.needles_by_text(list, eq);
+        };
+        let mut h = crate::fasthash::FxHasher::default();
+        h.write_u8(u8::from(norm));
+        for s in &strings {
+            h.write_usize(Arc::as_ptr(s).cast::<u8>() as usize);
+        }
+        let key = h.finish();
+        let by_address = || self.engine.needles_by_address.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = by_address().get(&key) {
+            let same = kept.norm == norm
+                && kept.strings.len() == strings.len()
+                && kept.strings.iter().zip(&strings).all(|(k, s)| Arc::ptr_eq(k, s));
+            if same {
+                return Arc::clone(&kept.needles);
+            }
+        }
+        let needles = self.needles_by_text(list, eq);
+        let mut map = by_address();
+        if map.len() >= NEEDLES_LIMIT {
+            map.clear();
+        }
+        map.insert(
+            key,
+            NeedlesByAddress {
+                strings: strings.into_iter().map(Arc::clone).collect(),
+                norm,
+                needles: Arc::clone(&needles),
+            },
+        );
+        needles
+    }
+
+    /// [`Self::needles`] by the needles' text.
+    fn needles_by_text(&self, list: &[Value], eq: Option<&Equivset>) -> Arc<normalize::Needles> {
+        let key = needles_key(list, eq.is_some());
         let cache = || self.engine.needles.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = cache().get(&*key) {
             return Arc::clone(n);
         }
-        let strs: Vec<std::borrow::Cow<'_, str>> = a.iter().skip(1).map(Value::as_php_str).collect();
+        let strs: Vec<std::borrow::Cow<'_, str>> = list.iter().map(Value::as_php_str).collect();
         let strs: Vec<&str> = strs.iter().map(|c| c.as_ref()).collect();
         let n = Arc::new(normalize::Needles::new(&strs, eq));
         let mut cache = cache();
