@@ -395,7 +395,11 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         if let Some(v) = run.user.get(name) {
             return v.clone();
         }
-        if let Some(i) = vars::builtin_index(vars::canonical(name)) {
+        if let Some(v) = self.builtin_vars.get(name) {
+            return v.clone();
+        }
+        let canonical = vars::canonical(name);
+        if let Some(i) = vars::builtin_index(canonical) {
             // Kept in the same place as a read through `var`.
             if let Some(v) = &self.builtins[i] {
                 return v.clone();
@@ -404,26 +408,13 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             self.builtins[i] = Some(v.clone());
             return v;
         }
-        // Cached under the name as written too, so a repeated read skips `canonical`.
-        if let Some(v) = self.builtin_vars.get(name) {
-            return v.clone();
+        if !self.engine.known.in_use(canonical) {
+            // A user variable assigned only in a branch that did not run.
+            return Value::Undefined;
         }
-        let canonical = vars::canonical(name);
-        let v = match self.builtin_vars.get(canonical) {
-            Some(v) => v.clone(),
-            None => {
-                if !self.engine.known.in_use(canonical) {
-                    // A user variable assigned only in a branch that did not run.
-                    return Value::Undefined;
-                }
-                let v = self.vars.get(canonical).unwrap_or(Value::Null);
-                self.builtin_vars.insert(canonical.to_string(), v.clone());
-                v
-            }
-        };
-        if canonical != name {
-            self.builtin_vars.insert(name.to_string(), v.clone());
-        }
+        // A variable the operator added (no alias names one).
+        let v = self.vars.get(canonical).unwrap_or(Value::Null);
+        self.builtin_vars.insert(name.to_string(), v.clone());
         v
     }
 
@@ -1250,6 +1241,76 @@ mod tests {
             ],
         );
         assert_eq!(got, [false, false].map(Value::Bool));
+    }
+
+    #[test]
+    fn a_rule_evaluated_again_finds_its_needle_list_by_address() {
+        let engine = Engine::new();
+        let rule = crate::Program::parse(
+            r#"contains_any(summary, "ab", "zz") & !contains_any(summary, lcase(user_name), "q")"#,
+        )
+        .unwrap();
+        let run = |summary: &str, user: &str| {
+            let vars: HashMap<String, Value> = [("summary", Value::from(summary)), ("user_name", Value::from(user))]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            Evaluator::new(&engine, vars).eval(&rule).unwrap().value
+        };
+        // The literal list is the same strings each time; the second list holds a computed
+        // string, new on every action, so it is found by its text.
+        assert_eq!(run("xab", "Bob"), Value::Bool(true));
+        assert_eq!(run("xab bob", "Bob"), Value::Bool(false));
+        assert_eq!(run("nothing", "Bob"), Value::Bool(false));
+        assert_eq!(run("zz", "Eve"), Value::Bool(true));
+        assert_eq!(run("zz eve", "EVE"), Value::Bool(false));
+    }
+
+    #[test]
+    fn built_in_aliased_and_added_variables_read_alike() {
+        let known = crate::vars::KnownVariables::with_extra(["global_user_groups"]);
+        let engine = Engine::new().with_known_variables(known.clone());
+        let vars: HashMap<String, Value> = [
+            ("page_title", Value::from("Main")),
+            ("global_user_groups", Value::from(vec![Value::from("steward")])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut ev = Evaluator::new(&engine, vars);
+        let rules = [
+            "page_title",
+            // The deprecated name reads the same variable.
+            "article_text",
+            "page_title === article_text",
+            "global_user_groups[0]",
+            "global_user_groups[0]",
+            // Never set by the action: null, read by place and by an alias alike.
+            "page_namespace",
+            "article_namespace",
+            // Assigned only in a branch that did not run.
+            "if false then (x := 1) end; x",
+            // A user variable appended to, then read.
+            "a := [1]; a[] := 2; a",
+        ];
+        let got: Vec<Value> = rules
+            .iter()
+            .map(|r| ev.eval(&crate::Program::parse_with(r, &known).unwrap()).unwrap().value)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Value::from("Main"),
+                Value::from("Main"),
+                Value::Bool(true),
+                Value::from("steward"),
+                Value::from("steward"),
+                Value::Null,
+                Value::Null,
+                Value::Undefined,
+                Value::from(vec![Value::Int(1), Value::Int(2)]),
+            ]
+        );
     }
 
     #[test]
