@@ -373,21 +373,26 @@ impl<'e, V: Variables> Evaluator<'e, V> {
 
     #[inline]
     fn var(&mut self, run: &Run<'_>, name: &VarName) -> Value {
-        if let Some(i) = name.builtin() {
-            if !run.user.is_empty() {
-                if let Some(v) = run.user.get(&**name) {
-                    return v.clone();
-                }
-            }
-            if let Some(v) = &self.builtins[i] {
-                return v.clone();
-            }
-            // A built-in is always in use; its canonical name is the one at its place.
-            let v = self.vars.get(vars::BUILTIN[i]).unwrap_or(Value::Null);
-            self.builtins[i] = Some(v.clone());
-            return v;
+        match name.builtin() {
+            // A checked rule cannot assign a built-in; an unchecked tree's assignment still
+            // shadows it, as it does for a name.
+            Some(i) => match run.user.get(&**name) {
+                Some(v) => v.clone(),
+                None => self.builtin_var(i),
+            },
+            None => self.var_named(run, name),
         }
-        self.var_named(run, name)
+    }
+
+    /// The built-in variable at place `i` of [`vars::BUILTIN`], read from the action once.
+    fn builtin_var(&mut self, i: usize) -> Value {
+        if let Some(v) = &self.builtins[i] {
+            return v.clone();
+        }
+        // A built-in is always in use; its canonical name is the one at its place.
+        let v = self.vars.get(vars::BUILTIN[i]).unwrap_or(Value::Null);
+        self.builtins[i] = Some(v.clone());
+        v
     }
 
     /// [`Self::var`] by name only: a user variable, or a variable the operator added.
@@ -400,13 +405,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
         let canonical = vars::canonical(name);
         if let Some(i) = vars::builtin_index(canonical) {
-            // Kept in the same place as a read through `var`.
-            if let Some(v) = &self.builtins[i] {
-                return v.clone();
-            }
-            let v = self.vars.get(vars::BUILTIN[i]).unwrap_or(Value::Null);
-            self.builtins[i] = Some(v.clone());
-            return v;
+            return self.builtin_var(i);
         }
         if !self.engine.known.in_use(canonical) {
             // A user variable assigned only in a branch that did not run.
@@ -706,27 +705,30 @@ impl<'e, V: Variables> Evaluator<'e, V> {
     fn needles(&self, a: &[Value], eq: Option<&Equivset>) -> Arc<normalize::Needles> {
         let list = a.get(1..).unwrap_or_default();
         let norm = eq.is_some();
-        let strings: Option<Vec<&Arc<str>>> = list
-            .iter()
-            .map(|v| match v {
+        fn shared(v: &Value) -> Option<&Arc<str>> {
+            match v {
                 Value::Str(s) => Some(s),
                 _ => None,
-            })
-            .collect();
-        let Some(strings) = strings else {
+            }
+        }
+        if !list.iter().all(|v| shared(v).is_some()) {
             return self.needles_by_text(list, eq);
-        };
+        }
         let mut h = crate::fasthash::FxHasher::default();
         h.write_u8(u8::from(norm));
-        for s in &strings {
+        for s in list.iter().filter_map(shared) {
             h.write_usize(Arc::as_ptr(s).cast::<u8>() as usize);
         }
         let key = h.finish();
         let by_address = || self.engine.needles_by_address.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(kept) = by_address().get(&key) {
             let same = kept.norm == norm
-                && kept.strings.len() == strings.len()
-                && kept.strings.iter().zip(&strings).all(|(k, s)| Arc::ptr_eq(k, s));
+                && kept.strings.len() == list.len()
+                && kept
+                    .strings
+                    .iter()
+                    .zip(list.iter().filter_map(shared))
+                    .all(|(k, s)| Arc::ptr_eq(k, s));
             if same {
                 return Arc::clone(&kept.needles);
             }
@@ -739,7 +741,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         map.insert(
             key,
             NeedlesByAddress {
-                strings: strings.into_iter().map(Arc::clone).collect(),
+                strings: list.iter().filter_map(shared).cloned().collect(),
                 norm,
                 needles: Arc::clone(&needles),
             },
