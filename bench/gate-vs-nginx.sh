@@ -97,25 +97,26 @@ p99() { awk '$1=="99%"{print $2}' <<<"$1"; }
 non2xx() { awk '/Non-2xx/{n=$NF} END{print n+0}' <<<"$1"; }
 # wrk prints 404.00us, 2.85ms or 1.02s; in microseconds:
 us() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v+0} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else {sub(/s$/,"",v); print v*1000000}}' <<<"$1"; }
+# One result line: a label, then the run's requests/s, p99 and non-2xx count, then any note.
+row() { printf '%-22s %12s %10s %10s%s\n' "$1" "$(rps "$2")" "$(p99 "$2")" "$(non2xx "$2")" "${3:-}"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 
 direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
 printf '%-22s %12s %10s %10s\n' "" "requests/s" "p99" "non-2xx"
-printf '%-22s %12s %10s %10s\n' "upstream directly" "$(rps "$direct")" "$(p99 "$direct")" "$(non2xx "$direct")"
+row "upstream directly" "$direct"
 nginx_rps=(); nginx_p99=(); gate_rps=(); gate_p99=()
 paced_rps=(); nginx_pp50=(); nginx_pp99=(); gate_pp50=(); gate_pp99=()
 for round in $(seq "$rounds"); do
   nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")
   gate=$(run "http://127.0.0.1:$gp/wiki/Main_Page")
-  n_r=$(rps "$nginx"); n_p=$(p99 "$nginx"); g_r=$(rps "$gate"); g_p=$(p99 "$gate")
-  printf '%-22s %12s %10s %10s\n' "nginx proxy ($round)" "$n_r" "$n_p" "$(non2xx "$nginx")"
-  printf '%-22s %12s %10s %10s\n' "wikiguard gate ($round)" "$g_r" "$g_p" "$(non2xx "$gate")"
-  nginx_rps+=("$n_r"); nginx_p99+=("$(us "$n_p")")
-  gate_rps+=("$g_r"); gate_p99+=("$(us "$g_p")")
+  row "nginx proxy ($round)" "$nginx"
+  row "wikiguard gate ($round)" "$gate"
+  nginx_rps+=("$(rps "$nginx")"); nginx_p99+=("$(us "$(p99 "$nginx")")")
+  gate_rps+=("$(rps "$gate")"); gate_p99+=("$(us "$(p99 "$gate")")")
   nginx=$(paced "http://127.0.0.1:$np/wiki/Main_Page")
   gate=$(paced "http://127.0.0.1:$gp/wiki/Main_Page")
-  printf '%-22s %12s %10s %10s   (paced, p50 %s)\n' "nginx proxy ($round)" "$(rps "$nginx")" "$(p99 "$nginx")" "$(non2xx "$nginx")" "$(p50 "$nginx")"
-  printf '%-22s %12s %10s %10s   (paced, p50 %s)\n' "wikiguard gate ($round)" "$(rps "$gate")" "$(p99 "$gate")" "$(non2xx "$gate")" "$(p50 "$gate")"
+  row "nginx proxy ($round)" "$nginx" "   (paced, p50 $(p50 "$nginx"))"
+  row "wikiguard gate ($round)" "$gate" "   (paced, p50 $(p50 "$gate"))"
   paced_rps+=("$(rps "$nginx")")
   nginx_pp50+=("$(us "$(p50 "$nginx")")"); nginx_pp99+=("$(us "$(p99 "$nginx")")")
   gate_pp50+=("$(us "$(p50 "$gate")")"); gate_pp99+=("$(us "$(p99 "$gate")")")
