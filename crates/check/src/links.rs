@@ -33,8 +33,21 @@ const ADDR: &str = r"(?:\[[0-9A-Fa-f:.]+\]|[^\]\[<>\x22\x00-\x20\x7F\p{Zs}\x{FFF
 
 /// The tags whose content the parser does not search for links (with `<!-- … -->`).
 const SKIPPED_TAGS: &str = "nowiki|pre|syntaxhighlight|source|math";
-/// The first bytes of [`SKIPPED_TAGS`] (a test keeps the two in step).
-const SKIPPED_FIRST_BYTES: &[u8] = b"npsm";
+/// The bytes that can follow the `<` of what [`Patterns::skip`] removes: `!` (a comment) and
+/// the first letter of each of [`SKIPPED_TAGS`], derived from that list when compiling.
+const SKIPPED_FIRST_BYTES: [bool; 256] = {
+    let tags = SKIPPED_TAGS.as_bytes();
+    let mut table = [false; 256];
+    table[b'!' as usize] = true;
+    let mut i = 0;
+    while i < tags.len() {
+        if i == 0 || tags[i - 1] == b'|' {
+            table[tags[i] as usize] = true;
+        }
+        i += 1;
+    }
+    table
+};
 
 /// A URL as the parser's external-link patterns match it: a protocol (also `//` when
 /// `relative`), the address, then URL characters.
@@ -593,7 +606,7 @@ fn may_hold_skipped(text: &str) -> bool {
         // Most `<` open a tag that is none of these (`<ref>`, `</ref>`, `<br>`): one look at
         // the next byte rules them out before the names are compared.
         let first = after.first().map_or(0, |c| c.to_ascii_lowercase());
-        if first != b'!' && !SKIPPED_FIRST_BYTES.contains(&first) {
+        if !SKIPPED_FIRST_BYTES[usize::from(first)] {
             return false;
         }
         std::iter::once("!--").chain(SKIPPED_TAGS.split('|')).any(|o| {
@@ -703,8 +716,9 @@ mod tests {
         let mut firsts: Vec<u8> = SKIPPED_TAGS.split('|').map(|t| t.as_bytes()[0]).collect();
         firsts.sort_unstable();
         firsts.dedup();
-        let mut listed = SKIPPED_FIRST_BYTES.to_vec();
-        listed.sort_unstable();
+        let listed: Vec<u8> = (0..=255u8)
+            .filter(|&b| SKIPPED_FIRST_BYTES[usize::from(b)] && b != b'!')
+            .collect();
         assert_eq!(firsts, listed);
     }
 
