@@ -31,6 +31,7 @@ mod config;
 mod crypto;
 mod error;
 mod gate;
+pub mod h1;
 mod ipset;
 mod policy;
 mod rate;

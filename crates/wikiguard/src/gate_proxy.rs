@@ -27,6 +27,7 @@ use subtle::ConstantTimeEq;
 use wikiguard_gate::{Class, Decision, Gate, GateConfig, IpSet, Policy, RequestFacts, X_FORWARDED_FOR};
 
 use crate::config::Secret;
+use crate::gate_upstream::{UpstreamBody, UpstreamPool};
 use crate::metrics::{Histogram, LATENCY_BUCKETS};
 
 const DECISIONS: [&str; 4] = ["allow", "deny", "challenge", "limit"];
@@ -93,7 +94,7 @@ const DECISION_BUCKETS: &[f64] = &[
 
 /// A response body: the gate's own page, or the wiki's, streamed (an enum, not a boxed trait
 /// object, so a proxied response costs no allocation for its body's type).
-type Body = Either<Full<Bytes>, ReturnOnEnd>;
+type Body = Either<Full<Bytes>, UpstreamBody>;
 
 fn full(text: impl Into<Bytes>) -> Body {
     Either::Left(Full::new(text.into()))
@@ -451,126 +452,13 @@ async fn read_body_limited(body: Incoming, limit: usize) -> Option<Bytes> {
 
 type Upstream = Arc<UpstreamPool>;
 
-/// A keep-alive pool of HTTP/1.1 connections to the wiki, one per worker thread, so a request
-/// and the connection that carries it upstream live on one thread. Leaner than a general
-/// client: one upstream, so no per-host map; a connection goes back to the pool when the
-/// response body it carried has been read to its end.
-pub struct UpstreamPool {
-    host: String,
-    port: u16,
-    connect_timeout: Duration,
-    idle: Mutex<Vec<hyper::client::conn::http1::SendRequest<Incoming>>>,
-}
-
-/// Idle upstream connections kept per worker.
-const MAX_IDLE_UPSTREAM: usize = 256;
-
+/// One worker's pool of connections to the wiki.
 fn upstream_client(config: &GateConfig, upstream: &Uri) -> Upstream {
-    Arc::new(UpstreamPool {
-        host: upstream
-            .host()
-            .unwrap_or("127.0.0.1")
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-        port: upstream.port_u16().unwrap_or(80),
-        connect_timeout: Duration::from_millis(config.timeouts.upstream_connect_ms),
-        idle: Mutex::new(Vec::new()),
-    })
-}
-
-impl UpstreamPool {
-    async fn connect(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Incoming>> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting to the wiki timed out"))??;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(std::io::Error::other)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
-    }
-
-    async fn checkout(&self) -> std::io::Result<hyper::client::conn::http1::SendRequest<Incoming>> {
-        loop {
-            let next = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            match next {
-                Some(mut s) => {
-                    if s.is_closed() {
-                        continue;
-                    }
-                    if s.ready().await.is_ok() {
-                        return Ok(s);
-                    }
-                }
-                None => return self.connect().await,
-            }
-        }
-    }
-
-    fn give_back(&self, s: hyper::client::conn::http1::SendRequest<Incoming>) {
-        if s.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_UPSTREAM {
-            idle.push(s);
-        }
-    }
-
-    async fn request(self: &Arc<Self>, req: Request<Incoming>) -> std::io::Result<Response<Body>> {
-        let mut sender = self.checkout().await?;
-        let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
-        let (parts, body) = resp.into_parts();
-        let body = ReturnOnEnd {
-            inner: body,
-            sender: Some(sender),
-            pool: self.clone(),
-        };
-        Ok(Response::from_parts(parts, Either::Right(body)))
-    }
-}
-
-/// A response body that hands its connection back to the pool once it is read to the end
-/// (dropped early, the connection is dropped too: it may still carry unread bytes).
-struct ReturnOnEnd {
-    inner: Incoming,
-    sender: Option<hyper::client::conn::http1::SendRequest<Incoming>>,
-    pool: Arc<UpstreamPool>,
-}
-
-impl hyper::body::Body for ReturnOnEnd {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
-        let done = matches!(polled, std::task::Poll::Ready(None)) || this.inner.is_end_stream();
-        if done {
-            if let Some(s) = this.sender.take() {
-                this.pool.give_back(s);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
+    Arc::new(UpstreamPool::new(
+        upstream.host().unwrap_or("127.0.0.1"),
+        upstream.port_u16().unwrap_or(80),
+        Duration::from_millis(config.timeouts.upstream_connect_ms),
+    ))
 }
 
 /// Handles one request.
@@ -645,7 +533,7 @@ async fn handle(
     .await;
     GateMetrics::time(&metrics.upstream_seconds, t.elapsed());
     let mut resp = match response {
-        Ok(Ok(r)) => r,
+        Ok(Ok(r)) => r.map(Either::Right),
         Ok(Err(e)) => {
             metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "upstream request failed");

@@ -13,6 +13,7 @@ mod filters;
 mod gate_cmd;
 mod gate_proxy;
 mod gate_redis;
+mod gate_upstream;
 mod metrics;
 mod passkeys_api;
 mod serve;

@@ -723,3 +723,373 @@ fn serve_runs_the_gate_beside_the_api_when_configured() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The upstream client: every way a wiki's response can be framed
+// ---------------------------------------------------------------------------------------------
+
+/// What the scripted upstream saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    connection: usize,
+    method: String,
+    target: String,
+    framing: &'static str,
+    body: Vec<u8>,
+    expect: bool,
+}
+
+/// A wiki stand-in whose answer depends on the path: chunked, until-close, large, long-headed,
+/// interim 100, 304, malformed, truncated, or closing its idle connection soon after.
+struct Scripted {
+    port: u16,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+fn scripted_upstream() -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (s, c) = (seen.clone(), connections.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+            let s = s.clone();
+            std::thread::spawn(move || serve_scripted(stream, n, &s));
+        }
+    });
+    Scripted {
+        port,
+        seen,
+        connections,
+    }
+}
+
+const BIG: usize = 300_000;
+
+fn big_body() -> Vec<u8> {
+    (0..BIG).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("").to_string();
+        let (mut length, mut chunked, mut expect) = (None, false, false);
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                match k.trim() {
+                    "content-length" => length = v.trim().parse::<usize>().ok(),
+                    "transfer-encoding" => chunked = v.contains("chunked"),
+                    "expect" => expect = true,
+                    _ => {}
+                }
+            }
+        }
+        let mut body = Vec::new();
+        let framing = if chunked {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                reader.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+            "chunked"
+        } else if let Some(n) = length {
+            body.resize(n, 0);
+            reader.read_exact(&mut body).unwrap();
+            "length"
+        } else {
+            "none"
+        };
+        let path = target.split('?').next().unwrap_or("").to_string();
+        seen.lock().unwrap().push(Seen {
+            connection,
+            method: method.clone(),
+            target: target.clone(),
+            framing,
+            body: body.clone(),
+            expect,
+        });
+        let send = |out: &mut TcpStream, bytes: &[u8]| out.write_all(bytes).is_ok();
+        let ok = match path.as_str() {
+            "/chunked" => send(
+                &mut out,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n",
+            ),
+            "/close" => {
+                send(&mut out, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close");
+                return;
+            }
+            "/big" => {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+                let body = if method == "HEAD" { Vec::new() } else { big_body() };
+                send(&mut out, head.as_bytes()) && send(&mut out, &body)
+            }
+            "/bighead" => {
+                let fields: String = (0..40).map(|i| format!("X-Big-{i}: {}\r\n", "v".repeat(1000))).collect();
+                send(&mut out, format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok").as_bytes())
+            }
+            "/continue" => send(
+                &mut out,
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\ncontinued",
+            ),
+            "/notmod" => send(&mut out, b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"e\"\r\n\r\n"),
+            "/garbage" => {
+                send(&mut out, b"NOT HTTP AT ALL\r\n\r\n");
+                return;
+            }
+            "/badlength" => {
+                send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello");
+                return;
+            }
+            "/truncated" => {
+                send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..");
+                return;
+            }
+            "/idle-close" => {
+                send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nidle");
+                // As a wiki's server does when its keep-alive timeout runs out.
+                std::thread::sleep(Duration::from_millis(100));
+                return;
+            }
+            _ => {
+                let echo = format!("{method} {target} {framing} {}", String::from_utf8_lossy(&body));
+                send(
+                    &mut out,
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{echo}", echo.len()).as_bytes(),
+                )
+            }
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// A client that keeps one connection to the gate, so its requests stay on one worker (and
+/// its upstream connections).
+struct KeepAlive {
+    reader: BufReader<TcpStream>,
+    out: TcpStream,
+}
+
+impl KeepAlive {
+    fn new(addr: &str) -> KeepAlive {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        KeepAlive {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            out: s,
+        }
+    }
+
+    /// Sends one request (`extra` ends in CRLF per field; `body` follows as given) and reads
+    /// the response: status, headers, body (dechunked).
+    fn send(&mut self, method: &str, target: &str, extra: &str, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let head = format!("{method} {target} HTTP/1.1\r\nHost: wiki.test\r\nUser-Agent: {BROWSER}\r\n{extra}\r\n");
+        self.out.write_all(head.as_bytes()).unwrap();
+        self.out.write_all(body).unwrap();
+        // Interim 1xx answers (a 100 Continue) come before the response.
+        let (status, hs) = loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let mut hs = Vec::new();
+            loop {
+                let mut h = String::new();
+                self.reader.read_line(&mut h).unwrap();
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    hs.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+            }
+            if !(100..200).contains(&status) {
+                break (status, hs);
+            }
+        };
+        let mut body = Vec::new();
+        let no_body = method == "HEAD" || status == 304 || status == 204;
+        if no_body {
+        } else if header(&hs, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else if let Some(n) = header(&hs, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+            body.resize(n, 0);
+            let got = read_fully(&mut self.reader, &mut body);
+            body.truncate(got);
+        } else {
+            let _ = self.reader.read_to_end(&mut body);
+        }
+        (status, hs, body)
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; how many bytes came.
+fn read_fully(r: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
+}
+
+/// Every client is unknown and may make many requests.
+const OPEN_POLICY: &str = r#"
+version = 1
+
+[limits.open]
+rate = 100000
+period_seconds = 60
+burst = 100000
+key = ["ip"]
+
+[tiers.unknown]
+limits = ["open"]
+over_budget = "limit"
+"#;
+
+#[test]
+fn the_upstream_client_reads_every_framing_and_reuses_connections() {
+    let up = scripted_upstream();
+    let wiki = Upstream {
+        port: up.port,
+        hits: Arc::new(AtomicUsize::new(0)),
+    };
+    let g = start_gate("framing", &wiki, Some(OPEN_POLICY), &[], "");
+    let mut c = KeepAlive::new(&g.addr);
+
+    let (status, _, body) = c.send("GET", "/chunked", "", b"");
+    assert_eq!((status, body.as_slice()), (200, &b"hello world"[..]));
+    let (status, _, body) = c.send("GET", "/big", "", b"");
+    assert_eq!(status, 200);
+    assert!(
+        body == big_body(),
+        "a body larger than the read buffer comes through whole ({} bytes)",
+        body.len()
+    );
+    let (status, hs, body) = c.send("HEAD", "/big", "", b"");
+    assert_eq!(
+        (status, header(&hs, "content-length"), body.len()),
+        (200, Some("300000"), 0)
+    );
+    let (status, hs, body) = c.send("GET", "/bighead", "", b"");
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(
+        header(&hs, "x-big-39").map(str::len),
+        Some(1000),
+        "a 40 KB head is read"
+    );
+    let (status, _, body) = c.send("GET", "/continue", "", b"");
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"continued"[..]),
+        "an interim 100 is skipped"
+    );
+    let (status, hs, _) = c.send("GET", "/notmod", "If-None-Match: \"e\"\r\n", b"");
+    assert_eq!((status, header(&hs, "etag")), (304, Some("\"e\"")));
+    let (status, _, body) = c.send("POST", "/echo?x=1", "Content-Length: 3\r\n", b"a=b");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (200, "POST /echo?x=1 length a=b")
+    );
+    let chunked = b"4\r\nwiki\r\n6\r\nguard!\r\n0\r\n\r\n";
+    let (status, _, body) = c.send(
+        "POST",
+        "/echo",
+        "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n",
+        chunked,
+    );
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (200, "POST /echo chunked wikiguard!")
+    );
+    let (status, _, body) = c.send("POST", "/echo", "Content-Length: 0\r\n", b"");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (200, "POST /echo length ")
+    );
+    {
+        let seen = up.seen.lock().unwrap();
+        // Every request so far went over one kept-alive connection.
+        assert!(seen.iter().all(|s| s.connection == seen[0].connection), "{seen:?}");
+        assert!(
+            seen.iter().all(|s| !s.expect),
+            "Expect is answered by the gate, not forwarded"
+        );
+        assert_eq!(seen.iter().filter(|s| s.method == "HEAD").count(), 1);
+        assert!(seen
+            .iter()
+            .any(|s| s.target == "/echo" && s.framing == "chunked" && s.body == b"wikiguard!"));
+    }
+    assert_eq!(up.connections.load(Ordering::SeqCst), 1);
+
+    // A body that ends when the wiki closes; the next request opens a new connection.
+    let mut other = KeepAlive::new(&g.addr);
+    let (status, _, body) = other.send("GET", "/close", "Connection: close\r\n", b"");
+    assert_eq!((status, body.as_slice()), (200, &b"until close"[..]));
+
+    // A kept-alive connection the wiki closed while it was idle is not used again, and a
+    // request meeting one anyway is sent again on a new connection.
+    let (status, _, body) = c.send("GET", "/idle-close", "", b"");
+    assert_eq!((status, body.as_slice()), (200, &b"idle"[..]));
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, _, body) = c.send("GET", "/after", "", b"");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (200, "GET /after none ")
+    );
+
+    // What cannot be read as HTTP is a 502, never a guess.
+    for path in ["/garbage", "/badlength"] {
+        let (status, _, _) = KeepAlive::new(&g.addr).send("GET", path, "Connection: close\r\n", b"");
+        assert_eq!(status, 502, "{path}");
+    }
+    // A body cut short is never passed on as whole: the client's connection is cut too
+    // (hyper drops it, with whatever it had not yet written).
+    let (status, _, body) = KeepAlive::new(&g.addr).send("GET", "/truncated", "Connection: close\r\n", b"");
+    assert!(status == 0 || body.len() < 100, "{status} {}", body.len());
+    // And the gate goes on serving.
+    let (status, _, body) = c.send("GET", "/last", "", b"");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (200, "GET /last none ")
+    );
+}

@@ -1,0 +1,510 @@
+//! The gate's client for the wiki: a keep-alive pool of HTTP/1.1 connections per worker,
+//! driven by the task that serves the client's request. A general client (hyper's) gives each
+//! connection its own task and passes the request, the response head and every body chunk
+//! between the tasks through channels; here the handler writes the request and reads the
+//! response on the socket itself, and the response body reads the rest as the client's
+//! connection asks for it. The framing rules are `wikiguard_gate::h1`'s.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use wikiguard_gate::h1::{self, BodyFraming, ChunkedDecoder, RequestFraming, ResponseHead};
+
+/// Idle connections kept per worker.
+const MAX_IDLE: usize = 256;
+/// A connection's read buffer; it grows for a longer response head, up to the head limit.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// One worker's connections to the wiki.
+pub struct UpstreamPool {
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    /// Most recently used last (its buffers are the warmest).
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// A connection and what has been read from it but not yet used.
+struct Conn {
+    stream: TcpStream,
+    /// Zeroed once (the workspace has no `unsafe` to read into spare capacity); the unread
+    /// bytes are `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// The next `n` unread bytes as a body chunk.
+    fn take(&mut self, n: usize) -> Bytes {
+        let out = Bytes::copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.consume(n);
+        out
+    }
+
+    /// Reads more from the socket after the unread bytes; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < h1::MAX_RESPONSE_HEAD {
+                let grown = (2 * self.buf.len()).min(h1::MAX_RESPONSE_HEAD);
+                self.buf.resize(grown, 0);
+            } else {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, h1::H1Error::TooLarge)));
+            }
+        }
+        let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
+        ready!(Pin::new(&mut self.stream).poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
+        self.end += n;
+        Poll::Ready(Ok(n))
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = poll_fn(|cx| Pin::new(&mut self.stream).poll_write(cx, data)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// Whether an idle connection may carry a request: the wiki has not closed it and sent
+    /// nothing unasked. Costs no system call while the socket has not been reported readable.
+    fn reusable(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Shrinks a buffer that grew for one long head before the connection idles.
+    fn shrink(&mut self) {
+        if self.buf.len() > READ_BUFFER && self.end <= READ_BUFFER && self.start == 0 {
+            self.buf.truncate(READ_BUFFER);
+            self.buf.shrink_to_fit();
+        }
+    }
+}
+
+/// Why reading a response head failed; `Stale` when a reused connection turned out closed
+/// before any byte of the answer (the request, if it had no body, can go again on a new one).
+enum HeadError {
+    Stale(io::Error),
+    Other(io::Error),
+}
+
+impl From<HeadError> for io::Error {
+    fn from(e: HeadError) -> io::Error {
+        match e {
+            HeadError::Stale(e) | HeadError::Other(e) => e,
+        }
+    }
+}
+
+impl UpstreamPool {
+    /// A pool for `upstream` (`http://host:port`).
+    pub fn new(host: &str, port: u16, connect_timeout: Duration) -> UpstreamPool {
+        UpstreamPool {
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port,
+            connect_timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn connect(&self) -> io::Result<Conn> {
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting to the wiki timed out"))??;
+        let _ = stream.set_nodelay(true);
+        Ok(Conn::new(stream))
+    }
+
+    /// An idle connection that is still open, if there is one.
+    fn idle_conn(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(mut c) = idle.pop() {
+            if c.reusable() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, mut conn: Conn) {
+        if conn.start != conn.end {
+            return; // bytes past the response: the wiki is not speaking HTTP as we read it
+        }
+        conn.shrink();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// Sends `req` (origin-form target, Host set, hop-by-hop headers gone) and reads the
+    /// response head; the body follows as the response's body is polled. A request without a
+    /// body that meets a reused connection the wiki had already closed goes again on a new one.
+    pub async fn request(self: &Arc<Self>, req: Request<Incoming>) -> io::Result<Response<UpstreamBody>> {
+        let (mut parts, body) = req.into_parts();
+        if parts.method == Method::CONNECT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "CONNECT is not proxied to the wiki",
+            ));
+        }
+        // The gate answers `Expect: 100-continue` to its client itself (hyper does, when the
+        // body is first read) and sends the body at once.
+        parts.headers.remove(header::EXPECT);
+        let has_body = !hyper::body::Body::is_end_stream(&body);
+        let framing = request_framing(&parts.method, &parts.headers, has_body);
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut head = Vec::with_capacity(512);
+        h1::write_request_head(&mut head, &parts.method, target, &parts.headers, framing);
+        let head_request = parts.method == Method::HEAD;
+
+        let mut body = Some(body);
+        let mut retried = false;
+        loop {
+            let (mut conn, reused) = match self.idle_conn() {
+                Some(c) => (c, true),
+                None => (self.connect().await?, false),
+            };
+            let written = conn.write_all(&head).await;
+            if let Err(e) = written {
+                if reused && !has_body && !retried {
+                    retried = true;
+                    continue;
+                }
+                return Err(e);
+            }
+            if let Some(body) = body.take().filter(|_| has_body) {
+                send_body(&mut conn, body, framing == RequestFraming::Chunked).await?;
+            }
+            match read_head(&mut conn, head_request).await {
+                Ok(h) => return Ok(self.response(conn, h)),
+                Err(HeadError::Stale(_)) if reused && !has_body && !retried => retried = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The response for a head just read from `conn`: a body already read in full gives the
+    /// connection back at once.
+    fn response(self: &Arc<Self>, mut conn: Conn, h: ResponseHead) -> Response<UpstreamBody> {
+        let state = match h.framing {
+            BodyFraming::Empty => BodyState::Done,
+            BodyFraming::Length(n) => BodyState::Length { left: n },
+            BodyFraming::Chunked => BodyState::Chunked(ChunkedDecoder::new()),
+            BodyFraming::UntilClose => BodyState::UntilClose,
+        };
+        let mut body = UpstreamBody {
+            conn: None,
+            pool: Arc::clone(self),
+            state,
+            keep_alive: h.keep_alive,
+            ready: None,
+        };
+        match state_len(&body.state) {
+            Some(0) => body.finish(conn),
+            Some(n) if (conn.unread().len() as u64) >= n => {
+                body.ready = Some(conn.take(n as usize));
+                body.state = BodyState::Length { left: 0 };
+                body.finish(conn);
+            }
+            _ => body.conn = Some(conn),
+        }
+        let mut resp = Response::new(body);
+        *resp.status_mut() = h.status;
+        *resp.headers_mut() = h.headers;
+        resp
+    }
+}
+
+fn state_len(s: &BodyState) -> Option<u64> {
+    match s {
+        BodyState::Done => Some(0),
+        BodyState::Length { left } => Some(*left),
+        _ => None,
+    }
+}
+
+/// How a request's body is framed for the wiki: as its own Content-Length says, chunked when
+/// it has a body of unknown length, or with `content-length: 0` for a method that expects one.
+fn request_framing(method: &Method, headers: &HeaderMap, has_body: bool) -> RequestFraming {
+    let has_length = headers.contains_key(header::CONTENT_LENGTH);
+    if has_body && !has_length {
+        RequestFraming::Chunked
+    } else if !has_body && !has_length && matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+        RequestFraming::EmptyWithLength
+    } else {
+        RequestFraming::AsIs
+    }
+}
+
+/// Streams the client's body to the wiki, chunked or as it is (its Content-Length frames it).
+async fn send_body(conn: &mut Conn, mut body: Incoming, chunked: bool) -> io::Result<()> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e))?;
+        // Trailers are not passed on (the wiki has no use for them).
+        let Ok(data) = frame.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            out.clear();
+            h1::chunk_header(&mut out, data.len());
+            out.extend_from_slice(&data);
+            out.extend_from_slice(h1::CHUNK_END);
+            conn.write_all(&out).await?;
+        } else {
+            conn.write_all(&data).await?;
+        }
+    }
+    if chunked {
+        conn.write_all(h1::LAST_CHUNK).await?;
+    }
+    Ok(())
+}
+
+/// Reads the final response head (interim 1xx ones are dropped).
+async fn read_head(conn: &mut Conn, head_request: bool) -> Result<ResponseHead, HeadError> {
+    let mut got_any = false;
+    loop {
+        if conn.start < conn.end {
+            got_any = true;
+            match h1::parse_response_head(conn.unread(), head_request) {
+                Ok(Some(h)) => {
+                    conn.consume(h.head_len);
+                    if h.status.is_informational() {
+                        continue;
+                    }
+                    return Ok(h);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(HeadError::Other(io::Error::new(io::ErrorKind::InvalidData, e))),
+            }
+        }
+        match conn.fill().await {
+            Ok(0) => {
+                let e = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the wiki closed the connection before answering",
+                );
+                return Err(if got_any {
+                    HeadError::Other(e)
+                } else {
+                    HeadError::Stale(e)
+                });
+            }
+            Ok(_) => {}
+            Err(e) if !got_any && matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => {
+                return Err(HeadError::Stale(e))
+            }
+            Err(e) => return Err(HeadError::Other(e)),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum BodyState {
+    Length { left: u64 },
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Done,
+}
+
+/// The wiki's response body, read from its connection as the client's side asks for it. Read
+/// to its end, the connection goes back to the pool (if the wiki keeps it alive); dropped
+/// early, it is closed, since unread bytes may still be on their way.
+pub struct UpstreamBody {
+    conn: Option<Conn>,
+    pool: Arc<UpstreamPool>,
+    state: BodyState,
+    keep_alive: bool,
+    /// A body read in full with its head.
+    ready: Option<Bytes>,
+}
+
+impl UpstreamBody {
+    fn finish(&mut self, conn: Conn) {
+        self.state = BodyState::Done;
+        if self.keep_alive {
+            self.pool.give_back(conn);
+        }
+    }
+
+    /// The next piece of the body from the bytes already read, if any.
+    fn buffered(&mut self) -> io::Result<Option<Frame<Bytes>>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        if conn.start == conn.end {
+            return Ok(None);
+        }
+        match &mut self.state {
+            BodyState::Length { left } => {
+                let n = (conn.unread().len() as u64).min(*left) as usize;
+                let data = conn.take(n);
+                *left -= n as u64;
+                if *left == 0 {
+                    if let Some(c) = self.conn.take() {
+                        self.finish(c);
+                    }
+                }
+                Ok(Some(Frame::data(data)))
+            }
+            BodyState::Chunked(dec) => {
+                let last = loop {
+                    let d = dec
+                        .decode(conn.unread())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    let data = Bytes::copy_from_slice(&conn.unread()[d.data.clone()]);
+                    conn.consume(d.consumed);
+                    if dec.is_done() {
+                        break data;
+                    }
+                    if !data.is_empty() {
+                        return Ok(Some(Frame::data(data)));
+                    }
+                    if conn.start == conn.end {
+                        return Ok(None);
+                    }
+                };
+                if let Some(c) = self.conn.take() {
+                    self.finish(c);
+                }
+                Ok((!last.is_empty()).then(|| Frame::data(last)))
+            }
+            BodyState::UntilClose => {
+                let n = conn.unread().len();
+                Ok(Some(Frame::data(conn.take(n))))
+            }
+            BodyState::Done => Ok(None),
+        }
+    }
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if let Some(data) = this.ready.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        loop {
+            match this.buffered() {
+                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Ok(None) => {}
+                Err(e) => {
+                    this.conn = None;
+                    this.state = BodyState::Done;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) => {
+                    this.conn = None;
+                    let ended = matches!(this.state, BodyState::UntilClose);
+                    this.state = BodyState::Done;
+                    if ended {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the wiki closed the connection in the middle of a response body",
+                    ))));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.conn = None;
+                    this.state = BodyState::Done;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ready.is_none() && matches!(self.state, BodyState::Done | BodyState::Length { left: 0 })
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let ready = self.ready.as_ref().map_or(0, |b| b.len() as u64);
+        match self.state {
+            BodyState::Length { left } => SizeHint::with_exact(left + ready),
+            BodyState::Done => SizeHint::with_exact(ready),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_framing_keeps_a_length_and_chunks_the_rest() {
+        let mut with_length = HeaderMap::new();
+        with_length.insert(header::CONTENT_LENGTH, http::HeaderValue::from_static("5"));
+        let none = HeaderMap::new();
+        assert_eq!(request_framing(&Method::POST, &with_length, true), RequestFraming::AsIs);
+        assert_eq!(request_framing(&Method::POST, &none, true), RequestFraming::Chunked);
+        assert_eq!(
+            request_framing(&Method::POST, &none, false),
+            RequestFraming::EmptyWithLength
+        );
+        assert_eq!(request_framing(&Method::GET, &none, false), RequestFraming::AsIs);
+        assert_eq!(request_framing(&Method::GET, &none, true), RequestFraming::Chunked);
+    }
+}
