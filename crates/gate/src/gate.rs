@@ -416,6 +416,11 @@ thread_local! {
     static SEQUENCE: std::cell::Cell<(u64, u64)> = std::cell::Cell::new((THREADS.fetch_add(1, Ordering::Relaxed), 0));
 }
 
+thread_local! {
+    /// This thread's buffer for counter keys, kept from one decision to the next.
+    static KEY_SCRATCH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
 /// A (thread, sequence) pair no other call in this process returns.
 fn thread_sequence() -> (u64, u64) {
     SEQUENCE.with(|c| {
@@ -672,7 +677,7 @@ impl Gate {
             now_ms,
             mode,
             limits: Vec::new(),
-            key: String::new(),
+            key: KEY_SCRATCH.take(),
         };
 
         // Phase: deciding rules.
@@ -761,6 +766,8 @@ impl Gate {
         } else {
             would_be.clone()
         };
+        ctx.key.clear();
+        KEY_SCRATCH.set(ctx.key);
         let extra = Extra {
             tier_reason,
             pass,

@@ -8,7 +8,9 @@
 
 use std::ops::Range;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 /// The longest response head read from the wiki.
@@ -67,6 +69,9 @@ pub struct ResponseHead {
     pub framing: BodyFraming,
     /// Whether the connection may carry another request once this body is read.
     pub keep_alive: bool,
+    /// The whole body, when it is empty or framed by a length and has all arrived in the
+    /// input after the head (it then ends `head_len + body.len()` bytes in).
+    pub body: Option<Bytes>,
 }
 
 /// Parses the response head at the start of `buf`: `Ok(None)` while it is incomplete (read
@@ -102,7 +107,7 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Option<Resp
     }
     let http11 = resp.version == Some(1);
 
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    // First the fields that frame the body; the map is built once the body's place is known.
     let mut length: Option<u64> = None;
     let mut bad_length = false;
     let mut transfer_encoding = false;
@@ -110,16 +115,15 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Option<Resp
     let mut close = false;
     let mut keep_alive_token = false;
     for f in resp.headers.iter() {
-        let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| H1Error::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_bytes(f.value).map_err(|_| H1Error::Malformed("invalid header value"))?;
-        if name == header::CONTENT_LENGTH {
+        let name = f.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
             for part in f.value.split(|b| *b == b',') {
                 match parse_decimal(part.trim_ascii()) {
                     Some(n) if length.is_none_or(|m| m == n) => length = Some(n),
                     _ => bad_length = true,
                 }
             }
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             transfer_encoding = true;
             // Only the final coding decides; a later field's codings come after an earlier's.
             if let Some(last) = f
@@ -130,13 +134,12 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Option<Resp
             {
                 chunked_last = last.eq_ignore_ascii_case(b"chunked");
             }
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in f.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-        headers.append(name, value);
     }
 
     let no_body = head_request
@@ -166,12 +169,35 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Option<Resp
         keep_alive = false;
         BodyFraming::UntilClose
     };
+
+    // One copy holds the head and, when it has all arrived with it, the body: each header
+    // value is a slice of it (as hyper's own are of its read buffer), not an allocation each.
+    let body_len = match framing {
+        BodyFraming::Empty => Some(0),
+        BodyFraming::Length(n) => usize::try_from(n).ok().filter(|&n| buf.len() - head_len >= n),
+        BodyFraming::Chunked | BodyFraming::UntilClose => None,
+    };
+    let shared = Bytes::copy_from_slice(&buf[..head_len + body_len.unwrap_or(0)]);
+    let base = buf.as_ptr() as usize;
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for f in resp.headers.iter() {
+        let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| H1Error::Malformed("invalid header name"))?;
+        let value = if f.value.is_empty() {
+            HeaderValue::from_static("")
+        } else {
+            let at = f.value.as_ptr() as usize - base;
+            HeaderValue::from_maybe_shared(shared.slice(at..at + f.value.len()))
+                .map_err(|_| H1Error::Malformed("invalid header value"))?
+        };
+        headers.append(name, value);
+    }
     Ok(Some(ResponseHead {
         status,
         headers,
         head_len,
         framing,
         keep_alive,
+        body: body_len.map(|n| shared.slice(head_len..head_len + n)),
     }))
 }
 
@@ -440,6 +466,7 @@ fn hex_value(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header;
     use proptest::prelude::*;
 
     fn head(text: &str) -> Result<Option<ResponseHead>, H1Error> {
@@ -448,6 +475,24 @@ mod tests {
 
     fn complete(text: &str) -> ResponseHead {
         head(text).expect("parses").expect("complete")
+    }
+
+    #[test]
+    fn a_body_that_has_all_arrived_comes_with_the_head() {
+        let h = complete("HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-A: b\r\nX-Empty:\r\n\r\nbodyNEXT");
+        assert_eq!(h.body.as_deref(), Some(&b"body"[..]));
+        assert_eq!(h.headers["x-a"], "b");
+        assert_eq!(h.headers["x-empty"], "");
+        assert_eq!(complete("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nbody").body, None);
+        assert_eq!(
+            complete("HTTP/1.1 204 No Content\r\n\r\nNEXT").body.as_deref(),
+            Some(&b""[..])
+        );
+        assert_eq!(
+            complete("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").body,
+            None
+        );
+        assert_eq!(complete("HTTP/1.1 200 OK\r\n\r\nuntil close").body, None);
     }
 
     #[test]
@@ -703,6 +748,14 @@ mod tests {
             let bytes = text.as_bytes();
             let h = parse_response_head(bytes, false).unwrap().unwrap();
             prop_assert_eq!(h.head_len, bytes.len());
+            let sent: Vec<&str> = fields.iter().filter(|(k, _)| {
+                !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("transfer-encoding") && !k.eq_ignore_ascii_case("connection")
+            }).map(|(_, v)| v.as_str()).collect();
+            let got: Vec<&str> = h.headers.iter().filter(|(k, _)| *k != header::CONTENT_LENGTH).map(|(_, v)| v.to_str().unwrap()).collect();
+            prop_assert_eq!(got.len(), sent.len());
+            for v in &sent {
+                prop_assert!(got.contains(v), "{} not in {:?}", v, got);
+            }
             prop_assert_eq!(h.status.as_u16(), status);
             let expected = match length {
                 _ if status == 204 || status == 304 => BodyFraming::Empty,

@@ -583,8 +583,8 @@ fn to_origin_form(uri: &mut Uri) -> bool {
 /// extended, an untrusted client's is replaced (never passed on).
 fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, trusted: &IpSet, host: Option<&HeaderValue>) {
     let trusted_peer = trusted.contains(peer);
-    // One buffer for every value; HeaderValue::from_str copies it into an exact-size one.
-    let mut text = String::with_capacity(96);
+    // One buffer holds the three new values; each header value is a slice of it.
+    let mut text = String::with_capacity(128);
     if trusted_peer {
         for prior in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
             text.push_str(prior);
@@ -592,7 +592,7 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
         }
     }
     wikiguard_gate::push_ip(&mut text, peer);
-    let chain = HeaderValue::from_str(&text);
+    let chain_end = text.len();
     // A visible-ASCII value (what to_str accepts) is a valid header value as it is.
     let proto = trusted_peer
         .then(|| headers.get(&X_FORWARDED_PROTO))
@@ -601,10 +601,8 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("http"));
     let proto_text = proto.to_str().unwrap_or("http");
-    text.clear();
     wikiguard_gate::push_ip(&mut text, client);
-    let real_ip = HeaderValue::from_str(&text);
-    text.clear();
+    let real_ip_end = text.len();
     // RFC 7239: an IPv6 address is quoted and in brackets.
     let (open, close) = if client.is_ipv4() {
         ("for=", "")
@@ -616,7 +614,11 @@ fn forward_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, truste
     text.push_str(close);
     text.push_str(";proto=");
     text.push_str(proto_text);
-    let forwarded = HeaderValue::from_str(&text);
+    let shared = Bytes::from(text);
+    let value = |r: std::ops::Range<usize>| HeaderValue::from_maybe_shared(shared.slice(r));
+    let chain = value(0..chain_end);
+    let real_ip = value(chain_end..real_ip_end);
+    let forwarded = value(real_ip_end..shared.len());
     headers.remove(&X_FORWARDED_FOR);
     headers.remove(header::FORWARDED);
     headers.remove(&X_REAL_IP);

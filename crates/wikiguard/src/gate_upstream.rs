@@ -43,6 +43,8 @@ struct Conn {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Where a request head is written.
+    head: Vec<u8>,
 }
 
 impl Conn {
@@ -52,6 +54,7 @@ impl Conn {
             buf: vec![0; READ_BUFFER],
             start: 0,
             end: 0,
+            head: Vec::new(),
         }
     }
 
@@ -203,8 +206,6 @@ impl UpstreamPool {
         let has_body = !hyper::body::Body::is_end_stream(&body);
         let framing = request_framing(&parts.method, &parts.headers, has_body);
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut head = Vec::with_capacity(512);
-        h1::write_request_head(&mut head, &parts.method, target, &parts.headers, framing);
         let head_request = parts.method == Method::HEAD;
 
         let mut body = Some(body);
@@ -214,7 +215,12 @@ impl UpstreamPool {
                 Some(c) => (c, true),
                 None => (self.connect().await?, false),
             };
+            // The head is written into the connection's own buffer, kept from its last request.
+            let mut head = std::mem::take(&mut conn.head);
+            head.clear();
+            h1::write_request_head(&mut head, &parts.method, target, &parts.headers, framing);
             let written = conn.write_all(&head).await;
+            conn.head = head;
             if let Err(e) = written {
                 if reused && !has_body && !retried {
                     retried = true;
@@ -235,7 +241,7 @@ impl UpstreamPool {
 
     /// The response for a head just read from `conn`: a body already read in full gives the
     /// connection back at once.
-    fn response(self: &Arc<Self>, mut conn: Conn, h: ResponseHead) -> Response<UpstreamBody> {
+    fn response(self: &Arc<Self>, conn: Conn, h: ResponseHead) -> Response<UpstreamBody> {
         let state = match h.framing {
             BodyFraming::Empty => BodyState::Done,
             BodyFraming::Length(n) => BodyState::Length { left: n },
@@ -249,27 +255,17 @@ impl UpstreamPool {
             keep_alive: h.keep_alive,
             ready: None,
         };
-        match state_len(&body.state) {
-            Some(0) => body.finish(conn),
-            Some(n) if (conn.unread().len() as u64) >= n => {
-                body.ready = Some(conn.take(n as usize));
-                body.state = BodyState::Length { left: 0 };
+        match h.body {
+            Some(whole) => {
+                body.ready = (!whole.is_empty()).then_some(whole);
                 body.finish(conn);
             }
-            _ => body.conn = Some(conn),
+            None => body.conn = Some(conn),
         }
         let mut resp = Response::new(body);
         *resp.status_mut() = h.status;
         *resp.headers_mut() = h.headers;
         resp
-    }
-}
-
-fn state_len(s: &BodyState) -> Option<u64> {
-    match s {
-        BodyState::Done => Some(0),
-        BodyState::Length { left } => Some(*left),
-        _ => None,
     }
 }
 
@@ -320,7 +316,7 @@ async fn read_head(conn: &mut Conn, head_request: bool) -> Result<ResponseHead, 
             got_any = true;
             match h1::parse_response_head(conn.unread(), head_request) {
                 Ok(Some(h)) => {
-                    conn.consume(h.head_len);
+                    conn.consume(h.head_len + h.body.as_ref().map_or(0, Bytes::len));
                     if h.status.is_informational() {
                         continue;
                     }
