@@ -62,9 +62,9 @@ pub struct Timeouts {
     pub header_read_ms: u64,
     /// Time to open a connection to MediaWiki.
     pub upstream_connect_ms: u64,
-    /// Time MediaWiki has to start answering.
+    /// Time MediaWiki has to start answering, and the longest pause within its answer's body.
     pub upstream_response_ms: u64,
-    /// An idle keep-alive connection is closed after this.
+    /// A kept-alive connection to MediaWiki unused this long is closed.
     pub idle_ms: u64,
 }
 

@@ -27,7 +27,7 @@ use subtle::ConstantTimeEq;
 use wikiguard_gate::{Class, Decision, Gate, GateConfig, IpSet, Policy, RequestFacts, X_FORWARDED_FOR};
 
 use crate::config::Secret;
-use crate::gate_upstream::{UpstreamBody, UpstreamPool};
+use crate::gate_upstream::{UpstreamBody, UpstreamPool, UpstreamTimeouts};
 use crate::metrics::{Histogram, LATENCY_BUCKETS};
 
 const DECISIONS: [&str; 4] = ["allow", "deny", "challenge", "limit"];
@@ -457,7 +457,11 @@ fn upstream_client(config: &GateConfig, upstream: &Uri) -> Upstream {
     Arc::new(UpstreamPool::new(
         upstream.host().unwrap_or("127.0.0.1"),
         upstream.port_u16().unwrap_or(80),
-        Duration::from_millis(config.timeouts.upstream_connect_ms),
+        UpstreamTimeouts {
+            connect: Duration::from_millis(config.timeouts.upstream_connect_ms),
+            body_pause: Duration::from_millis(config.timeouts.upstream_response_ms),
+            idle: Duration::from_millis(config.timeouts.idle_ms),
+        },
     ))
 }
 

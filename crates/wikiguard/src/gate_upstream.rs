@@ -6,11 +6,12 @@
 //! connection asks for it. The framing rules are `wikiguard_gate::h1`'s.
 
 use std::future::poll_fn;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -30,9 +31,20 @@ const READ_BUFFER: usize = 16 * 1024;
 pub struct UpstreamPool {
     host: String,
     port: u16,
-    connect_timeout: Duration,
-    /// Most recently used last (its buffers are the warmest).
+    timeouts: UpstreamTimeouts,
+    /// Most recently used last (its buffers are the warmest), so the oldest is first.
     idle: Mutex<Vec<Conn>>,
+}
+
+/// How long the gate waits for the wiki.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTimeouts {
+    /// To open a connection.
+    pub connect: Duration,
+    /// The longest pause within a response body (the wait for the head is the caller's).
+    pub body_pause: Duration,
+    /// How long a connection may idle in the pool before it is closed.
+    pub idle: Duration,
 }
 
 /// A connection and what has been read from it but not yet used.
@@ -45,6 +57,8 @@ struct Conn {
     end: usize,
     /// Where a request head is written.
     head: Vec<u8>,
+    /// When it went back to the pool.
+    idle_since: Instant,
 }
 
 impl Conn {
@@ -55,6 +69,7 @@ impl Conn {
             start: 0,
             end: 0,
             head: Vec::new(),
+            idle_since: Instant::now(),
         }
     }
 
@@ -147,18 +162,18 @@ impl From<HeadError> for io::Error {
 
 impl UpstreamPool {
     /// A pool for `upstream` (`http://host:port`).
-    pub fn new(host: &str, port: u16, connect_timeout: Duration) -> UpstreamPool {
+    pub fn new(host: &str, port: u16, timeouts: UpstreamTimeouts) -> UpstreamPool {
         UpstreamPool {
             host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
             port,
-            connect_timeout,
+            timeouts,
             idle: Mutex::new(Vec::new()),
         }
     }
 
     async fn connect(&self) -> io::Result<Conn> {
         let stream = tokio::time::timeout(
-            self.connect_timeout,
+            self.timeouts.connect,
             TcpStream::connect((self.host.as_str(), self.port)),
         )
         .await
@@ -171,7 +186,7 @@ impl UpstreamPool {
     fn idle_conn(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(mut c) = idle.pop() {
-            if c.reusable() {
+            if c.idle_since.elapsed() < self.timeouts.idle && c.reusable() {
                 return Some(c);
             }
         }
@@ -183,7 +198,15 @@ impl UpstreamPool {
             return; // bytes past the response: the wiki is not speaking HTTP as we read it
         }
         conn.shrink();
+        conn.idle_since = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // The oldest idle ones are closed once they have idled too long: after a burst the
+        // pool shrinks back instead of holding its connections open for good.
+        let expired = idle
+            .iter()
+            .take_while(|c| conn.idle_since.duration_since(c.idle_since) >= self.timeouts.idle)
+            .count();
+        idle.drain(..expired);
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }
@@ -254,6 +277,7 @@ impl UpstreamPool {
             state,
             keep_alive: h.keep_alive,
             ready: None,
+            pause: None,
         };
         match h.body {
             Some(whole) => {
@@ -365,6 +389,9 @@ pub struct UpstreamBody {
     keep_alive: bool,
     /// A body read in full with its head.
     ready: Option<Bytes>,
+    /// While waiting for the wiki's next bytes: when the wait ends the body (made the first
+    /// time a read has to wait, moved on after each read that brings bytes).
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl UpstreamBody {
@@ -448,8 +475,30 @@ impl hyper::body::Body for UpstreamBody {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            match ready!(conn.poll_fill(cx)) {
-                Ok(0) => {
+            let filled = match conn.poll_fill(cx) {
+                Poll::Ready(r) => r,
+                Poll::Pending => {
+                    let limit = this.pool.timeouts.body_pause;
+                    let pause = this.pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                    if pause.as_mut().poll(cx).is_ready() {
+                        this.conn = None;
+                        this.state = BodyState::Done;
+                        return Poll::Ready(Some(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the wiki paused too long in the middle of a response body",
+                        ))));
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match filled {
+                Ok(n) if n > 0 => {
+                    if let Some(p) = this.pause.as_mut() {
+                        p.as_mut()
+                            .reset(tokio::time::Instant::now() + this.pool.timeouts.body_pause);
+                    }
+                }
+                Ok(_) => {
                     this.conn = None;
                     let ended = matches!(this.state, BodyState::UntilClose);
                     this.state = BodyState::Done;
@@ -461,7 +510,6 @@ impl hyper::body::Body for UpstreamBody {
                         "the wiki closed the connection in the middle of a response body",
                     ))));
                 }
-                Ok(_) => {}
                 Err(e) => {
                     this.conn = None;
                     this.state = BodyState::Done;

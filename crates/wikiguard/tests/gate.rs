@@ -869,6 +869,11 @@ fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<
                 send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..");
                 return;
             }
+            "/stall" => {
+                send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf.");
+                std::thread::sleep(Duration::from_secs(3));
+                return;
+            }
             "/idle-close" => {
                 send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nidle");
                 // As a wiki's server does when its keep-alive timeout runs out.
@@ -1092,4 +1097,48 @@ fn the_upstream_client_reads_every_framing_and_reuses_connections() {
         (status, String::from_utf8_lossy(&body).as_ref()),
         (200, "GET /last none ")
     );
+}
+
+#[test]
+fn the_upstream_client_gives_up_on_a_stalled_body_and_closes_idle_connections() {
+    let up = scripted_upstream();
+    let wiki = Upstream {
+        port: up.port,
+        hits: Arc::new(AtomicUsize::new(0)),
+    };
+    let g = start_gate(
+        "upstream-timeouts",
+        &wiki,
+        Some(OPEN_POLICY),
+        &[],
+        "timeouts.upstream_response_ms = 400\ntimeouts.idle_ms = 300\n",
+    );
+    // A wiki that stops in the middle of a body: the client's response is cut once the pause
+    // passes upstream_response_ms, not held until the wiki gives up (3 s).
+    let started = Instant::now();
+    let (_, _, body) = KeepAlive::new(&g.addr).send("GET", "/stall", "Connection: close\r\n", b"");
+    assert!(body.len() < 10, "{}", body.len());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A connection idle for longer than idle_ms is closed, not used again.
+    let mut c = KeepAlive::new(&g.addr);
+    assert_eq!(c.send("GET", "/one", "", b"").0, 200);
+    let first = up.connections.load(Ordering::SeqCst);
+    assert_eq!(c.send("GET", "/two", "", b"").0, 200);
+    assert_eq!(up.connections.load(Ordering::SeqCst), first, "reused while fresh");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(c.send("GET", "/three", "", b"").0, 200);
+    assert_eq!(
+        up.connections.load(Ordering::SeqCst),
+        first + 1,
+        "a new one after idling"
+    );
+    let seen = up.seen.lock().unwrap();
+    let conn_of = |t: &str| seen.iter().find(|s| s.target == t).map(|s| s.connection);
+    assert_eq!(conn_of("/one"), conn_of("/two"));
+    assert_ne!(conn_of("/two"), conn_of("/three"));
 }
