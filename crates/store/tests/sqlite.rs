@@ -227,6 +227,20 @@ mod filters {
             .is_err());
         assert_eq!(store.get_filter(a.id).unwrap().hits, 9);
         assert_eq!(store.hits(&HitQuery::default()).unwrap().len(), 3);
+        // Hits after a save add to the count it saved, through saves, deletion and reopening.
+        store.record_hits(&[hit(a.id, 13, "U", "P")]).unwrap();
+        assert_eq!(store.get_filter(a.id).unwrap().hits, 10);
+        assert_eq!(store.update_filter(a.id, &spec("a4"), "A", 4).unwrap().hits, 10);
+        store
+            .record_hits(&[hit(a.id, 14, "U", "P"), hit(a.id, 14, "V", "P")])
+            .unwrap();
+        let listed = store.list_filters(true).unwrap();
+        assert_eq!(listed.iter().find(|f| f.id == a.id).map(|f| f.hits), Some(12));
+        assert_eq!(store.delete_filter(a.id, "A", 5).unwrap().hits, 12);
+        drop(store);
+        let store = open(&dir);
+        assert_eq!(store.get_filter(a.id).unwrap().hits, 12);
+        assert_eq!(store.get_filter(b.id).unwrap().hits, 1);
     }
 }
 
