@@ -5,7 +5,9 @@
 //! transaction, commits once (group commit: one fsync for many callers under
 //! `synchronous=FULL`), and only then answers each caller. A job that fails is rolled back to
 //! its savepoint and gets its error; the rest of the batch still commits. A caller is told
-//! "ok" only after its rows are committed.
+//! "ok" only after its rows are committed. Rows whose loss in a power cut costs nothing that
+//! matters (the recent-actions log, test data) are written lazily: a batch of only those commits
+//! without the fsync, and the next durable commit's fsync covers them too.
 //!
 //! Reads run on separate connections beside the writer (WAL lets them), taken from a pool.
 
@@ -218,7 +220,7 @@ impl SqliteStore {
         // the writer keeps a high threshold only as a safety net.
         conn.pragma_update(None, "wal_autocheckpoint", 20_000)
             .map_err(|e| StoreError::Backend(format!("cannot configure checkpoints: {e}")))?;
-        let mut store = Self::start(Arc::new(Mutex::new(conn)), readers)?;
+        let mut store = Self::start(Arc::new(Mutex::new(conn)), readers, durability)?;
         store.checkpointer = Some(start_checkpointer(path)?);
         Ok(store)
     }
@@ -232,16 +234,20 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("cannot configure the in-memory database: {e}")))?;
         migrate(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
-        Self::start(conn.clone(), Readers::Shared(conn))
+        Self::start(conn.clone(), Readers::Shared(conn), Durability::Full)
     }
 
-    fn start(conn: Arc<Mutex<Connection>>, readers: Readers) -> Result<SqliteStore, StoreError> {
+    fn start(
+        conn: Arc<Mutex<Connection>>,
+        readers: Readers,
+        durability: Durability,
+    ) -> Result<SqliteStore, StoreError> {
         let (sender, receiver) = mpsc::channel::<Box<dyn WriteJob>>();
         let batches = Arc::new(AtomicU64::new(0));
         let counter = batches.clone();
         let writer = std::thread::Builder::new()
             .name("wikiguard-store-writer".into())
-            .spawn(move || writer_loop(&conn, &receiver, &counter))
+            .spawn(move || writer_loop(&conn, &receiver, &counter, durability))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             sender: Some(sender),
@@ -264,11 +270,21 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit_job(work, true)
+    }
+
+    /// [`Self::submit`], saying whether the write must be on disk before it is answered.
+    fn submit_job<T, F>(&self, work: F, durable: bool) -> Result<mpsc::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = mpsc::channel();
         let job: Box<dyn WriteJob> = Box::new(Job {
             work: Some(work),
             result: None,
             reply,
+            durable,
         });
         let sender = self.sender.as_ref().ok_or_else(writer_gone)?;
         sender.send(job).map_err(|_| writer_gone())?;
@@ -282,6 +298,18 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.submit(work)?.recv().map_err(|_| writer_gone())?
+    }
+
+    /// [`Self::write`] for rows whose loss in a power cut costs nothing that matters (test
+    /// data such as the recent-actions log): its batch, when nothing else in it needs to be on
+    /// disk, commits without an fsync even under [`Durability::Full`]. It is on disk with the
+    /// next durable commit or checkpoint, and a crash of wikiguard alone never loses it.
+    fn write_lazily<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit_job(work, false)?.recv().map_err(|_| writer_gone())?
     }
 
     /// Runs a read on a read connection.
@@ -450,12 +478,15 @@ trait WriteJob: Send {
     fn fail(&mut self, message: &str);
     /// Answers the caller once the batch has committed (`Ok`) or failed (`Err`).
     fn finish(self: Box<Self>, commit: Result<(), &str>);
+    /// Whether the caller must not hear "committed" before the rows are on disk.
+    fn durable(&self) -> bool;
 }
 
 struct Job<T, F> {
     work: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: mpsc::Sender<Result<T, StoreError>>,
+    durable: bool,
 }
 
 impl<T, F> WriteJob for Job<T, F>
@@ -485,9 +516,18 @@ where
         // The caller may have gone away; its rows are committed regardless.
         let _ = self.reply.send(answer);
     }
+
+    fn durable(&self) -> bool {
+        self.durable
+    }
 }
 
-fn writer_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn WriteJob>>, batches: &AtomicU64) {
+fn writer_loop(
+    conn: &Mutex<Connection>,
+    queue: &mpsc::Receiver<Box<dyn WriteJob>>,
+    batches: &AtomicU64,
+    durability: Durability,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -497,7 +537,23 @@ fn writer_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn WriteJob
             }
         }
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        // A batch of lazy writes only commits without an fsync (WAL mode keeps it consistent;
+        // the next durable commit's fsync covers its frames too).
+        let relax = durability == Durability::Full && !batch.iter().any(|job| job.durable());
+        if relax {
+            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        }
         let outcome = run_batch(&conn, &mut batch);
+        if relax {
+            if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
+                // Every later commit would be lazy: better no writes at all than that.
+                let message = format!("cannot make commits durable again: {e}");
+                for job in batch {
+                    job.finish(Err(&message));
+                }
+                return;
+            }
+        }
         batches.fetch_add(1, Ordering::Relaxed);
         drop(conn);
         for job in batch {
@@ -1024,7 +1080,7 @@ impl Store for SqliteStore {
             action.page.clone(),
         );
         let keep = clamp_i64(keep);
-        self.write(move |conn| {
+        self.write_lazily(move |conn| {
             let fail = |e| sql_error("cannot record a recent action", e);
             conn.prepare_cached(
                 "INSERT INTO recent_actions (time, action, user_name, page, body) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1299,6 +1355,49 @@ mod tests {
         let back = store.hits(&HitQuery::default()).unwrap();
         let vars: Vec<_> = back.iter().rev().map(|h| h.hit.vars.clone()).collect();
         assert_eq!(vars, vec![a.vars, b.vars, c.vars]);
+    }
+
+    /// The `synchronous` level the writer's connection has while a write runs (2 is FULL,
+    /// 1 NORMAL).
+    fn synchronous(conn: &Connection) -> Result<i64, StoreError> {
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(|e| sql_error("PRAGMA synchronous", e))
+    }
+
+    #[test]
+    fn lazy_writes_alone_commit_without_fsync_and_durable_ones_never_do() {
+        let dir = std::env::temp_dir().join(format!("wikiguard-store-lazy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir.join("db.sqlite3")).unwrap();
+        assert_eq!(store.write(synchronous).unwrap(), 2);
+        assert_eq!(store.write_lazily(synchronous).unwrap(), 1);
+        assert_eq!(store.write(synchronous).unwrap(), 2, "FULL again after a lazy batch");
+        // A lazy write that shares its batch with a durable one is committed durably.
+        let (gate, release) = hold_writer(&store);
+        let lazy = store.submit_job(synchronous, false).unwrap();
+        let durable = store.submit(synchronous).unwrap();
+        release.send(()).unwrap();
+        gate.recv().unwrap().unwrap();
+        assert_eq!(lazy.recv().unwrap().unwrap(), 2);
+        assert_eq!(durable.recv().unwrap().unwrap(), 2);
+        // The recent-actions log is written lazily; its rows are there all the same.
+        let action = NewRecentAction {
+            time: 1,
+            action: "edit".into(),
+            user_name: "U".into(),
+            page: "P".into(),
+            body: serde_json::json!({"action": "edit"}),
+        };
+        store.record_recent_action(&action, 10).unwrap();
+        assert_eq!(store.recent_actions(10).unwrap().len(), 1);
+        // A store that is not durable anyway stays as it is.
+        drop(store);
+        let store = SqliteStore::open_with(&dir.join("db.sqlite3"), Durability::Normal).unwrap();
+        assert_eq!(store.write(synchronous).unwrap(), 1);
+        assert_eq!(store.write_lazily(synchronous).unwrap(), 1);
+        assert_eq!(store.recent_actions(10).unwrap().len(), 1, "kept across reopening");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
