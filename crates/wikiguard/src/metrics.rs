@@ -153,10 +153,27 @@ impl Metrics {
             m.conditions
                 .get_or_insert_with(|| Histogram::new(CONDITION_BUCKETS))
                 .observe(s.conditions as f64);
-            for &(id, secs, matched) in &s.filters {
+            // The sample lists the filters in the set's order, by id, and after the first check
+            // every one is in the map: one walk along both, not a tree search per filter (200
+            // of them under the lock). An id the walk cannot place is added afterwards.
+            let mut missed = Vec::new();
+            let mut evals = m.filter_evals.iter_mut().peekable();
+            for &(id, secs, _) in &s.filters {
+                while evals.next_if(|(k, _)| **k < id).is_some() {}
+                match evals.next_if(|(k, _)| **k == id) {
+                    Some((_, e)) => {
+                        e.0 += 1;
+                        e.1 += secs;
+                    }
+                    None => missed.push((id, secs)),
+                }
+            }
+            for (id, secs) in missed {
                 let e = m.filter_evals.entry(id).or_default();
                 e.0 += 1;
                 e.1 += secs;
+            }
+            for &(id, _, matched) in &s.filters {
                 if matched {
                     *m.filter_hits.entry(id).or_default() += 1;
                 }
@@ -285,5 +302,54 @@ mod tests {
         assert!(text.contains("wikiguard_filter_eval_seconds_count{filter=\"4\"} 1"));
         assert!(text.contains("wikiguard_filter_errors_total{filter=\"4\",code=\"regexfailure\"} 1"));
         assert!(text.contains("wikiguard_check_conditions_count 1"));
+    }
+
+    proptest::proptest! {
+        /// Per-filter counts are the same whatever order the samples list their filters in and
+        /// whichever ids are new: what a map entry per filter would give.
+        #[test]
+        fn per_filter_counts_add_up_in_any_order(
+            samples in proptest::collection::vec(
+                proptest::collection::vec((0i64..40, 0u32..1000, proptest::bool::ANY), 0..12),
+                1..8,
+            ),
+        ) {
+            let m = Metrics::default();
+            let mut evals: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+            let mut hits: BTreeMap<i64, u64> = BTreeMap::new();
+            for filters in &samples {
+                // A check evaluates each filter once.
+                let mut seen = std::collections::HashSet::new();
+                let filters: Vec<(i64, f64, bool)> = filters
+                    .iter()
+                    .filter(|(id, _, _)| seen.insert(*id))
+                    .map(|&(id, us, hit)| (id, f64::from(us) * 1e-6, hit))
+                    .collect();
+                for &(id, secs, hit) in &filters {
+                    let e = evals.entry(id).or_default();
+                    e.0 += 1;
+                    e.1 += (secs * 1e6).round() as u64;
+                    if hit {
+                        *hits.entry(id).or_default() += 1;
+                    }
+                }
+                m.check(&CheckSample {
+                    action: "edit",
+                    verdict: "none",
+                    filters,
+                    ..CheckSample::default()
+                });
+            }
+            m.with(|inner| {
+                let got: BTreeMap<i64, (u64, u64)> = inner
+                    .filter_evals
+                    .iter()
+                    .map(|(id, (n, secs))| (*id, (*n, (secs * 1e6).round() as u64)))
+                    .collect();
+                proptest::prop_assert_eq!(&got, &evals);
+                proptest::prop_assert_eq!(&inner.filter_hits, &hits);
+                Ok(())
+            })?;
+        }
     }
 }
