@@ -44,31 +44,17 @@ fn serve_upstream(stream: TcpStream, hits: &AtomicUsize) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(head) = read_test_head(&mut reader) else {
             return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
+        };
+        let (method, target) = (head.word(0), head.word(1));
         let mut headers = serde_json::Map::new();
         let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
+        for (k, v) in head.fields {
+            if k == "content-length" {
+                length = v.parse().unwrap_or(0);
             }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let k = k.trim().to_ascii_lowercase();
-                if k == "content-length" {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                headers.insert(k, Value::String(v.trim().to_string()));
-            }
+            headers.insert(k, Value::String(v));
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap_or_default();
@@ -192,6 +178,58 @@ fn dechunk(mut s: &str) -> String {
         s = rest.get(n + 2..).unwrap_or("");
     }
     out
+}
+
+/// A message head read off a test connection: the words of its start line and its fields
+/// (names lower-cased, values trimmed).
+struct TestHead {
+    words: Vec<String>,
+    fields: Vec<(String, String)>,
+}
+
+impl TestHead {
+    fn word(&self, i: usize) -> String {
+        self.words.get(i).cloned().unwrap_or_default()
+    }
+}
+
+/// The next message head on a test connection; `None` when the stream ends first.
+fn read_test_head(reader: &mut impl BufRead) -> Option<TestHead> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let words = line.split_whitespace().map(str::to_string).collect();
+    let mut fields = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            return Some(TestHead { words, fields });
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+}
+
+/// A chunked body (sizes without extensions, no trailers) read to its last chunk.
+fn read_test_chunked(reader: &mut impl BufRead) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).unwrap();
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        let mut chunk = vec![0; n + 2];
+        reader.read_exact(&mut chunk).unwrap();
+        if n == 0 {
+            return body;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
 }
 
 fn header<'a>(hs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -777,45 +815,17 @@ fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(head) = read_test_head(&mut reader) else {
             return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
-        let (mut length, mut chunked, mut expect) = (None, false, false);
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end().to_ascii_lowercase();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                match k.trim() {
-                    "content-length" => length = v.trim().parse::<usize>().ok(),
-                    "transfer-encoding" => chunked = v.contains("chunked"),
-                    "expect" => expect = true,
-                    _ => {}
-                }
-            }
-        }
+        };
+        let (method, target) = (head.word(0), head.word(1));
+        let length = header(&head.fields, "content-length").and_then(|v| v.parse::<usize>().ok());
+        let chunked =
+            header(&head.fields, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let expect = header(&head.fields, "expect").is_some();
         let mut body = Vec::new();
         let framing = if chunked {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size).unwrap();
-                let n = usize::from_str_radix(size.trim(), 16).unwrap();
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk).unwrap();
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
+            body = read_test_chunked(&mut reader);
             "chunked"
         } else if let Some(n) = length {
             body.resize(n, 0);
@@ -919,40 +929,20 @@ impl KeepAlive {
         self.out.write_all(body).unwrap();
         // Interim 1xx answers (a 100 Continue) come before the response.
         let (status, hs) = loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
-            let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            let mut hs = Vec::new();
-            loop {
-                let mut h = String::new();
-                self.reader.read_line(&mut h).unwrap();
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    hs.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-                }
-            }
+            // A connection cut before its answer reads as status 0.
+            let Some(head) = read_test_head(&mut self.reader) else {
+                return (0, Vec::new(), Vec::new());
+            };
+            let status: u16 = head.word(1).parse().unwrap_or(0);
             if !(100..200).contains(&status) {
-                break (status, hs);
+                break (status, head.fields);
             }
         };
         let mut body = Vec::new();
         let no_body = method == "HEAD" || status == 304 || status == 204;
         if no_body {
         } else if header(&hs, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            loop {
-                let mut size = String::new();
-                self.reader.read_line(&mut size).unwrap();
-                let n = usize::from_str_radix(size.trim(), 16).unwrap();
-                let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk).unwrap();
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
+            body = read_test_chunked(&mut self.reader);
         } else if let Some(n) = header(&hs, "content-length").and_then(|v| v.parse::<usize>().ok()) {
             body.resize(n, 0);
             let got = read_fully(&mut self.reader, &mut body);
