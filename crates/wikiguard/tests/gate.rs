@@ -41,12 +41,7 @@ fn upstream() -> Upstream {
 }
 
 fn serve_upstream(stream: TcpStream, hits: &AtomicUsize) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let Some(head) = read_test_head(&mut reader) else {
-            return;
-        };
+    serve_each(stream, |reader, out, head| {
         let (method, target) = (head.word(0), head.word(1));
         let mut headers = serde_json::Map::new();
         let mut length = 0usize;
@@ -57,7 +52,7 @@ fn serve_upstream(stream: TcpStream, hits: &AtomicUsize) {
             headers.insert(k, Value::String(v));
         }
         let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap_or_default();
+        let _ = reader.read_exact(&mut body);
         hits.fetch_add(1, Ordering::SeqCst);
         let echo = serde_json::json!({"method": method, "target": target, "headers": headers}).to_string();
         let login = method == "POST" && target.contains("Special:UserLogin");
@@ -71,7 +66,17 @@ fn serve_upstream(stream: TcpStream, hits: &AtomicUsize) {
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{cookies}Connection: keep-alive\r\n\r\n{echo}",
             echo.len()
         );
-        if out.write_all(resp.as_bytes()).is_err() {
+        out.write_all(resp.as_bytes()).is_ok()
+    });
+}
+
+/// Serves the requests of a test connection in turn: `answer` gets each head, reads the body
+/// it wants and writes its answer, and says whether the connection goes on.
+fn serve_each(stream: TcpStream, mut answer: impl FnMut(&mut BufReader<TcpStream>, &mut TcpStream, TestHead) -> bool) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    while let Some(head) = read_test_head(&mut reader) {
+        if !answer(&mut reader, &mut out, head) {
             return;
         }
     }
@@ -785,6 +790,16 @@ struct Scripted {
     connections: Arc<AtomicUsize>,
 }
 
+impl Scripted {
+    /// The stand-in as `start_gate` takes an upstream.
+    fn wiki(&self) -> Upstream {
+        Upstream {
+            port: self.port,
+            hits: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
 fn scripted_upstream() -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -812,12 +827,7 @@ fn big_body() -> Vec<u8> {
 }
 
 fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<Vec<Seen>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let Some(head) = read_test_head(&mut reader) else {
-            return;
-        };
+    serve_each(stream, |reader, out, head| {
         let (method, target) = (head.word(0), head.word(1));
         let length = header(&head.fields, "content-length").and_then(|v| v.parse::<usize>().ok());
         let chunked =
@@ -825,7 +835,7 @@ fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<
         let expect = header(&head.fields, "expect").is_some();
         let mut body = Vec::new();
         let framing = if chunked {
-            body = read_test_chunked(&mut reader);
+            body = read_test_chunked(reader);
             "chunked"
         } else if let Some(n) = length {
             body.resize(n, 0);
@@ -846,62 +856,60 @@ fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<
         let send = |out: &mut TcpStream, bytes: &[u8]| out.write_all(bytes).is_ok();
         let ok = match path.as_str() {
             "/chunked" => send(
-                &mut out,
+                out,
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n",
             ),
             "/close" => {
-                send(&mut out, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close");
-                return;
+                send(out, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close");
+                return false;
             }
             "/big" => {
                 let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
                 let body = if method == "HEAD" { Vec::new() } else { big_body() };
-                send(&mut out, head.as_bytes()) && send(&mut out, &body)
+                send(out, head.as_bytes()) && send(out, &body)
             }
             "/bighead" => {
                 let fields: String = (0..40).map(|i| format!("X-Big-{i}: {}\r\n", "v".repeat(1000))).collect();
-                send(&mut out, format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok").as_bytes())
+                send(out, format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok").as_bytes())
             }
             "/continue" => send(
-                &mut out,
+                out,
                 b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\ncontinued",
             ),
-            "/notmod" => send(&mut out, b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"e\"\r\n\r\n"),
+            "/notmod" => send(out, b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"e\"\r\n\r\n"),
             "/garbage" => {
-                send(&mut out, b"NOT HTTP AT ALL\r\n\r\n");
-                return;
+                send(out, b"NOT HTTP AT ALL\r\n\r\n");
+                return false;
             }
             "/badlength" => {
-                send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello");
-                return;
+                send(out, b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello");
+                return false;
             }
             "/truncated" => {
-                send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..");
-                return;
+                send(out, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..");
+                return false;
             }
             "/stall" => {
-                send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf.");
+                send(out, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf.");
                 std::thread::sleep(Duration::from_secs(3));
-                return;
+                return false;
             }
             "/idle-close" => {
-                send(&mut out, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nidle");
+                send(out, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nidle");
                 // As a wiki's server does when its keep-alive timeout runs out.
                 std::thread::sleep(Duration::from_millis(100));
-                return;
+                return false;
             }
             _ => {
                 let echo = format!("{method} {target} {framing} {}", String::from_utf8_lossy(&body));
                 send(
-                    &mut out,
+                    out,
                     format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{echo}", echo.len()).as_bytes(),
                 )
             }
         };
-        if !ok {
-            return;
-        }
-    }
+        ok
+    });
 }
 
 /// A client that keeps one connection to the gate, so its requests stay on one worker (and
@@ -969,25 +977,14 @@ fn read_fully(r: &mut impl Read, buf: &mut [u8]) -> usize {
 /// Every client is unknown and may make many requests.
 const OPEN_POLICY: &str = r#"
 version = 1
-
-[limits.open]
-rate = 100000
-period_seconds = 60
-burst = 100000
-key = ["ip"]
-
-[tiers.unknown]
-limits = ["open"]
-over_budget = "limit"
+limits.open = { rate = 100000, period_seconds = 60, burst = 100000, key = ["ip"] }
+tiers.unknown = { limits = ["open"], over_budget = "limit" }
 "#;
 
 #[test]
 fn the_upstream_client_reads_every_framing_and_reuses_connections() {
     let up = scripted_upstream();
-    let wiki = Upstream {
-        port: up.port,
-        hits: Arc::new(AtomicUsize::new(0)),
-    };
+    let wiki = up.wiki();
     let g = start_gate("framing", &wiki, Some(OPEN_POLICY), &[], "");
     let mut c = KeepAlive::new(&g.addr);
 
@@ -1092,10 +1089,7 @@ fn the_upstream_client_reads_every_framing_and_reuses_connections() {
 #[test]
 fn the_upstream_client_gives_up_on_a_stalled_body_and_closes_idle_connections() {
     let up = scripted_upstream();
-    let wiki = Upstream {
-        port: up.port,
-        hits: Arc::new(AtomicUsize::new(0)),
-    };
+    let wiki = up.wiki();
     let g = start_gate(
         "upstream-timeouts",
         &wiki,
