@@ -226,6 +226,7 @@ impl UpstreamPool {
         // The gate answers `Expect: 100-continue` to its client itself (hyper does, when the
         // body is first read) and sends the body at once.
         parts.headers.remove(header::EXPECT);
+        join_cookies(&mut parts.headers);
         let has_body = !hyper::body::Body::is_end_stream(&body);
         let framing = request_framing(&parts.method, &parts.headers, has_body);
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -290,6 +291,27 @@ impl UpstreamPool {
         *resp.status_mut() = h.status;
         *resp.headers_mut() = h.headers;
         resp
+    }
+}
+
+/// Puts a request's cookies in one field. An HTTP/2 client may send each cookie in a field of
+/// its own, and RFC 9113 (§8.2.3) has them joined with "; " before they go on over HTTP/1.1,
+/// where a server may read only one `Cookie` line.
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    if values.nth(1).is_none() {
+        return;
+    }
+    let mut joined: Vec<u8> = Vec::new();
+    for v in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    // Made of valid values and "; ", so it is a valid value too.
+    if let Ok(v) = http::HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
     }
 }
 
@@ -536,6 +558,24 @@ impl hyper::body::Body for UpstreamBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookies_split_over_fields_are_joined_into_one() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, http::HeaderValue::from_static("a=1"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().collect::<Vec<_>>(), ["a=1"]);
+        h.append(header::COOKIE, http::HeaderValue::from_static("b=2"));
+        h.append(header::COOKIE, http::HeaderValue::from_static("wiki_session=x"));
+        join_cookies(&mut h);
+        assert_eq!(
+            h.get_all(header::COOKIE).iter().collect::<Vec<_>>(),
+            ["a=1; b=2; wiki_session=x"]
+        );
+        let mut none = HeaderMap::new();
+        join_cookies(&mut none);
+        assert!(none.is_empty());
+    }
 
     #[test]
     fn request_framing_keeps_a_length_and_chunks_the_rest() {

@@ -1126,3 +1126,41 @@ fn the_upstream_client_gives_up_on_a_stalled_body_and_closes_idle_connections() 
     assert_eq!(conn_of("/one"), conn_of("/two"));
     assert_ne!(conn_of("/two"), conn_of("/three"));
 }
+
+#[test]
+fn an_http2_client_is_proxied_to_the_wiki_over_http1_with_its_cookies_in_one_field() {
+    let Ok(probe) = Command::new("curl").arg("--version").output() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install curl (scripts/test does)"
+        );
+        println!("SKIPPED: curl is not installed");
+        return;
+    };
+    assert!(
+        String::from_utf8_lossy(&probe.stdout).contains("HTTP2"),
+        "curl without HTTP/2"
+    );
+    let up = upstream();
+    let g = start_gate("http2", &up, Some(OPEN_POLICY), &[], "");
+    // HTTP/2 over cleartext, as a TLS terminator in front of the gate would speak it. An
+    // HTTP/2 client may send each cookie in a field of its own.
+    let out = Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}"])
+        .args(["-H", "Cookie: a=1", "-H", "Cookie: wiki_session=s2", "-A", BROWSER])
+        .arg(format!("http://{}/wiki/Main_Page?x=1", g.addr))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    assert_eq!(status, "2 200", "{text}");
+    let echo: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(echo["target"], "/wiki/Main_Page?x=1");
+    assert_eq!(
+        echo["headers"]["host"],
+        g.addr.as_str(),
+        "HTTP/2's :authority becomes Host"
+    );
+    assert_eq!(echo["headers"]["cookie"], "a=1; wiki_session=s2", "{echo}");
+    assert_eq!(up.hits.load(Ordering::SeqCst), 1);
+}
