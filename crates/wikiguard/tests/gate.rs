@@ -1128,7 +1128,7 @@ fn the_upstream_client_gives_up_on_a_stalled_body_and_closes_idle_connections() 
 }
 
 #[test]
-fn an_http2_client_is_proxied_to_the_wiki_over_http1_with_its_cookies_in_one_field() {
+fn an_http2_client_is_proxied_to_the_wiki_over_http1_with_its_cookies_in_one_field_and_its_bodies_framed() {
     let Ok(probe) = Command::new("curl").arg("--version").output() else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -1163,4 +1163,34 @@ fn an_http2_client_is_proxied_to_the_wiki_over_http1_with_its_cookies_in_one_fie
     );
     assert_eq!(echo["headers"]["cookie"], "a=1; wiki_session=s2", "{echo}");
     assert_eq!(up.hits.load(Ordering::SeqCst), 1);
+
+    // An HTTP/2 body of no stated length (read from a pipe) goes to the wiki chunked, and a
+    // chunked answer comes back whole.
+    let scripted = scripted_upstream();
+    let g = start_gate("http2-body", &scripted.wiki(), Some(OPEN_POLICY), &[], "");
+    let mut child = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-w",
+            "\n%{http_version} %{http_code}",
+            "-A",
+            BROWSER,
+        ])
+        .args(["-X", "POST", "-T", "-"])
+        .arg(format!("http://{}/echo", g.addr))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped body").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(text, "POST /echo chunked piped body\n2 200");
+    let out = Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-A", BROWSER])
+        .arg(format!("http://{}/chunked", g.addr))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world");
 }
