@@ -92,4 +92,4 @@ PY
   printf '%-8s %10s %10s %12s\n' "$size" "$(to_ms "$p50")" "$(to_ms "$p99")" "$rps"
 done
 hits=$(python3 -c "import json,urllib.request as u; r=u.Request('$base/v1/filters',headers={'Authorization':'Bearer $admin'}); print(sum(f['hits'] for f in json.load(u.urlopen(r))['filters']))")
-echo "hits logged: $hits (every check commits its hits before answering; its recent-action row follows in the next group commit)"
+echo "hits logged: $hits (every check commits its hits before answering; its recent-action row follows, written lazily: no fsync of its own)"
