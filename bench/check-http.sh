@@ -37,6 +37,9 @@ python3 "$root/bench/edits/gen.py" "$work/edits" >/dev/null
 python3 "$here/check/make_actions.py" "$work/edits" "$work/actions"
 
 export CHECK_TOKEN=bench-check-token-0123456789
+# Every request a different edit of the same page: its new text never seen before, its old
+# text the one already stored (see check/post.lua). VARY_NEW_TEXT=0 repeats one edit.
+export VARY_NEW_TEXT=${VARY_NEW_TEXT:-1}
 admin=bench-admin-token-0123456789
 port=$((20000 + RANDOM % 20000))
 WIKIGUARD_LISTEN=127.0.0.1:$port WIKIGUARD_DATA_DIR="$work/data" WIKIGUARD_CHECK_TOKEN=$CHECK_TOKEN \

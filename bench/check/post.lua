@@ -1,4 +1,10 @@
 -- wrk script: POST one action body (from the file named in BODY_FILE) to /v1/check.
+--
+-- VARY_NEW_TEXT=1: each request's new_wikitext starts with a comment no other request has, so
+-- its new text is one the service has never seen (as every saved edit's new text is), while
+-- its old text repeats (as an edit's old text is the text the page's previous save stored).
+-- Without it every request is the same edit, which flatters whatever the service remembers
+-- between checks (the link cache, the recent-actions texts stored once).
 local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
 local body = f:read("*a")
 f:close()
@@ -6,6 +12,23 @@ wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("CHECK_TOKEN")
+
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+if os.getenv("VARY_NEW_TEXT") == "1" then
+  local _, last = body:find('"new_wikitext"%s*:%s*"')
+  assert(last, "the body has no new_wikitext string")
+  local head, tail = body:sub(1, last), body:sub(last + 1)
+  local n = 0
+  request = function()
+    n = n + 1
+    return wrk.format(nil, nil, nil, head .. "<!-- t" .. tostring(tid) .. " r" .. n .. " -->" .. tail)
+  end
+end
 
 local non200 = 0
 response = function(status, headers, body)

@@ -409,6 +409,98 @@ mod recent {
             [19, 18, 17, 16, 15]
         );
     }
+
+    /// A page text long enough to be kept apart (`k` tells them apart).
+    fn text(k: u64) -> String {
+        format!("== Revision {k} ==\n{}", "Some article text. ".repeat(900))
+    }
+
+    fn edit(n: i64, old: Option<&str>, new: &str) -> NewRecentAction {
+        let mut body = json!({"action": "edit", "n": n, "new_wikitext": new, "summary": "s"});
+        if let Some(old) = old {
+            body["old_wikitext"] = json!(old);
+        }
+        NewRecentAction {
+            time: n,
+            action: "edit".into(),
+            user_name: "U".into(),
+            page: "P".into(),
+            body,
+        }
+    }
+
+    /// How many texts the store keeps apart.
+    fn stored_texts(dir: &TempDir) -> i64 {
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM recent_texts", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn long_texts_are_kept_once_and_go_with_the_last_action_that_needs_them() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        // Successive edits of one page: each one's old text is the previous one's new text.
+        let edits: Vec<NewRecentAction> = (0..6)
+            .map(|n| edit(n, (n > 0).then(|| text(n as u64)).as_deref(), &text(n as u64 + 1)))
+            .collect();
+        for e in &edits {
+            store.record_recent_action(e, 3).unwrap();
+        }
+        let kept = store.recent_actions(10).unwrap();
+        let bodies: Vec<_> = kept.iter().map(|a| a.action.clone()).collect();
+        assert_eq!(
+            bodies,
+            edits[3..].iter().rev().cloned().collect::<Vec<_>>(),
+            "read back whole"
+        );
+        // Edits 3, 4 and 5 need texts 3 to 6, each once; texts 1 and 2 went with edits 0 to 2.
+        assert_eq!(stored_texts(&dir), 4);
+        // Short texts stay in the body, as does a field that is not a string.
+        let short = edit(6, Some("tiny"), "tinier");
+        let mut odd = edit(7, None, &text(99));
+        odd.body["old_wikitext"] = json!(null);
+        store.record_recent_action(&short, 3).unwrap();
+        store.record_recent_action(&odd, 3).unwrap();
+        let kept = store.recent_actions(2).unwrap();
+        assert_eq!(kept[0].action, odd);
+        assert_eq!(kept[1].action, short);
+        // Kept: edits 5, 6 and 7, which need texts 5, 6 and 99.
+        assert_eq!(stored_texts(&dir), 3);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Whatever texts a run of actions shares, the newest `keep` read back as they were
+        /// written, and exactly the long texts they hold are kept, each once.
+        #[test]
+        fn the_log_reads_back_as_written_and_keeps_just_the_texts_it_needs(
+            steps in prop::collection::vec((prop::option::of(0u64..5), 0u64..5, any::<bool>()), 1..14),
+            keep in 1usize..6,
+        ) {
+            let dir = TempDir::new();
+            let store = open(&dir);
+            let mut written = Vec::new();
+            for (n, (old, new, short)) in steps.iter().enumerate() {
+                let new = if *short { format!("short {new}") } else { text(*new) };
+                let e = edit(n as i64, old.map(text).as_deref(), &new);
+                store.record_recent_action(&e, keep).unwrap();
+                written.push(e);
+            }
+            let newest: Vec<NewRecentAction> = written.iter().rev().take(keep).cloned().collect();
+            let kept: Vec<NewRecentAction> = store.recent_actions(100).unwrap().into_iter().map(|a| a.action).collect();
+            prop_assert_eq!(&kept, &newest);
+            let mut needed: Vec<String> = newest
+                .iter()
+                .flat_map(|e| ["old_wikitext", "new_wikitext"].map(|f| e.body[f].as_str().map(str::to_string)))
+                .flatten()
+                .filter(|t| t.len() >= 16 * 1024)
+                .collect();
+            needed.sort();
+            needed.dedup();
+            prop_assert_eq!(stored_texts(&dir), needed.len() as i64);
+        }
+    }
 }
 
 mod lifecycle {
