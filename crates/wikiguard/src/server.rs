@@ -332,7 +332,7 @@ async fn check(
     let now = unix_now();
     let (out, action) = blocking(move || run_check(&st, &action, now).map(|out| (out, action))).await?;
     // The recent-actions log is test data, not a verdict's record: the action is encoded and
-    // written after the answer, in the writer's next group commit, so it never delays a save.
+    // written after the answer, lazily (no fsync of its own), so it never delays a save.
     let keep = state.inner.settings.recent_actions;
     if keep > 0 {
         let store = state.inner.store.clone();
