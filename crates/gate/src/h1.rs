@@ -38,6 +38,10 @@ pub enum H1Error {
     /// A 101 answer: the gate does not pass protocol upgrades on (it strips `Upgrade`).
     #[error("the wiki switched protocols, which the gate does not proxy")]
     Upgrade,
+    /// A transfer coding other than `chunked` alone: the gate does not undo gzip or the like
+    /// (nor pass a body on whose coding it removed the record of), as nginx refuses them too.
+    #[error("the wiki's response uses a transfer coding other than chunked")]
+    UnsupportedCoding,
     /// The chunked body breaks the coding.
     #[error("the wiki's chunked body is malformed ({0})")]
     Chunked(&'static str),
@@ -111,7 +115,9 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Option<Resp
     let mut length: Option<u64> = None;
     let mut bad_length = false;
     let mut transfer_encoding = false;
-    let mut chunked_last = false;
+    // How many codings all the Transfer-Encoding fields name, and whether each is `chunked`.
+    let mut codings = 0u32;
+    let mut only_chunked = true;
     let mut close = false;
     let mut keep_alive_token = false;
     for f in resp.headers.iter() {
@@ -125,14 +131,11 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Option<Resp
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             transfer_encoding = true;
-            // Only the final coding decides; a later field's codings come after an earlier's.
-            if let Some(last) = f
-                .value
-                .split(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|c| !c.is_empty())
-            {
-                chunked_last = last.eq_ignore_ascii_case(b"chunked");
+            for coding in f.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if !coding.is_empty() {
+                    codings += 1;
+                    only_chunked &= coding.eq_ignore_ascii_case(b"chunked");
+                }
             }
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in f.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
@@ -150,17 +153,18 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Option<Resp
     let framing = if no_body {
         BodyFraming::Empty
     } else if transfer_encoding {
-        // Transfer-Encoding overrides Content-Length; a message with both was made by
-        // something confused, so the connection is not used again.
-        if length.is_some() || bad_length {
+        // Only `chunked`, once: another coding (gzip, say) would reach the client undone with
+        // its Transfer-Encoding stripped, and `chunked` twice is not a valid message.
+        if codings != 1 || !only_chunked {
+            return Err(H1Error::UnsupportedCoding);
+        }
+        // Transfer-Encoding overrides Content-Length (whose field is then dropped, RFC 9112
+        // §6.3); a message with both was made by something confused, as is an HTTP/1.0 one
+        // with a transfer coding (§6.1), so the connection is not used again.
+        if length.is_some() || bad_length || !http11 {
             keep_alive = false;
         }
-        if chunked_last {
-            BodyFraming::Chunked
-        } else {
-            keep_alive = false;
-            BodyFraming::UntilClose
-        }
+        BodyFraming::Chunked
     } else if bad_length {
         return Err(H1Error::BadContentLength);
     } else if let Some(n) = length {
@@ -180,7 +184,17 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Option<Resp
     let shared = Bytes::copy_from_slice(&buf[..head_len + body_len.unwrap_or(0)]);
     let base = buf.as_ptr() as usize;
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    // Content-Length goes on as one number (`7, 7` is one length said twice), and not at all
+    // beside a transfer coding or when it is not a number (a 304's or a HEAD answer's, which
+    // frames nothing here).
+    let mut content_length = (!transfer_encoding && !bad_length).then_some(length).flatten();
     for f in resp.headers.iter() {
+        if f.name.eq_ignore_ascii_case("content-length") {
+            if let Some(n) = content_length.take() {
+                headers.append(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+            continue;
+        }
         let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| H1Error::Malformed("invalid header name"))?;
         let value = if f.value.is_empty() {
             HeaderValue::from_static("")
@@ -507,14 +521,31 @@ mod tests {
         );
         assert_eq!(h.headers["x-a"], "b");
 
-        let h = complete("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
-        assert_eq!(h.framing, BodyFraming::Chunked);
-        assert!(h.keep_alive);
-        // Transfer-Encoding wins over Content-Length, and such a connection is not reused.
-        let h = complete("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
-        assert_eq!((h.framing, h.keep_alive), (BodyFraming::Chunked, false));
-        let h = complete("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
-        assert_eq!((h.framing, h.keep_alive), (BodyFraming::UntilClose, false));
+        let h = complete("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (BodyFraming::Chunked, true));
+        // Transfer-Encoding wins over Content-Length, whose field is dropped, and such a
+        // connection is not reused; nor is an HTTP/1.0 one with a transfer coding.
+        for t in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: x\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            let h = complete(t);
+            assert_eq!((h.framing, h.keep_alive), (BodyFraming::Chunked, false), "{t:?}");
+            assert!(!h.headers.contains_key("content-length"), "{t:?}");
+        }
+        // Any coding but `chunked` alone is refused, not passed on undone.
+        for te in [
+            "gzip, chunked",
+            "chunked, gzip",
+            "gzip",
+            "chunked, chunked",
+            "chunked\r\nTransfer-Encoding: gzip",
+            ",",
+        ] {
+            let t = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n");
+            assert_eq!(head(&t).unwrap_err(), H1Error::UnsupportedCoding, "{te:?}");
+        }
         let h = complete("HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!((h.framing, h.keep_alive), (BodyFraming::UntilClose, false));
 
@@ -545,10 +576,17 @@ mod tests {
 
     #[test]
     fn content_length_must_be_one_number() {
-        assert_eq!(
-            complete("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n").framing,
-            BodyFraming::Length(7)
-        );
+        let h = complete("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nX-A: b\r\nContent-Length: 7\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::Length(7));
+        // Passed on as one field with one number.
+        let values: Vec<_> = h.headers.get_all("content-length").iter().collect();
+        assert_eq!(values, ["7"]);
+        // A bodiless answer keeps its (representation's) length, and drops one that is not a number.
+        let h = complete("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n");
+        assert_eq!(h.headers["content-length"], "10");
+        assert!(!complete("HTTP/1.1 304 Not Modified\r\nContent-Length: 1, 2\r\n\r\n")
+            .headers
+            .contains_key("content-length"));
         for bad in ["7, 8", "-1", "+7", "0x10", "", "1 2", "99999999999999999999"] {
             let t = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
             assert_eq!(head(&t).unwrap_err(), H1Error::BadContentLength, "{bad:?}");
