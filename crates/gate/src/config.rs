@@ -62,9 +62,14 @@ pub struct Timeouts {
     pub header_read_ms: u64,
     /// Time to open a connection to MediaWiki.
     pub upstream_connect_ms: u64,
-    /// Time MediaWiki has to start answering, and the longest pause within its answer's body.
+    /// Time MediaWiki has to start answering once the request is sent, and the longest pause
+    /// within its answer's body.
     pub upstream_response_ms: u64,
-    /// A kept-alive connection to MediaWiki unused this long is closed.
+    /// The longest pause within a client's request body (nginx's `client_body_timeout`).
+    pub client_body_ms: u64,
+    /// A kept-alive connection to MediaWiki unused this long is closed. Below the wiki's own
+    /// keep-alive timeout (Apache's is 5 s by default), so that the gate seldom sends a request
+    /// on a connection the wiki is closing.
     pub idle_ms: u64,
 }
 
@@ -74,7 +79,8 @@ impl Default for Timeouts {
             header_read_ms: 10_000,
             upstream_connect_ms: 5_000,
             upstream_response_ms: 60_000,
-            idle_ms: 60_000,
+            client_body_ms: 60_000,
+            idle_ms: 4_000,
         }
     }
 }
@@ -179,6 +185,7 @@ impl GateConfig {
             ("timeouts.header_read_ms", self.timeouts.header_read_ms),
             ("timeouts.upstream_connect_ms", self.timeouts.upstream_connect_ms),
             ("timeouts.upstream_response_ms", self.timeouts.upstream_response_ms),
+            ("timeouts.client_body_ms", self.timeouts.client_body_ms),
             ("timeouts.idle_ms", self.timeouts.idle_ms),
             ("max_connections_per_ip", self.max_connections_per_ip as u64),
             ("max_sessions", self.max_sessions as u64),

@@ -27,7 +27,7 @@ use subtle::ConstantTimeEq;
 use wikiguard_gate::{Class, Decision, Gate, GateConfig, IpSet, Policy, RequestFacts, X_FORWARDED_FOR};
 
 use crate::config::Secret;
-use crate::gate_upstream::{UpstreamBody, UpstreamPool, UpstreamTimeouts};
+use crate::gate_upstream::{UpstreamBody, UpstreamError, UpstreamPool, UpstreamTimeouts};
 use crate::metrics::{Histogram, LATENCY_BUCKETS};
 
 const DECISIONS: [&str; 4] = ["allow", "deny", "challenge", "limit"];
@@ -459,7 +459,9 @@ fn upstream_client(config: &GateConfig, upstream: &Uri) -> Upstream {
         upstream.port_u16().unwrap_or(80),
         UpstreamTimeouts {
             connect: Duration::from_millis(config.timeouts.upstream_connect_ms),
+            response: Duration::from_millis(config.timeouts.upstream_response_ms),
             body_pause: Duration::from_millis(config.timeouts.upstream_response_ms),
+            client_body_pause: Duration::from_millis(config.timeouts.client_body_ms),
             idle: Duration::from_millis(config.timeouts.idle_ms),
         },
     ))
@@ -530,30 +532,42 @@ async fn handle(
     }
     let upstream_req = Request::from_parts(parts, body);
     let t = Instant::now();
-    let response = tokio::time::timeout(
-        Duration::from_millis(state.config.timeouts.upstream_response_ms),
-        client.request(upstream_req),
-    )
-    .await;
+    let response = client.request(upstream_req).await;
     GateMetrics::time(&metrics.upstream_seconds, t.elapsed());
     let mut resp = match response {
-        Ok(Ok(r)) => r.map(Either::Right),
-        Ok(Err(e)) => {
+        Ok(r) => r.map(Either::Right),
+        Err(UpstreamError::Timeout) => {
+            metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            return Ok(simple_page(
+                StatusCode::GATEWAY_TIMEOUT,
+                "The wiki is slow",
+                "The wiki did not answer in time. Please try again in a moment.",
+                "-",
+            ));
+        }
+        Err(UpstreamError::ClientBodyTimeout) => {
+            return Ok(simple_page(
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout",
+                "Your browser stopped sending the request. Please try again.",
+                "-",
+            ));
+        }
+        Err(UpstreamError::ClientBody(_)) => {
+            return Ok(simple_page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request's body could not be read.",
+                "-",
+            ));
+        }
+        Err(UpstreamError::Wiki(e)) => {
             metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "upstream request failed");
             return Ok(simple_page(
                 StatusCode::BAD_GATEWAY,
                 "The wiki is not answering",
                 "The wiki behind this gate could not be reached. Please try again in a moment.",
-                "-",
-            ));
-        }
-        Err(_) => {
-            metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            return Ok(simple_page(
-                StatusCode::GATEWAY_TIMEOUT,
-                "The wiki is slow",
-                "The wiki did not answer in time. Please try again in a moment.",
                 "-",
             ));
         }

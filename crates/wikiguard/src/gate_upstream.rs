@@ -24,6 +24,8 @@ use wikiguard_gate::h1::{self, BodyFraming, ChunkedDecoder, RequestFraming, Resp
 
 /// Idle connections kept per worker.
 const MAX_IDLE: usize = 256;
+/// Interim (1xx) responses read before the final one; a wiki sends one or two at most.
+const MAX_INTERIM: usize = 16;
 /// A connection's read buffer; it grows for a longer response head, up to the head limit.
 const READ_BUFFER: usize = 16 * 1024;
 
@@ -41,8 +43,13 @@ pub struct UpstreamPool {
 pub struct UpstreamTimeouts {
     /// To open a connection.
     pub connect: Duration,
-    /// The longest pause within a response body (the wait for the head is the caller's).
+    /// For the response head, once the request and its body are sent.
+    pub response: Duration,
+    /// The longest pause within a response body.
     pub body_pause: Duration,
+    /// The longest pause within the client's request body (an upload is not bounded as a
+    /// whole, but a client that stops sending does not hold a wiki connection for long).
+    pub client_body_pause: Duration,
     /// How long a connection may idle in the pool before it is closed.
     pub idle: Duration,
 }
@@ -145,6 +152,36 @@ impl Conn {
     }
 }
 
+/// Why a request to the wiki got no response.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// The wiki sent no response head within [`UpstreamTimeouts::response`].
+    Timeout,
+    /// The client's request body paused longer than [`UpstreamTimeouts::client_body_pause`].
+    ClientBodyTimeout,
+    /// The client's request body broke off.
+    ClientBody(io::Error),
+    /// The wiki could not be reached, or answered with what is not HTTP as the gate reads it.
+    Wiki(io::Error),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Timeout => f.write_str("the wiki sent no response head in time"),
+            UpstreamError::ClientBodyTimeout => f.write_str("the client stopped sending its request body"),
+            UpstreamError::ClientBody(e) => write!(f, "the client's request body broke off: {e}"),
+            UpstreamError::Wiki(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<io::Error> for UpstreamError {
+    fn from(e: io::Error) -> UpstreamError {
+        UpstreamError::Wiki(e)
+    }
+}
+
 /// Why reading a response head failed; `Stale` when a reused connection turned out closed
 /// before any byte of the answer (the request, if it had no body, can go again on a new one).
 enum HeadError {
@@ -213,15 +250,18 @@ impl UpstreamPool {
     }
 
     /// Sends `req` (origin-form target, Host set, hop-by-hop headers gone) and reads the
-    /// response head; the body follows as the response's body is polled. A request without a
-    /// body that meets a reused connection the wiki had already closed goes again on a new one.
-    pub async fn request(self: &Arc<Self>, req: Request<Incoming>) -> io::Result<Response<UpstreamBody>> {
+    /// response head; the body follows as the response's body is polled. A request that meets
+    /// a reused connection the wiki had already closed goes again on a new one when nothing
+    /// of it can have reached the wiki (its head could not be written), or when it has no body
+    /// and its method is idempotent (RFC 9110 §9.2.2): a POST the wiki may have acted on is
+    /// not sent twice.
+    pub async fn request(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<UpstreamBody>, UpstreamError> {
         let (mut parts, body) = req.into_parts();
         if parts.method == Method::CONNECT {
-            return Err(io::Error::new(
+            return Err(UpstreamError::Wiki(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "CONNECT is not proxied to the wiki",
-            ));
+            )));
         }
         // The gate answers `Expect: 100-continue` to its client itself (hyper does, when the
         // body is first read) and sends the body at once.
@@ -231,13 +271,16 @@ impl UpstreamPool {
         let framing = request_framing(&parts.method, &parts.headers, has_body);
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let head_request = parts.method == Method::HEAD;
+        let may_repeat = !has_body && parts.method.is_idempotent();
 
         let mut body = Some(body);
         let mut retried = false;
         loop {
-            let (mut conn, reused) = match self.idle_conn() {
-                Some(c) => (c, true),
-                None => (self.connect().await?, false),
+            let (mut conn, reused) = match (retried, self.idle_conn()) {
+                (false, Some(c)) => (c, true),
+                // A retry opens a new connection: after a wiki restart the other idle ones are
+                // likely stale too.
+                _ => (self.connect().await?, false),
             };
             // The head is written into the connection's own buffer, kept from its last request.
             let mut head = std::mem::take(&mut conn.head);
@@ -246,19 +289,24 @@ impl UpstreamPool {
             let written = conn.write_all(&head).await;
             conn.head = head;
             if let Err(e) = written {
-                if reused && !has_body && !retried {
+                if reused && !retried {
                     retried = true;
                     continue;
                 }
-                return Err(e);
+                return Err(e.into());
             }
             if let Some(body) = body.take().filter(|_| has_body) {
-                send_body(&mut conn, body, framing == RequestFraming::Chunked).await?;
+                send_body(&mut conn, body, framing == RequestFraming::Chunked, &self.timeouts).await?;
             }
-            match read_head(&mut conn, head_request).await {
+            // The wait for the answer starts once the request is all sent: an upload that takes
+            // longer than this is not cut short.
+            let head = tokio::time::timeout(self.timeouts.response, read_head(&mut conn, head_request))
+                .await
+                .map_err(|_| UpstreamError::Timeout)?;
+            match head {
                 Ok(h) => return Ok(self.response(conn, h)),
-                Err(HeadError::Stale(_)) if reused && !has_body && !retried => retried = true,
-                Err(e) => return Err(e.into()),
+                Err(HeadError::Stale(_)) if reused && may_repeat && !retried => retried = true,
+                Err(e) => return Err(io::Error::from(e).into()),
             }
         }
     }
@@ -329,34 +377,57 @@ fn request_framing(method: &Method, headers: &HeaderMap, has_body: bool) -> Requ
 }
 
 /// Streams the client's body to the wiki, chunked or as it is (its Content-Length frames it).
-async fn send_body(conn: &mut Conn, mut body: Incoming, chunked: bool) -> io::Result<()> {
+/// A wait of more than the client body pause for the client's next bytes ends it, as does a
+/// wiki that takes in nothing for longer than the body pause.
+async fn send_body(
+    conn: &mut Conn,
+    mut body: Incoming,
+    chunked: bool,
+    timeouts: &UpstreamTimeouts,
+) -> Result<(), UpstreamError> {
     let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e))?;
+    loop {
+        let frame = match tokio::time::timeout(timeouts.client_body_pause, body.frame()).await {
+            Err(_) => return Err(UpstreamError::ClientBodyTimeout),
+            Ok(None) => break,
+            Ok(Some(frame)) => {
+                frame.map_err(|e| UpstreamError::ClientBody(io::Error::new(io::ErrorKind::UnexpectedEof, e)))?
+            }
+        };
         // Trailers are not passed on (the wiki has no use for them).
         let Ok(data) = frame.into_data() else { continue };
         if data.is_empty() {
             continue;
         }
-        if chunked {
+        let bytes: &[u8] = if chunked {
             out.clear();
             h1::chunk_header(&mut out, data.len());
             out.extend_from_slice(&data);
             out.extend_from_slice(h1::CHUNK_END);
-            conn.write_all(&out).await?;
+            &out
         } else {
-            conn.write_all(&data).await?;
-        }
+            &data
+        };
+        write_to_wiki(conn, bytes, timeouts.body_pause).await?;
     }
     if chunked {
-        conn.write_all(h1::LAST_CHUNK).await?;
+        write_to_wiki(conn, h1::LAST_CHUNK, timeouts.body_pause).await?;
     }
     Ok(())
+}
+
+/// Writes part of a request body to the wiki, which must take it within `pause`.
+async fn write_to_wiki(conn: &mut Conn, bytes: &[u8], pause: Duration) -> Result<(), UpstreamError> {
+    match tokio::time::timeout(pause, conn.write_all(bytes)).await {
+        Ok(written) => Ok(written?),
+        Err(_) => Err(UpstreamError::Timeout),
+    }
 }
 
 /// Reads the final response head (interim 1xx ones are dropped).
 async fn read_head(conn: &mut Conn, head_request: bool) -> Result<ResponseHead, HeadError> {
     let mut got_any = false;
+    let mut interim = 0;
     loop {
         if conn.start < conn.end {
             got_any = true;
@@ -364,6 +435,13 @@ async fn read_head(conn: &mut Conn, head_request: bool) -> Result<ResponseHead, 
                 Ok(Some(h)) => {
                     conn.consume(h.head_len + h.body.as_ref().map_or(0, Bytes::len));
                     if h.status.is_informational() {
+                        interim += 1;
+                        if interim > MAX_INTERIM {
+                            return Err(HeadError::Other(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "the wiki sent more than 16 interim (1xx) responses",
+                            )));
+                        }
                         continue;
                     }
                     return Ok(h);
