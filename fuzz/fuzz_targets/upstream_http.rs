@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wikiguard_gate::h1::{parse_response_head, ChunkedDecoder};
+use wikiguard_gate::h1::{parse_response_head, BodyFraming, ChunkedDecoder};
 
 /// The body decoded from `input` fed in pieces of `step` bytes; `Err` on a framing error,
 /// `Ok(None)` when the input ends first.
@@ -41,6 +41,13 @@ fuzz_target!(|data: &[u8]| {
             let again = parse_response_head(&input[..h.head_len], head_request);
             assert!(matches!(again, Ok(Some(ref g)) if g.head_len == h.head_len && g.framing == h.framing));
             assert!(matches!(parse_response_head(&input[..h.head_len - 1], head_request), Ok(None)));
+            // What goes on to the client never says a length the body is not framed by.
+            let lengths: Vec<_> = h.headers.get_all("content-length").iter().collect();
+            match h.framing {
+                BodyFraming::Chunked | BodyFraming::UntilClose => assert!(lengths.is_empty()),
+                BodyFraming::Length(n) => assert_eq!(lengths, [n.to_string().as_str()]),
+                BodyFraming::Empty => assert!(lengths.len() <= 1),
+            }
         }
     }
     let whole = dechunk(input, input.len());

@@ -536,40 +536,39 @@ async fn handle(
     GateMetrics::time(&metrics.upstream_seconds, t.elapsed());
     let mut resp = match response {
         Ok(r) => r.map(Either::Right),
-        Err(UpstreamError::Timeout) => {
-            metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            return Ok(simple_page(
-                StatusCode::GATEWAY_TIMEOUT,
-                "The wiki is slow",
-                "The wiki did not answer in time. Please try again in a moment.",
-                "-",
-            ));
-        }
-        Err(UpstreamError::ClientBodyTimeout) => {
-            return Ok(simple_page(
-                StatusCode::REQUEST_TIMEOUT,
-                "Request timeout",
-                "Your browser stopped sending the request. Please try again.",
-                "-",
-            ));
-        }
-        Err(UpstreamError::ClientBody(_)) => {
-            return Ok(simple_page(
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "The request's body could not be read.",
-                "-",
-            ));
-        }
-        Err(UpstreamError::Wiki(e)) => {
-            metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "upstream request failed");
-            return Ok(simple_page(
-                StatusCode::BAD_GATEWAY,
-                "The wiki is not answering",
-                "The wiki behind this gate could not be reached. Please try again in a moment.",
-                "-",
-            ));
+        Err(e) => {
+            // (status, title, text, whether the wiki is at fault)
+            let (status, title, text, wiki) = match &e {
+                UpstreamError::Timeout => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "The wiki is slow",
+                    "The wiki did not answer in time. Please try again in a moment.",
+                    true,
+                ),
+                UpstreamError::ClientBodyTimeout => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Request timeout",
+                    "Your browser stopped sending the request. Please try again.",
+                    false,
+                ),
+                UpstreamError::ClientBody(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    "The request's body could not be read.",
+                    false,
+                ),
+                UpstreamError::Wiki(_) => (
+                    StatusCode::BAD_GATEWAY,
+                    "The wiki is not answering",
+                    "The wiki behind this gate could not be reached. Please try again in a moment.",
+                    true,
+                ),
+            };
+            if wiki {
+                metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "upstream request failed");
+            }
+            return Ok(simple_page(status, title, text, "-"));
         }
     };
     // Remember sessions MediaWiki hands out at a successful login (keyed hashes only).
