@@ -219,6 +219,9 @@ enum FilterCommand {
         /// Also print the N costliest filters to standard error: each one's time within the run (after the filters before it) and alone (on a fresh action).
         #[arg(long, default_value_t = 0)]
         profile: usize,
+        /// Write this many MiB of other memory before each timed evaluation (and each profiled one), so that it starts with cold CPU caches, as a check in the service does; 0 keeps them warm.
+        #[arg(long, default_value_t = 0, value_name = "MIB")]
+        evict_mib: usize,
         /// An Equivset JSON file for ccnorm/norm.
         #[arg(long)]
         equivset: Option<PathBuf>,
@@ -285,6 +288,7 @@ fn main() -> ExitCode {
             action,
             iterations,
             profile,
+            evict_mib,
             equivset,
         }) => {
             let input = match (vars, action) {
@@ -292,7 +296,7 @@ fn main() -> ExitCode {
                 (Some(v), None) => filter_cmd::BenchInput::Vars(v),
                 (None, None) => unreachable!("clap requires --vars or --action"),
             };
-            filter_cmd::bench(&filters, &input, iterations, profile, equivset.as_deref())
+            filter_cmd::bench(&filters, &input, iterations, profile, evict_mib, equivset.as_deref())
         }
     };
     match result {

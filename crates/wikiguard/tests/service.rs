@@ -424,6 +424,14 @@ fn filter_bench_on_variables_or_on_an_action() {
     let line: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(line["matched"], json!(["links", "pills"]), "{out}");
     assert!(line["ms_each"].as_f64().unwrap() > 0.0);
+    // With cold caches (eviction untimed), the same answer, and the setting reported.
+    let (ok, out, err) = bench(&["--action", "action.json", "--evict-mib", "1", "--profile", "2"]);
+    assert!(ok, "{err}");
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["matched"], json!(["links", "pills"]), "{out}");
+    assert_eq!(line["evict_mib"], 1, "{out}");
+    assert!(line["ms_each"].as_f64().unwrap() > 0.0);
+    assert!(err.contains("pills") && err.contains("links"), "the profile: {err}");
 
     let (ok, _, err) = bench(&[]);
     assert!(!ok && err.contains("--vars"), "one of them is needed: {err}");
