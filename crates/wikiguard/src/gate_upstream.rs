@@ -276,11 +276,12 @@ impl UpstreamPool {
         let mut body = Some(body);
         let mut retried = false;
         loop {
-            let (mut conn, reused) = match (retried, self.idle_conn()) {
-                (false, Some(c)) => (c, true),
-                // A retry opens a new connection: after a wiki restart the other idle ones are
-                // likely stale too.
-                _ => (self.connect().await?, false),
+            // A retry opens a new connection: after a wiki restart the other idle ones are
+            // likely stale too (and are left in the pool, not taken out only to be dropped).
+            let idle = if retried { None } else { self.idle_conn() };
+            let (mut conn, reused) = match idle {
+                Some(c) => (c, true),
+                None => (self.connect().await?, false),
             };
             // The head is written into the connection's own buffer, kept from its last request.
             let mut head = std::mem::take(&mut conn.head);
