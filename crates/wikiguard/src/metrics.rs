@@ -158,7 +158,10 @@ impl Metrics {
             // of them under the lock). An id the walk cannot place is added afterwards.
             let mut missed = Vec::new();
             let mut evals = m.filter_evals.iter_mut().peekable();
-            for &(id, secs, _) in &s.filters {
+            for &(id, secs, matched) in &s.filters {
+                if matched {
+                    *m.filter_hits.entry(id).or_default() += 1;
+                }
                 while evals.next_if(|(k, _)| **k < id).is_some() {}
                 match evals.next_if(|(k, _)| **k == id) {
                     Some((_, e)) => {
@@ -172,11 +175,6 @@ impl Metrics {
                 let e = m.filter_evals.entry(id).or_default();
                 e.0 += 1;
                 e.1 += secs;
-            }
-            for &(id, _, matched) in &s.filters {
-                if matched {
-                    *m.filter_hits.entry(id).or_default() += 1;
-                }
             }
             for &(id, code) in &s.errors {
                 *m.filter_errors.entry((id, code.to_string())).or_default() += 1;
