@@ -83,12 +83,12 @@ urllib.request.urlopen(req).read()
 PY
   # Warm up first: the first checks compile every filter's regexes and build the lookup
   # tables, once per process; that is start-up, not the latency of a save.
-  wrk -t1 -c1 -d2s -s "$here/check/post.lua" "$base/v1/check" >/dev/null 2>&1
+  RUN=warm-$size wrk -t1 -c1 -d2s -s "$here/check/post.lua" "$base/v1/check" >/dev/null 2>&1
   # One connection: latency as one editor sees it.
-  one=$(wrk -t1 -c1 -d"${duration}s" --latency -s "$here/check/post.lua" "$base/v1/check" 2>&1)
+  one=$(RUN=one-$size wrk -t1 -c1 -d"${duration}s" --latency -s "$here/check/post.lua" "$base/v1/check" 2>&1)
   p50=$(awk '$1=="50%"{print $2}' <<<"$one")
   p99=$(awk '$1=="99%"{print $2}' <<<"$one")
-  many=$(wrk -t2 -c"$connections" -d"${duration}s" -s "$here/check/post.lua" "$base/v1/check" 2>&1)
+  many=$(RUN=many-$size wrk -t2 -c"$connections" -d"${duration}s" -s "$here/check/post.lua" "$base/v1/check" 2>&1)
   rps=$(awk '/^Requests\/sec/{print $2}' <<<"$many")
   if grep -q "non-200" <<<"$one$many"; then echo "$one$many" >&2; exit 1; fi
   to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else printf "%.3f", v*1000 }'; }

@@ -24,9 +24,12 @@ if os.getenv("VARY_NEW_TEXT") == "1" then
   assert(last, "the body has no new_wikitext string")
   local head, tail = body:sub(1, last), body:sub(last + 1)
   local n = 0
+  -- Each wrk run of a benchmark names itself (RUN), so that one run's texts are not the
+  -- texts an earlier run (the warm-up) already sent.
+  local run = os.getenv("RUN") or ""
   request = function()
     n = n + 1
-    return wrk.format(nil, nil, nil, head .. "<!-- t" .. tostring(tid) .. " r" .. n .. " -->" .. tail)
+    return wrk.format(nil, nil, nil, head .. "<!-- " .. run .. " t" .. tostring(tid) .. " r" .. n .. " -->" .. tail)
   end
 end
 
