@@ -552,6 +552,10 @@ fn writer_loop(
     batches: &AtomicU64,
     durability: Durability,
 ) {
+    let mut level = SyncLevel {
+        durability,
+        relaxed: false,
+    };
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -561,28 +565,51 @@ fn writer_loop(
             }
         }
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-        // A batch of lazy writes only commits without an fsync (WAL mode keeps it consistent;
-        // the next durable commit's fsync covers its frames too).
-        let relax = durability == Durability::Full && !batch.iter().any(|job| job.durable());
-        if relax {
-            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        }
-        let outcome = run_batch(&conn, &mut batch);
-        if relax {
-            if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
-                // Every later commit would be lazy: better no writes at all than that.
-                let message = format!("cannot make commits durable again: {e}");
-                for job in batch {
-                    job.finish(Err(&message));
-                }
-                return;
-            }
-        }
+        let durable = batch.iter().any(|job| job.durable());
+        let outcome = match level.prepare(durable, |l| conn.pragma_update(None, "synchronous", l)) {
+            Ok(()) => run_batch(&conn, &mut batch),
+            Err(message) => Err(message),
+        };
         batches.fetch_add(1, Ordering::Relaxed);
         drop(conn);
         for job in batch {
             job.finish(outcome.as_ref().copied().map_err(String::as_str));
         }
+    }
+}
+
+/// The writer connection's `synchronous` level across batches. With [`Durability::Full`], a
+/// batch of lazy writes alone commits without an fsync (WAL mode keeps it consistent; the
+/// next durable commit's fsync covers its frames too), and a batch with a durable write
+/// commits only once FULL is back.
+struct SyncLevel {
+    durability: Durability,
+    /// Whether the connection is at NORMAL for lazy batches.
+    relaxed: bool,
+}
+
+impl SyncLevel {
+    /// Sets the level a batch needs, with `set` (a `PRAGMA synchronous` update). `Err`: the
+    /// batch must not run, as its commit would not be durable.
+    fn prepare(
+        &mut self,
+        durable: bool,
+        mut set: impl FnMut(&'static str) -> rusqlite::Result<()>,
+    ) -> Result<(), String> {
+        if self.durability != Durability::Full {
+            return Ok(());
+        }
+        match (durable, self.relaxed) {
+            // Still FULL if this fails: the lazy batch is merely durable.
+            (false, false) => self.relaxed = set("NORMAL").is_ok(),
+            (true, true) => match set("FULL") {
+                Ok(()) => self.relaxed = false,
+                // Tried again on the next durable batch; lazy ones go on meanwhile.
+                Err(e) => return Err(format!("cannot make the commit durable: {e}")),
+            },
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -1466,6 +1493,54 @@ mod tests {
     fn synchronous(conn: &Connection) -> Result<i64, StoreError> {
         conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
             .map_err(|e| sql_error("PRAGMA synchronous", e))
+    }
+
+    #[test]
+    fn a_durable_batch_waits_for_full_and_lazy_ones_leave_it_be() {
+        let mut level = SyncLevel {
+            durability: Durability::Full,
+            relaxed: false,
+        };
+        let mut calls = Vec::new();
+        let mut ok = |l: &'static str| -> rusqlite::Result<()> {
+            calls.push(l);
+            Ok(())
+        };
+        level.prepare(true, &mut ok).unwrap();
+        level.prepare(false, &mut ok).unwrap();
+        level.prepare(false, &mut ok).unwrap();
+        level.prepare(true, &mut ok).unwrap();
+        level.prepare(true, &mut ok).unwrap();
+        level.prepare(false, &mut ok).unwrap();
+        assert_eq!(
+            calls,
+            ["NORMAL", "FULL", "NORMAL"],
+            "one change per switch, none between alike batches"
+        );
+        // FULL cannot be set back: the durable batch is refused, not committed lazily; lazy
+        // batches go on, and a later durable batch that can set FULL runs.
+        let busy = || rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        let err = level.prepare(true, |_| Err(busy()));
+        assert!(err.unwrap_err().contains("cannot make the commit durable"));
+        assert!(level.relaxed);
+        level.prepare(false, |_| panic!("already NORMAL")).unwrap();
+        level
+            .prepare(true, |l| {
+                assert_eq!(l, "FULL");
+                Ok(())
+            })
+            .unwrap();
+        assert!(!level.relaxed);
+        // NORMAL cannot be set: the lazy batch commits durably.
+        level.prepare(false, |_| Err(busy())).unwrap();
+        assert!(!level.relaxed);
+        // A store that is not durable anyway never changes the level.
+        let mut normal = SyncLevel {
+            durability: Durability::Normal,
+            relaxed: false,
+        };
+        normal.prepare(false, |_| panic!("no change")).unwrap();
+        normal.prepare(true, |_| panic!("no change")).unwrap();
     }
 
     #[test]
