@@ -935,12 +935,10 @@ fn insert_hits(conn: &Connection, rows: &[HitRow], dumps: &[String]) -> Result<V
         dump.execute([d]).map_err(fail)?;
         dump_ids.push(conn.last_insert_rowid());
     }
-    let mut exists = conn
-        .prepare_cached("SELECT 1 FROM filters WHERE id = ?1")
-        .map_err(fail)?;
+    // Counts the hit on its filter, if the filter exists (no row changed: it does not).
     let mut count = conn
         .prepare_cached(
-            "INSERT INTO filter_hit_counts (filter_id, hits) VALUES (?1, 1)
+            "INSERT INTO filter_hit_counts (filter_id, hits) SELECT id, 1 FROM filters WHERE id = ?1
              ON CONFLICT (filter_id) DO UPDATE SET hits = hits + 1",
         )
         .map_err(fail)?;
@@ -952,13 +950,12 @@ fn insert_hits(conn: &Connection, rows: &[HitRow], dumps: &[String]) -> Result<V
     let mut ids = Vec::with_capacity(rows.len());
     for row in rows {
         let hit = &row.hit;
-        if !exists.exists([hit.filter_id]).map_err(fail)? {
+        if count.execute([hit.filter_id]).map_err(fail)? == 0 {
             return Err(StoreError::NotFound {
                 what: "filter",
                 id: hit.filter_id,
             });
         }
-        count.execute([hit.filter_id]).map_err(fail)?;
         insert
             .execute(params![
                 hit.filter_id,
@@ -1170,16 +1167,21 @@ impl Store for SqliteStore {
             let mut ids: [Option<i64>; 2] = [None, None];
             for (slot, text) in texts.iter().enumerate() {
                 let Some((hash, text)) = text else { continue };
-                // A text already kept is not written again (DO NOTHING rewrites no page).
-                conn.prepare_cached(
-                    "INSERT INTO recent_texts (hash, body) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING",
-                )
-                .and_then(|mut stmt| stmt.execute(params![&hash[..], text]))
-                .map_err(fail)?;
-                let id: i64 = conn
+                // A text already kept (the old text of an edit, mostly) is looked up, not
+                // written again.
+                let kept: Option<i64> = conn
                     .prepare_cached("SELECT id FROM recent_texts WHERE hash = ?1")
-                    .and_then(|mut stmt| stmt.query_row([&hash[..]], |r| r.get(0)))
+                    .and_then(|mut stmt| stmt.query_row([&hash[..]], |r| r.get(0)).optional())
                     .map_err(fail)?;
+                let id = match kept {
+                    Some(id) => id,
+                    None => {
+                        conn.prepare_cached("INSERT INTO recent_texts (hash, body) VALUES (?1, ?2)")
+                            .and_then(|mut stmt| stmt.execute(params![&hash[..], text]))
+                            .map_err(fail)?;
+                        conn.last_insert_rowid()
+                    }
+                };
                 ids[slot] = Some(id);
             }
             conn.prepare_cached(
@@ -1194,7 +1196,7 @@ impl Store for SqliteStore {
             // `keep` rows, each a page of its own for a big edit, at every check.)
             let cutoff = id.saturating_sub(keep);
             let mut dropped: Vec<i64> = conn
-                .prepare_cached("SELECT old_text, new_text FROM recent_actions WHERE id <= ?1")
+                .prepare_cached("DELETE FROM recent_actions WHERE id <= ?1 RETURNING old_text, new_text")
                 .and_then(|mut stmt| {
                     stmt.query_map([cutoff], |r| {
                         Ok([r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?])
@@ -1206,9 +1208,6 @@ impl Store for SqliteStore {
                 .flatten()
                 .flatten()
                 .collect();
-            conn.prepare_cached("DELETE FROM recent_actions WHERE id <= ?1")
-                .and_then(|mut stmt| stmt.execute([cutoff]))
-                .map_err(fail)?;
             // The texts only the dropped actions referred to go with them.
             dropped.sort_unstable();
             dropped.dedup();
