@@ -28,6 +28,9 @@ const MAX_IDLE: usize = 256;
 const MAX_INTERIM: usize = 16;
 /// A connection's read buffer; it grows for a longer response head, up to the head limit.
 const READ_BUFFER: usize = 16 * 1024;
+/// How long a wiki that stopped taking a request's body has to show the answer it sent
+/// first (already on its way, if there is one).
+const EARLY_ANSWER_WAIT: Duration = Duration::from_millis(200);
 
 /// One worker's connections to the wiki.
 pub struct UpstreamPool {
@@ -297,7 +300,14 @@ impl UpstreamPool {
                 return Err(e.into());
             }
             if let Some(body) = body.take().filter(|_| has_body) {
-                send_body(&mut conn, body, framing == RequestFraming::Chunked, &self.timeouts).await?;
+                if let Err(e) = send_body(&mut conn, body, framing == RequestFraming::Chunked, &self.timeouts).await {
+                    return match e {
+                        UpstreamError::Wiki(_) | UpstreamError::Timeout => {
+                            self.early_answer(conn, head_request).await.ok_or(e)
+                        }
+                        e => Err(e),
+                    };
+                }
             }
             // The wait for the answer starts once the request is all sent: an upload that takes
             // longer than this is not cut short.
@@ -310,6 +320,18 @@ impl UpstreamPool {
                 Err(e) => return Err(io::Error::from(e).into()),
             }
         }
+    }
+
+    /// The answer a wiki sent before it stopped taking the request's body (a 413 for an
+    /// upload too large, say), if one came: the client hears it rather than a 502. The
+    /// connection ends with it, its request cut short.
+    async fn early_answer(self: &Arc<Self>, mut conn: Conn, head_request: bool) -> Option<Response<UpstreamBody>> {
+        let mut head = tokio::time::timeout(EARLY_ANSWER_WAIT, read_head(&mut conn, head_request))
+            .await
+            .ok()?
+            .ok()?;
+        head.keep_alive = false;
+        Some(self.response(conn, head))
     }
 
     /// The response for a head just read from `conn`: a body already read in full gives the

@@ -843,6 +843,14 @@ fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<
             });
             return false;
         }
+        if target == "/early-answer" {
+            // As a server that refuses an upload by its length: it answers at once and closes
+            // without reading the body (its unread bytes make the close a reset).
+            let _ = out.write_all(
+                b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large",
+            );
+            return false;
+        }
         let length = header(&head.fields, "content-length").and_then(|v| v.parse::<usize>().ok());
         let chunked =
             header(&head.fields, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
@@ -1192,6 +1200,37 @@ fn a_slow_upload_is_not_cut_short_but_a_stalled_one_is() {
     let answer = post(Duration::from_millis(2500));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(up.seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn the_wikis_early_answer_to_an_upload_reaches_the_client() {
+    let up = scripted_upstream();
+    let g = start_gate("upstream-early", &up.wiki(), Some(OPEN_POLICY), &[], "");
+    let size = 16 << 20;
+    let s = TcpStream::connect(&g.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = s.try_clone().unwrap();
+    let head = format!(
+        "POST /early-answer HTTP/1.1\r\nHost: wiki.test\r\nUser-Agent: {BROWSER}\r\nContent-Length: {size}\r\n\r\n"
+    );
+    // The upload goes on in its own thread: the gate stops reading it once the wiki has answered.
+    let upload = std::thread::spawn(move || {
+        let _ = out.write_all(head.as_bytes());
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..size / chunk.len() {
+            if out.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = BufReader::new(s);
+    let head = read_test_head(&mut reader).expect("an answer");
+    assert_eq!(head.word(1), "413", "{:?}", head.fields);
+    let mut body = vec![0; 9];
+    reader.read_exact(&mut body).unwrap();
+    assert_eq!(body, b"too large");
+    drop(reader);
+    upload.join().unwrap();
 }
 
 #[test]
