@@ -460,7 +460,6 @@ fn upstream_client(config: &GateConfig, upstream: &Uri) -> Upstream {
         UpstreamTimeouts {
             connect: Duration::from_millis(config.timeouts.upstream_connect_ms),
             response: Duration::from_millis(config.timeouts.upstream_response_ms),
-            body_pause: Duration::from_millis(config.timeouts.upstream_response_ms),
             client_body_pause: Duration::from_millis(config.timeouts.client_body_ms),
             idle: Duration::from_millis(config.timeouts.idle_ms),
         },
@@ -1068,6 +1067,7 @@ fn least_loaded(loads: &[AtomicUsize], alive: &[bool]) -> Option<usize> {
 /// the acceptor also reloads the policy on SIGHUP.
 async fn run(state: Arc<GateState>, mut worker: Worker, acceptor: Option<Acceptor>) -> Result<()> {
     let client = upstream_client(&state.config, &state.upstream);
+    UpstreamPool::reap_idle(&client);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder

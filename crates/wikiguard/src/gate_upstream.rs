@@ -46,10 +46,9 @@ pub struct UpstreamPool {
 pub struct UpstreamTimeouts {
     /// To open a connection.
     pub connect: Duration,
-    /// For the response head, once the request and its body are sent.
+    /// For the response head, once the request and its body are sent; also the longest the
+    /// wiki may pause while taking the request's body or sending its response body.
     pub response: Duration,
-    /// The longest pause within a response body.
-    pub body_pause: Duration,
     /// The longest pause within the client's request body (an upload is not bounded as a
     /// whole, but a client that stops sending does not hold a wiki connection for long).
     pub client_body_pause: Duration,
@@ -220,6 +219,26 @@ impl UpstreamPool {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting to the wiki timed out"))??;
         let _ = stream.set_nodelay(true);
         Ok(Conn::new(stream))
+    }
+
+    /// Closes the connections that have idled longer than the idle timeout, every idle
+    /// timeout, while the pool lives: a wiki that closed them does not leave them half-open
+    /// here until the pool is next used.
+    pub fn reap_idle(pool: &Arc<Self>) {
+        let every = pool.timeouts.idle.max(Duration::from_millis(100));
+        let pool = Arc::downgrade(pool);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+                let expired = idle
+                    .iter()
+                    .take_while(|c| c.idle_since.elapsed() >= pool.timeouts.idle)
+                    .count();
+                idle.drain(..expired);
+            }
+        });
     }
 
     /// An idle connection that is still open, if there is one.
@@ -431,10 +450,10 @@ async fn send_body(
         } else {
             &data
         };
-        write_to_wiki(conn, bytes, timeouts.body_pause).await?;
+        write_to_wiki(conn, bytes, timeouts.response).await?;
     }
     if chunked {
-        write_to_wiki(conn, h1::LAST_CHUNK, timeouts.body_pause).await?;
+        write_to_wiki(conn, h1::LAST_CHUNK, timeouts.response).await?;
     }
     Ok(())
 }
@@ -601,7 +620,7 @@ impl hyper::body::Body for UpstreamBody {
             let filled = match conn.poll_fill(cx) {
                 Poll::Ready(r) => r,
                 Poll::Pending => {
-                    let limit = this.pool.timeouts.body_pause;
+                    let limit = this.pool.timeouts.response;
                     let pause = this.pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
                     if pause.as_mut().poll(cx).is_ready() {
                         this.conn = None;
@@ -618,7 +637,7 @@ impl hyper::body::Body for UpstreamBody {
                 Ok(n) if n > 0 => {
                     if let Some(p) = this.pause.as_mut() {
                         p.as_mut()
-                            .reset(tokio::time::Instant::now() + this.pool.timeouts.body_pause);
+                            .reset(tokio::time::Instant::now() + this.pool.timeouts.response);
                     }
                 }
                 Ok(_) => {

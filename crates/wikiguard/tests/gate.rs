@@ -788,6 +788,8 @@ struct Scripted {
     port: u16,
     seen: Arc<std::sync::Mutex<Vec<Seen>>>,
     connections: Arc<AtomicUsize>,
+    /// Connections that have ended (closed by either side).
+    closed: Arc<AtomicUsize>,
 }
 
 impl Scripted {
@@ -805,18 +807,23 @@ fn scripted_upstream() -> Scripted {
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let connections = Arc::new(AtomicUsize::new(0));
-    let (s, c) = (seen.clone(), connections.clone());
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (s, c, d) = (seen.clone(), connections.clone(), closed.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let n = c.fetch_add(1, Ordering::SeqCst) + 1;
-            let s = s.clone();
-            std::thread::spawn(move || serve_scripted(stream, n, &s));
+            let (s, d) = (s.clone(), d.clone());
+            std::thread::spawn(move || {
+                serve_scripted(stream, n, &s);
+                d.fetch_add(1, Ordering::SeqCst);
+            });
         }
     });
     Scripted {
         port,
         seen,
         connections,
+        closed,
     }
 }
 
@@ -1268,10 +1275,23 @@ fn the_upstream_client_gives_up_on_a_stalled_body_and_closes_idle_connections() 
         first + 1,
         "a new one after idling"
     );
-    let seen = up.seen.lock().unwrap();
-    let conn_of = |t: &str| seen.iter().find(|s| s.target == t).map(|s| s.connection);
-    assert_eq!(conn_of("/one"), conn_of("/two"));
-    assert_ne!(conn_of("/two"), conn_of("/three"));
+    {
+        let seen = up.seen.lock().unwrap();
+        let conn_of = |t: &str| seen.iter().find(|s| s.target == t).map(|s| s.connection);
+        assert_eq!(conn_of("/one"), conn_of("/two"));
+        assert_ne!(conn_of("/two"), conn_of("/three"));
+    }
+    // Left alone, an idle connection is closed by the gate all the same, without a request
+    // to find it stale: within two idle periods (and the reaper's), every one has ended.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.closed.load(Ordering::SeqCst) < up.connections.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        up.closed.load(Ordering::SeqCst),
+        up.connections.load(Ordering::SeqCst),
+        "idle connections closed with no request after them"
+    );
 }
 
 #[test]
