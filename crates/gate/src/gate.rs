@@ -766,7 +766,6 @@ impl Gate {
         } else {
             would_be.clone()
         };
-        ctx.key.clear();
         KEY_SCRATCH.set(ctx.key);
         let extra = Extra {
             tier_reason,

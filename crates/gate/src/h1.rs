@@ -382,7 +382,7 @@ impl ChunkedDecoder {
         while i < input.len() {
             let b = input[i];
             self.state = match self.state {
-                Size { size, digits } => match hex_value(b) {
+                Size { size, digits } => match char::from(b).to_digit(16) {
                     Some(d) => {
                         if digits == 16 {
                             return Err(H1Error::Chunked("chunk size too large"));
@@ -465,15 +465,6 @@ impl ChunkedDecoder {
             consumed: i,
             data: i..i,
         })
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

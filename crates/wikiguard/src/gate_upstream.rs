@@ -18,7 +18,7 @@ use http::header::{self, HeaderMap};
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use wikiguard_gate::h1::{self, BodyFraming, ChunkedDecoder, RequestFraming, ResponseHead};
 
@@ -125,17 +125,6 @@ impl Conn {
 
     async fn fill(&mut self) -> io::Result<usize> {
         poll_fn(|cx| self.poll_fill(cx)).await
-    }
-
-    async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let n = poll_fn(|cx| Pin::new(&mut self.stream).poll_write(cx, data)).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            data = &data[n..];
-        }
-        Ok(())
     }
 
     /// Whether an idle connection may carry a request: the wiki has not closed it and sent
@@ -306,12 +295,9 @@ impl UpstreamPool {
                 None => (self.connect().await?, false),
             };
             // The head is written into the connection's own buffer, kept from its last request.
-            let mut head = std::mem::take(&mut conn.head);
-            head.clear();
-            h1::write_request_head(&mut head, &parts.method, target, &parts.headers, framing);
-            let written = conn.write_all(&head).await;
-            conn.head = head;
-            if let Err(e) = written {
+            conn.head.clear();
+            h1::write_request_head(&mut conn.head, &parts.method, target, &parts.headers, framing);
+            if let Err(e) = conn.stream.write_all(&conn.head).await {
                 if reused && !retried {
                     retried = true;
                     continue;
@@ -460,7 +446,7 @@ async fn send_body(
 
 /// Writes part of a request body to the wiki, which must take it within `pause`.
 async fn write_to_wiki(conn: &mut Conn, bytes: &[u8], pause: Duration) -> Result<(), UpstreamError> {
-    match tokio::time::timeout(pause, conn.write_all(bytes)).await {
+    match tokio::time::timeout(pause, conn.stream.write_all(bytes)).await {
         Ok(written) => Ok(written?),
         Err(_) => Err(UpstreamError::Timeout),
     }
@@ -662,7 +648,7 @@ impl hyper::body::Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ready.is_none() && matches!(self.state, BodyState::Done | BodyState::Length { left: 0 })
+        self.ready.is_none() && matches!(self.state, BodyState::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
