@@ -567,10 +567,13 @@ fn writer_loop(
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         let durable = batch.iter().any(|job| job.durable());
         let outcome = match level.prepare(durable, |l| conn.pragma_update(None, "synchronous", l)) {
-            Ok(()) => run_batch(&conn, &mut batch),
+            Ok(()) => {
+                let outcome = run_batch(&conn, &mut batch);
+                batches.fetch_add(1, Ordering::Relaxed);
+                outcome
+            }
             Err(message) => Err(message),
         };
-        batches.fetch_add(1, Ordering::Relaxed);
         drop(conn);
         for job in batch {
             job.finish(outcome.as_ref().copied().map_err(String::as_str));

@@ -29,8 +29,13 @@ const MAX_INTERIM: usize = 16;
 /// A connection's read buffer; it grows for a longer response head, up to the head limit.
 const READ_BUFFER: usize = 16 * 1024;
 /// How long a wiki that stopped taking a request's body has to show the answer it sent
-/// first (already on its way, if there is one).
+/// first (already on its way, if there is one; never longer than the response timeout).
 const EARLY_ANSWER_WAIT: Duration = Duration::from_millis(200);
+/// After an early answer, the rest of the client's body is read and dropped for at most this
+/// long in all, and while it pauses no longer than `LINGER_PAUSE` (nginx's `lingering_time`
+/// and `lingering_timeout`).
+const LINGER_TOTAL: Duration = Duration::from_secs(30);
+const LINGER_PAUSE: Duration = Duration::from_secs(5);
 
 /// One worker's connections to the wiki.
 pub struct UpstreamPool {
@@ -220,12 +225,15 @@ impl UpstreamPool {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(pool) = pool.upgrade() else { return };
-                let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-                let expired = idle
-                    .iter()
-                    .take_while(|c| c.idle_since.elapsed() >= pool.timeouts.idle)
-                    .count();
-                idle.drain(..expired);
+                // Closed once the lock is given back.
+                let _expired: Vec<Conn> = {
+                    let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = idle
+                        .iter()
+                        .take_while(|c| c.idle_since.elapsed() >= pool.timeouts.idle)
+                        .count();
+                    idle.drain(..n).collect()
+                };
             }
         });
     }
@@ -304,14 +312,18 @@ impl UpstreamPool {
                 }
                 return Err(e.into());
             }
-            if let Some(body) = body.take().filter(|_| has_body) {
-                if let Err(e) = send_body(&mut conn, body, framing == RequestFraming::Chunked, &self.timeouts).await {
-                    return match e {
-                        UpstreamError::Wiki(_) | UpstreamError::Timeout => {
-                            self.early_answer(conn, head_request).await.ok_or(e)
-                        }
-                        e => Err(e),
-                    };
+            if let Some(mut body) = body.take().filter(|_| has_body) {
+                let chunked = framing == RequestFraming::Chunked;
+                if let Err(e) = send_body(&mut conn, &mut body, chunked, &self.timeouts).await {
+                    if !matches!(e, UpstreamError::Wiki(_) | UpstreamError::Timeout) {
+                        return Err(e);
+                    }
+                    let answer = self.early_answer(conn, head_request).await.ok_or(e)?;
+                    // The client is likely still sending: its body is read and dropped while
+                    // the answer goes out, so that closing its connection on unread bytes
+                    // (a reset) does not destroy the answer before the client reads it.
+                    tokio::spawn(linger(body));
+                    return Ok(answer);
                 }
             }
             // The wait for the answer starts once the request is all sent: an upload that takes
@@ -331,7 +343,8 @@ impl UpstreamPool {
     /// upload too large, say), if one came: the client hears it rather than a 502. The
     /// connection ends with it, its request cut short.
     async fn early_answer(self: &Arc<Self>, mut conn: Conn, head_request: bool) -> Option<Response<UpstreamBody>> {
-        let mut head = tokio::time::timeout(EARLY_ANSWER_WAIT, read_head(&mut conn, head_request))
+        let wait = EARLY_ANSWER_WAIT.min(self.timeouts.response);
+        let mut head = tokio::time::timeout(wait, read_head(&mut conn, head_request))
             .await
             .ok()?
             .ok()?;
@@ -409,7 +422,7 @@ fn request_framing(method: &Method, headers: &HeaderMap, has_body: bool) -> Requ
 /// wiki that takes in nothing for longer than the body pause.
 async fn send_body(
     conn: &mut Conn,
-    mut body: Incoming,
+    body: &mut Incoming,
     chunked: bool,
     timeouts: &UpstreamTimeouts,
 ) -> Result<(), UpstreamError> {
@@ -442,6 +455,13 @@ async fn send_body(
         write_to_wiki(conn, h1::LAST_CHUNK, timeouts.response).await?;
     }
     Ok(())
+}
+
+/// Reads the rest of a client's body and drops it, within [`LINGER_TOTAL`] and
+/// [`LINGER_PAUSE`].
+async fn linger(mut body: Incoming) {
+    let drain = async { while let Ok(Some(Ok(_))) = tokio::time::timeout(LINGER_PAUSE, body.frame()).await {} };
+    let _ = tokio::time::timeout(LINGER_TOTAL, drain).await;
 }
 
 /// Writes part of a request body to the wiki, which must take it within `pause`.

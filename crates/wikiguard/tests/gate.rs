@@ -838,6 +838,13 @@ fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<
             );
             return false;
         }
+        if target == "/early-answer-open" {
+            // The same answer, but the connection stays open, unread, as if to be kept alive:
+            // the gate's upload stalls instead of failing.
+            let _ = out.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n\r\ntoo large");
+            std::thread::sleep(Duration::from_secs(3));
+            return false;
+        }
         let length = header(&head.fields, "content-length").and_then(|v| v.parse::<usize>().ok());
         let chunked =
             header(&head.fields, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
@@ -1162,23 +1169,20 @@ fn a_slow_upload_is_not_cut_short_but_a_stalled_one_is() {
     assert!(answer.ends_with("POST /upload length first-last"), "{answer}");
     // A client that stops sending for longer than client_body_ms gets a 408, and the wiki
     // never sees a request it could act on.
-    let answer = post(Duration::from_millis(1900));
+    let answer = post(Duration::from_millis(2200));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(up.seen.lock().unwrap().len(), 1);
 }
 
-#[test]
-fn the_wikis_early_answer_to_an_upload_reaches_the_client() {
-    let up = scripted_upstream();
-    let g = start_gate("upstream-early", up.port, Some(OPEN_POLICY), &[], "");
-    let size = 16 << 20;
-    let s = TcpStream::connect(&g.addr).unwrap();
+/// Posts `size` bytes to `target` on a connection of its own, the upload in a thread of its
+/// own (the gate may stop reading it), and reads the answer: status and body.
+fn upload_answer(addr: &str, target: &str, size: usize) -> (String, Vec<u8>) {
+    let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut out = s.try_clone().unwrap();
-    let head = format!(
-        "POST /early-answer HTTP/1.1\r\nHost: wiki.test\r\nUser-Agent: {BROWSER}\r\nContent-Length: {size}\r\n\r\n"
-    );
-    // The upload goes on in its own thread: the gate stops reading it once the wiki has answered.
+    let head =
+        format!("POST {target} HTTP/1.1\r\nHost: wiki.test\r\nUser-Agent: {BROWSER}\r\nContent-Length: {size}\r\n\r\n");
     let upload = std::thread::spawn(move || {
         let _ = out.write_all(head.as_bytes());
         let chunk = vec![b'x'; 64 << 10];
@@ -1190,12 +1194,48 @@ fn the_wikis_early_answer_to_an_upload_reaches_the_client() {
     });
     let mut reader = BufReader::new(s);
     let head = read_test_head(&mut reader).expect("an answer");
-    assert_eq!(head.word(1), "413", "{:?}", head.fields);
-    let mut body = vec![0; 9];
+    let n = header(&head.fields, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; n];
     reader.read_exact(&mut body).unwrap();
-    assert_eq!(body, b"too large");
     drop(reader);
     upload.join().unwrap();
+    (head.word(1), body)
+}
+
+#[test]
+fn the_wikis_early_answer_to_an_upload_reaches_the_client() {
+    let up = scripted_upstream();
+    let g = start_gate(
+        "upstream-early",
+        up.port,
+        Some(OPEN_POLICY),
+        &[],
+        "timeouts.upstream_response_ms = 400\n",
+    );
+    // The wiki answers and closes: the gate's next write fails.
+    let (status, body) = upload_answer(&g.addr, "/early-answer", 16 << 20);
+    assert_eq!((status.as_str(), body.as_slice()), ("413", &b"too large"[..]));
+    // The wiki answers and stops reading, the connection open: the gate's upload stalls
+    // for upstream_response_ms, then the answer goes out all the same, while the gate reads
+    // and drops the rest of the upload, so the client's connection goes on.
+    let mut c = KeepAlive::new(&g.addr);
+    let size = 16 << 20;
+    let (status, _, body) = c.send(
+        "POST",
+        "/early-answer-open",
+        &format!("Content-Length: {size}\r\n"),
+        &vec![b'x'; size],
+    );
+    assert_eq!((status, body.as_slice()), (413, &b"too large"[..]));
+    // That wiki connection is not used again (on this worker, whose pool it would be in): the
+    // next request does not wait on it.
+    let before = up.connections.load(Ordering::SeqCst);
+    let started = Instant::now();
+    assert_eq!(c.send("GET", "/after", "", b"").0, 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(up.connections.load(Ordering::SeqCst), before + 1);
 }
 
 #[test]
