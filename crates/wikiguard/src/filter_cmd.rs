@@ -236,6 +236,18 @@ impl Evictor {
     }
 }
 
+/// The median of `times` in milliseconds (the mean of the middle two for an even count); 0
+/// for none. A burst of the host's noise moves the mean of a run but hardly its median.
+fn median_ms(times: &mut [Duration]) -> f64 {
+    times.sort_unstable();
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    match times.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => ms(&times[n / 2]),
+        n => (ms(&times[n / 2 - 1]) + ms(&times[n / 2])) / 2.0,
+    }
+}
+
 /// `wikiguard filter bench`: evaluates every `*.af` filter of a folder on one action's
 /// variables, `iterations` times, each time as a new action (fresh caches), and prints one
 /// JSON line with the mean time for all filters. With `evict_mib`, that much memory is
@@ -298,14 +310,15 @@ pub fn bench(
     let mut evictor = Evictor::new(evict_mib);
     // Each iteration timed on its own, so the eviction before it is not (two clock reads
     // against an evaluation of hundreds of microseconds).
-    let mut total = Duration::ZERO;
+    let mut each = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         evictor.evict();
         let start = Instant::now();
         run(None, None)?;
-        total += start.elapsed();
+        each.push(start.elapsed());
     }
-    let ms_each = total.as_secs_f64() * 1000.0 / iterations as f64;
+    let ms_each = each.iter().sum::<Duration>().as_secs_f64() * 1000.0 / iterations as f64;
+    let ms_median = median_ms(&mut each);
     if profile > 0 {
         // In the run: each filter's share of a whole evaluation, after the filters before it
         // (what it adds, as AbuseFilter's per-filter profiling shows it). Alone: each filter on
@@ -337,8 +350,23 @@ pub fn bench(
         "iterations": iterations,
         "evict_mib": evict_mib,
         "ms_each": ms_each,
+        "ms_median": ms_median,
         "matched": matched,
     });
     println!("{line}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_is_the_middle_time_or_the_mean_of_the_middle_two() {
+        let ms = |v: &[u64]| median_ms(&mut v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>());
+        assert_eq!(ms(&[]), 0.0);
+        assert_eq!(ms(&[7]), 7.0);
+        assert_eq!(ms(&[9, 1, 5]), 5.0);
+        assert_eq!(ms(&[40, 1, 3, 2]), 2.5, "an outlier moves the mean, not the median");
+    }
 }

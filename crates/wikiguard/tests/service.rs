@@ -424,6 +424,7 @@ fn filter_bench_on_variables_or_on_an_action() {
     let line: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(line["matched"], json!(["links", "pills"]), "{out}");
     assert!(line["ms_each"].as_f64().unwrap() > 0.0);
+    assert!(line["ms_median"].as_f64().unwrap() > 0.0, "{out}");
     // With cold caches (eviction untimed), the same answer, and the setting reported.
     let (ok, out, err) = bench(&["--action", "action.json", "--evict-mib", "1", "--profile", "2"]);
     assert!(ok, "{err}");
