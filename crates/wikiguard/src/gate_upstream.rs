@@ -419,7 +419,7 @@ fn request_framing(method: &Method, headers: &HeaderMap, has_body: bool) -> Requ
 
 /// Streams the client's body to the wiki, chunked or as it is (its Content-Length frames it).
 /// A wait of more than the client body pause for the client's next bytes ends it, as does a
-/// wiki that takes in nothing for longer than the body pause.
+/// wiki that takes in nothing for longer than the response timeout.
 async fn send_body(
     conn: &mut Conn,
     body: &mut Incoming,
