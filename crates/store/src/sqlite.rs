@@ -1546,6 +1546,40 @@ mod tests {
     }
 
     #[test]
+    fn a_durable_write_that_cannot_have_full_is_refused_unrun_and_the_writer_goes_on() {
+        // The in-memory store's readers share the writer's connection, so a read can leave a
+        // transaction open on it: SQLite then refuses to change `synchronous`.
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(
+            store.write_lazily(synchronous).unwrap(),
+            1,
+            "a lazy batch relaxes to NORMAL"
+        );
+        store
+            .read(|c| c.execute_batch("BEGIN").map_err(|e| sql_error("BEGIN", e)))
+            .unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        let refused = store.write(move |_| {
+            r.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let err = refused.unwrap_err().to_string();
+        assert!(err.contains("cannot make the commit durable"), "{err}");
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "a write that could not be durable never ran"
+        );
+        store
+            .read(|c| c.execute_batch("COMMIT").map_err(|e| sql_error("COMMIT", e)))
+            .unwrap();
+        // FULL is tried again on the next durable batch, and the writer is still there.
+        assert_eq!(store.write(synchronous).unwrap(), 2);
+        assert_eq!(store.write_lazily(synchronous).unwrap(), 1);
+        assert_eq!(store.write(synchronous).unwrap(), 2);
+    }
+
+    #[test]
     fn lazy_writes_alone_commit_without_fsync_and_durable_ones_never_do() {
         let dir = std::env::temp_dir().join(format!("wikiguard-store-lazy-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
