@@ -226,16 +226,22 @@ impl UpstreamPool {
                 tokio::time::sleep(every).await;
                 let Some(pool) = pool.upgrade() else { return };
                 // Closed once the lock is given back.
-                let _expired: Vec<Conn> = {
+                let _expired = {
                     let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = idle
-                        .iter()
-                        .take_while(|c| c.idle_since.elapsed() >= pool.timeouts.idle)
-                        .count();
-                    idle.drain(..n).collect()
+                    pool.expired(&mut idle, Instant::now())
                 };
             }
         });
+    }
+
+    /// Takes out of `idle` (oldest first) the connections that have idled for the idle
+    /// timeout or longer at `now`; they close when dropped.
+    fn expired(&self, idle: &mut Vec<Conn>, now: Instant) -> Vec<Conn> {
+        let n = idle
+            .iter()
+            .take_while(|c| now.saturating_duration_since(c.idle_since) >= self.timeouts.idle)
+            .count();
+        idle.drain(..n).collect()
     }
 
     /// An idle connection that is still open, if there is one.
@@ -258,11 +264,7 @@ impl UpstreamPool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // The oldest idle ones are closed once they have idled too long: after a burst the
         // pool shrinks back instead of holding its connections open for good.
-        let expired = idle
-            .iter()
-            .take_while(|c| conn.idle_since.duration_since(c.idle_since) >= self.timeouts.idle)
-            .count();
-        idle.drain(..expired);
+        drop(self.expired(&mut idle, conn.idle_since));
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }
