@@ -566,14 +566,12 @@ fn writer_loop(
         }
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         let durable = batch.iter().any(|job| job.durable());
-        let outcome = match level.prepare(durable, |l| conn.pragma_update(None, "synchronous", l)) {
-            Ok(()) => {
-                let outcome = run_batch(&conn, &mut batch);
+        let outcome = level
+            .prepare(durable, |l| conn.pragma_update(None, "synchronous", l))
+            .and_then(|()| {
                 batches.fetch_add(1, Ordering::Relaxed);
-                outcome
-            }
-            Err(message) => Err(message),
-        };
+                run_batch(&conn, &mut batch)
+            });
         drop(conn);
         for job in batch {
             job.finish(outcome.as_ref().copied().map_err(String::as_str));
