@@ -830,19 +830,18 @@ fn serve_scripted(stream: TcpStream, connection: usize, seen: &std::sync::Mutex<
             record("dropped", Vec::new(), false);
             return false;
         }
-        if target == "/early-answer" {
-            // As a server that refuses an upload by its length: it answers at once and closes
-            // without reading the body (its unread bytes make the close a reset).
+        if let Some(kind) = target.strip_prefix("/early-answer?") {
+            // As a server that refuses an upload by its length: it answers at once without
+            // reading the body, then closes (its unread bytes make the close a reset) or, with
+            // `open`, keeps the connection as if to keep it alive, so the gate's upload stalls.
+            let open = kind == "open";
+            let close = if open { "" } else { "Connection: close\r\n" };
             let _ = out.write_all(
-                b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large",
+                format!("HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n{close}\r\ntoo large").as_bytes(),
             );
-            return false;
-        }
-        if target == "/early-answer-open" {
-            // The same answer, but the connection stays open, unread, as if to be kept alive:
-            // the gate's upload stalls instead of failing.
-            let _ = out.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n\r\ntoo large");
-            std::thread::sleep(Duration::from_secs(3));
+            if open {
+                std::thread::sleep(Duration::from_secs(3));
+            }
             return false;
         }
         let length = header(&head.fields, "content-length").and_then(|v| v.parse::<usize>().ok());
@@ -1174,36 +1173,6 @@ fn a_slow_upload_is_not_cut_short_but_a_stalled_one_is() {
     assert_eq!(up.seen.lock().unwrap().len(), 1);
 }
 
-/// Posts `size` bytes to `target` on a connection of its own, the upload in a thread of its
-/// own (the gate may stop reading it), and reads the answer: status and body.
-fn upload_answer(addr: &str, target: &str, size: usize) -> (String, Vec<u8>) {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut out = s.try_clone().unwrap();
-    let head =
-        format!("POST {target} HTTP/1.1\r\nHost: wiki.test\r\nUser-Agent: {BROWSER}\r\nContent-Length: {size}\r\n\r\n");
-    let upload = std::thread::spawn(move || {
-        let _ = out.write_all(head.as_bytes());
-        let chunk = vec![b'x'; 64 << 10];
-        for _ in 0..size / chunk.len() {
-            if out.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-    });
-    let mut reader = BufReader::new(s);
-    let head = read_test_head(&mut reader).expect("an answer");
-    let n = header(&head.fields, "content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; n];
-    reader.read_exact(&mut body).unwrap();
-    drop(reader);
-    upload.join().unwrap();
-    (head.word(1), body)
-}
-
 #[test]
 fn the_wikis_early_answer_to_an_upload_reaches_the_client() {
     let up = scripted_upstream();
@@ -1214,20 +1183,17 @@ fn the_wikis_early_answer_to_an_upload_reaches_the_client() {
         &[],
         "timeouts.upstream_response_ms = 400\n",
     );
-    // The wiki answers and closes: the gate's next write fails.
-    let (status, body) = upload_answer(&g.addr, "/early-answer", 16 << 20);
-    assert_eq!((status.as_str(), body.as_slice()), ("413", &b"too large"[..]));
-    // The wiki answers and stops reading, the connection open: the gate's upload stalls
-    // for upstream_response_ms, then the answer goes out all the same, while the gate reads
-    // and drops the rest of the upload, so the client's connection goes on.
-    let mut c = KeepAlive::new(&g.addr);
+    // The wiki answers, then closes (the gate's next write fails) or stops reading with the
+    // connection open (the gate's upload stalls for upstream_response_ms). Either way the
+    // answer goes out, while the gate reads and drops the rest of the upload, so the client's
+    // connection goes on.
     let size = 16 << 20;
-    let (status, _, body) = c.send(
-        "POST",
-        "/early-answer-open",
-        &format!("Content-Length: {size}\r\n"),
-        &vec![b'x'; size],
-    );
+    let upload = vec![b'x'; size];
+    let length = format!("Content-Length: {size}\r\n");
+    let (status, _, body) = KeepAlive::new(&g.addr).send("POST", "/early-answer?close", &length, &upload);
+    assert_eq!((status, body.as_slice()), (413, &b"too large"[..]));
+    let mut c = KeepAlive::new(&g.addr);
+    let (status, _, body) = c.send("POST", "/early-answer?open", &length, &upload);
     assert_eq!((status, body.as_slice()), (413, &b"too large"[..]));
     // That wiki connection is not used again (on this worker, whose pool it would be in): the
     // next request does not wait on it.
