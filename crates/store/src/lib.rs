@@ -225,8 +225,17 @@ pub trait Store: Send + Sync + 'static {
     fn record_hits(&self, hits: &[NewHit]) -> Result<Vec<i64>, StoreError>;
     /// Lists hits, newest first.
     fn hits(&self, query: &HitQuery) -> Result<Vec<Hit>, StoreError>;
-    /// Appends an action to the recent-actions log and drops the oldest beyond `keep`.
-    fn record_recent_action(&self, action: &NewRecentAction, keep: usize) -> Result<i64, StoreError>;
+    /// Appends actions to the recent-actions log, oldest first, in one transaction, and drops
+    /// the oldest beyond `keep`; returns their ids (those of actions already dropped again,
+    /// when there are more than `keep`, included).
+    fn record_recent_actions(&self, actions: &[NewRecentAction], keep: usize) -> Result<Vec<i64>, StoreError>;
+    /// [`Self::record_recent_actions`] for one action.
+    fn record_recent_action(&self, action: &NewRecentAction, keep: usize) -> Result<i64, StoreError> {
+        let ids = self.record_recent_actions(std::slice::from_ref(action), keep)?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| StoreError::Backend("a recent action was written without an id".into()))
+    }
     /// The newest `limit` recent actions, newest first.
     fn recent_actions(&self, limit: usize) -> Result<Vec<RecentAction>, StoreError>;
     /// Whether the store answers (for `/readyz`).

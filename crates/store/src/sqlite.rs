@@ -292,7 +292,7 @@ impl SqliteStore {
     fn submit<T, F>(&self, work: F) -> Result<mpsc::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.submit_job(work, true)
     }
@@ -301,11 +301,11 @@ impl SqliteStore {
     fn submit_job<T, F>(&self, work: F, durable: bool) -> Result<mpsc::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = mpsc::channel();
         let job: Box<dyn WriteJob> = Box::new(Job {
-            work: Some(work),
+            work,
             result: None,
             reply,
             durable,
@@ -319,7 +319,7 @@ impl SqliteStore {
     fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.submit(work)?.recv().map_err(|_| writer_gone())?
     }
@@ -331,7 +331,7 @@ impl SqliteStore {
     fn write_lazily<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.submit_job(work, false)?.recv().map_err(|_| writer_gone())?
     }
@@ -497,9 +497,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 /// A write waiting for the writer thread.
 trait WriteJob: Send {
     /// Runs the write; returns whether it succeeded (the caller's answer waits for `finish`).
+    /// A job may be run again after its transaction was rolled back, and the last run's
+    /// outcome is the one its caller hears: so a job only writes through `conn`.
     fn run(&mut self, conn: &Connection) -> bool;
-    /// Replaces the job's outcome with a failure (its savepoint could not be kept).
-    fn fail(&mut self, message: &str);
     /// Answers the caller once the batch has committed (`Ok`) or failed (`Err`).
     fn finish(self: Box<Self>, commit: Result<(), &str>);
     /// Whether the caller must not hear "committed" before the rows are on disk.
@@ -507,7 +507,7 @@ trait WriteJob: Send {
 }
 
 struct Job<T, F> {
-    work: Option<F>,
+    work: F,
     result: Option<Result<T, StoreError>>,
     reply: mpsc::Sender<Result<T, StoreError>>,
     durable: bool,
@@ -516,18 +516,13 @@ struct Job<T, F> {
 impl<T, F> WriteJob for Job<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let Some(work) = self.work.take() else { return false };
-        let result = work(conn);
+        let result = (self.work)(conn);
         let ok = result.is_ok();
         self.result = Some(result);
         ok
-    }
-
-    fn fail(&mut self, message: &str) {
-        self.result = Some(Err(StoreError::Backend(message.to_string())));
     }
 
     fn finish(self: Box<Self>, commit: Result<(), &str>) {
@@ -566,12 +561,31 @@ fn writer_loop(
         }
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         let durable = batch.iter().any(|job| job.durable());
-        let outcome = level
-            .prepare(durable, |l| conn.pragma_update(None, "synchronous", l))
-            .and_then(|()| {
+        let outcome = level.prepare(durable, |l| conn.pragma_update(None, "synchronous", l));
+        let outcome = match outcome {
+            Err(e) => Err(e),
+            Ok(()) => {
                 batches.fetch_add(1, Ordering::Relaxed);
-                run_batch(&conn, &mut batch)
-            });
+                match run_batch(&conn, &mut batch) {
+                    Batch::Committed => Ok(()),
+                    Batch::Failed(e) => Err(e),
+                    // One job failed, so the others were rolled back with it: each runs
+                    // again alone, and each caller hears how its own write went.
+                    Batch::JobFailed => {
+                        for mut job in batch {
+                            batches.fetch_add(1, Ordering::Relaxed);
+                            let alone = run_batch(&conn, std::slice::from_mut(&mut job));
+                            job.finish(match &alone {
+                                Batch::Committed => Ok(()),
+                                Batch::Failed(e) => Err(e),
+                                Batch::JobFailed => Err("the write failed"),
+                            });
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         drop(conn);
         for job in batch {
             job.finish(outcome.as_ref().copied().map_err(String::as_str));
@@ -614,56 +628,103 @@ impl SyncLevel {
     }
 }
 
-/// Runs every job of a batch in one transaction and commits. An `Err` means nothing of the
-/// batch was committed.
-///
-/// Several jobs each get a savepoint. A batch of one job (every write when writes come one at
-/// a time) needs none: its failure rolls back the whole transaction, which held nothing else. That spares SQLite
-/// copying every page the job changes into the savepoint's journal, which for a check's hit
-/// rows and recent-action row was a tenth of the writer's time.
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
-    let result = match batch {
-        [job] => match job.run(conn) {
-            true => conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}")),
-            // The job keeps its own error, which its caller hears; the tail rolls back.
-            false => Err("the write failed".to_string()),
-        },
-        _ => run_in_savepoints(conn, batch),
-    };
-    if result.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    result
+/// How a batch's transaction ended.
+enum Batch {
+    /// Every job ran and the transaction committed.
+    Committed,
+    /// The transaction could not begin or commit; nothing of it was kept.
+    Failed(String),
+    /// A job of a batch of several failed and the whole transaction was rolled back; the
+    /// jobs have to run again, each alone. (A job alone that fails is `Failed`: its own
+    /// error is what its caller hears.)
+    JobFailed,
 }
 
-/// The jobs of a batch of several, each in its own savepoint so that a failed one is undone
-/// alone, then the commit.
-fn run_in_savepoints(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
+/// Runs every job of a batch in one transaction and commits; nothing of the batch is kept
+/// unless it is [`Batch::Committed`].
+///
+/// The jobs share the transaction with no savepoint between them: a savepoint makes SQLite
+/// copy every page a job changes into a journal of its own, which cost a check's hit rows
+/// a fifth of the writer's time under load. A job that fails is rare (most are inserts),
+/// so instead the whole batch is rolled back and its jobs run again one at a time.
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Batch {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return Batch::Failed(format!("cannot begin a write transaction: {e}"));
+    }
+    let alone = batch.len() == 1;
+    let mut outcome = Batch::Committed;
     for job in batch.iter_mut() {
-        conn.execute_batch("SAVEPOINT job")
-            .map_err(|e| format!("cannot open a savepoint: {e}"))?;
-        if job.run(conn) {
-            if let Err(e) = conn.execute_batch("RELEASE job") {
-                let message = format!("cannot release a savepoint: {e}");
-                job.fail(&message);
-                return Err(message);
-            }
-        } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                .map_err(|e| format!("cannot roll back a failed write: {e}"))?;
+        if !job.run(conn) {
+            outcome = match alone {
+                // The job keeps its own error, which its caller hears.
+                true => Batch::Failed("the write failed".to_string()),
+                false => Batch::JobFailed,
+            };
+            break;
         }
         // SQLite rolls the whole transaction back on some errors (a full disk, say); then
         // the writes before this one are gone too.
         if conn.is_autocommit() {
-            return Err("the write transaction was rolled back by the database".to_string());
+            outcome = Batch::Failed("the write transaction was rolled back by the database".to_string());
+            break;
         }
     }
-    conn.execute_batch("COMMIT").map_err(|e| format!("cannot commit: {e}"))
+    if let Batch::Committed = outcome {
+        if let Err(e) = conn.execute_batch("COMMIT") {
+            outcome = Batch::Failed(format!("cannot commit: {e}"));
+        }
+    }
+    if !matches!(outcome, Batch::Committed) && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    outcome
 }
 
 // ---- rows ----
+
+/// A recent action as its columns, its long texts apart under their hashes.
+struct RecentRow {
+    time: i64,
+    action: String,
+    user_name: String,
+    page: String,
+    /// The body's JSON without the texts kept apart.
+    body: String,
+    /// `old_wikitext` and `new_wikitext` when kept apart: hash and text.
+    texts: [Option<([u8; 32], String)>; 2],
+}
+
+impl RecentRow {
+    fn encode(action: &NewRecentAction) -> Result<RecentRow, StoreError> {
+        let mut texts: [Option<([u8; 32], String)>; 2] = [None, None];
+        let body = match action.body.as_object() {
+            Some(object) => {
+                let mut rest = serde_json::Map::new();
+                for (key, value) in object {
+                    let shared = SHARED_TEXT_FIELDS.iter().position(|f| f == key);
+                    match (shared, value.as_str()) {
+                        (Some(i), Some(text)) if text.len() >= MIN_SHARED_TEXT => {
+                            texts[i] = Some((sha2::Sha256::digest(text.as_bytes()).into(), text.to_string()));
+                        }
+                        _ => {
+                            rest.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
+                encode(&rest, "a recent action's body")?
+            }
+            None => encode(&action.body, "a recent action's body")?,
+        };
+        Ok(RecentRow {
+            time: action.time,
+            action: action.action.clone(),
+            user_name: action.user_name.clone(),
+            page: action.page.clone(),
+            body,
+            texts,
+        })
+    }
+}
 
 /// A filter's columns as read; its hits are those as of its last save and those since.
 const FILTER_COLUMNS: &str = "id, version, description, pattern, enabled, deleted, private, grp, comments, actions, \
@@ -1003,8 +1064,8 @@ impl Store for SqliteStore {
             let filter = Filter {
                 id,
                 version: 1,
-                spec,
-                last_editor: editor,
+                spec: spec.clone(),
+                last_editor: editor.clone(),
                 last_edit_time: now,
                 hits: 0,
             };
@@ -1021,8 +1082,8 @@ impl Store for SqliteStore {
             let filter = Filter {
                 id,
                 version: old.version + 1,
-                spec,
-                last_editor: editor,
+                spec: spec.clone(),
+                last_editor: editor.clone(),
                 last_edit_time: now,
                 hits: old.hits,
             };
@@ -1041,8 +1102,8 @@ impl Store for SqliteStore {
             let filter = Filter {
                 id,
                 version: old.version + 1,
-                spec,
-                last_editor: editor,
+                spec: spec.clone(),
+                last_editor: editor.clone(),
                 last_edit_time: now,
                 hits: old.hits,
             };
@@ -1070,8 +1131,8 @@ impl Store for SqliteStore {
             let filter = Filter {
                 id,
                 version,
-                spec,
-                last_editor: editor,
+                spec: spec.clone(),
+                last_editor: editor.clone(),
                 last_edit_time: time,
                 hits,
             };
@@ -1134,68 +1195,61 @@ impl Store for SqliteStore {
         self.read(|conn| query_all(conn, &sql, rusqlite::params_from_iter(values), "hits", hit_from_row))
     }
 
-    fn record_recent_action(&self, action: &NewRecentAction, keep: usize) -> Result<i64, StoreError> {
-        // The long texts go apart, each under its hash (computed here, not on the writer).
-        let mut texts: [Option<([u8; 32], String)>; 2] = [None, None];
-        let body = match action.body.as_object() {
-            Some(object) => {
-                let mut rest = serde_json::Map::new();
-                for (key, value) in object {
-                    let shared = SHARED_TEXT_FIELDS.iter().position(|f| f == key);
-                    match (shared, value.as_str()) {
-                        (Some(i), Some(text)) if text.len() >= MIN_SHARED_TEXT => {
-                            texts[i] = Some((sha2::Sha256::digest(text.as_bytes()).into(), text.to_string()));
-                        }
-                        _ => {
-                            rest.insert(key.clone(), value.clone());
-                        }
-                    }
-                }
-                encode(&rest, "a recent action's body")?
-            }
-            None => encode(&action.body, "a recent action's body")?,
-        };
-        // The columns, not the whole action: its body is already encoded.
-        let (time, name, user_name, page) = (
-            action.time,
-            action.action.clone(),
-            action.user_name.clone(),
-            action.page.clone(),
-        );
+    fn record_recent_actions(&self, actions: &[NewRecentAction], keep: usize) -> Result<Vec<i64>, StoreError> {
+        if actions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Encoded here, on the caller's thread, not on the writer: the long texts go apart,
+        // each under its hash.
+        let rows = actions.iter().map(RecentRow::encode).collect::<Result<Vec<_>, _>>()?;
         let keep = clamp_i64(keep);
         self.write_lazily(move |conn| {
             let fail = |e| sql_error("cannot record a recent action", e);
-            let mut ids: [Option<i64>; 2] = [None, None];
-            for (slot, text) in texts.iter().enumerate() {
-                let Some((hash, text)) = text else { continue };
-                // A text already kept (the old text of an edit, mostly) is looked up, not
-                // written again.
-                let kept: Option<i64> = conn
-                    .prepare_cached("SELECT id FROM recent_texts WHERE hash = ?1")
-                    .and_then(|mut stmt| stmt.query_row([&hash[..]], |r| r.get(0)).optional())
-                    .map_err(fail)?;
-                let id = match kept {
-                    Some(id) => id,
-                    None => {
-                        conn.prepare_cached("INSERT INTO recent_texts (hash, body) VALUES (?1, ?2)")
-                            .and_then(|mut stmt| stmt.execute(params![&hash[..], text]))
-                            .map_err(fail)?;
-                        conn.last_insert_rowid()
-                    }
-                };
-                ids[slot] = Some(id);
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let mut texts: [Option<i64>; 2] = [None, None];
+                for (slot, text) in row.texts.iter().enumerate() {
+                    let Some((hash, text)) = text else { continue };
+                    // A text already kept (the old text of an edit, mostly) is looked up, not
+                    // written again.
+                    let kept: Option<i64> = conn
+                        .prepare_cached("SELECT id FROM recent_texts WHERE hash = ?1")
+                        .and_then(|mut stmt| stmt.query_row([&hash[..]], |r| r.get(0)).optional())
+                        .map_err(fail)?;
+                    texts[slot] = Some(match kept {
+                        Some(id) => id,
+                        None => {
+                            conn.prepare_cached("INSERT INTO recent_texts (hash, body) VALUES (?1, ?2)")
+                                .and_then(|mut stmt| stmt.execute(params![&hash[..], text]))
+                                .map_err(fail)?;
+                            conn.last_insert_rowid()
+                        }
+                    });
+                }
+                conn.prepare_cached(
+                    "INSERT INTO recent_actions (time, action, user_name, page, body, old_text, new_text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        row.time,
+                        row.action,
+                        row.user_name,
+                        row.page,
+                        row.body,
+                        texts[0],
+                        texts[1]
+                    ])
+                })
+                .map_err(fail)?;
+                ids.push(conn.last_insert_rowid());
             }
-            conn.prepare_cached(
-                "INSERT INTO recent_actions (time, action, user_name, page, body, old_text, new_text)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut stmt| stmt.execute(params![time, name, user_name, page, body, ids[0], ids[1]]))
-            .map_err(fail)?;
-            let id = conn.last_insert_rowid();
             // Ids only grow, one per insert, and only the oldest rows are ever deleted, so the
             // newest `keep` rows are those above id - keep. (The OFFSET form stepped over
-            // `keep` rows, each a page of its own for a big edit, at every check.)
-            let cutoff = id.saturating_sub(keep);
+            // `keep` rows, each a page of its own for a big edit, at every check.) Once for
+            // the whole batch.
+            let newest = ids.last().copied().unwrap_or_default();
+            let cutoff = newest.saturating_sub(keep);
             let mut dropped: Vec<i64> = conn
                 .prepare_cached("DELETE FROM recent_actions WHERE id <= ?1 RETURNING old_text, new_text")
                 .and_then(|mut stmt| {
@@ -1221,7 +1275,7 @@ impl Store for SqliteStore {
                 .and_then(|mut stmt| stmt.execute([text]))
                 .map_err(fail)?;
             }
-            Ok(id)
+            Ok(ids)
         })
     }
 
@@ -1662,14 +1716,36 @@ mod tests {
         ));
         assert_eq!(ok2.recv().unwrap().unwrap(), 1);
 
-        // The gate was one batch, the four queued writes the next one.
-        assert_eq!(store.write_batches() - before, 2);
+        // The gate was one transaction and the four queued writes the next one, which the
+        // failure rolled back; then each of the four ran alone.
+        assert_eq!(store.write_batches() - before, 6);
         assert_eq!(store.get_filter(50).unwrap().spec.description, "a");
         assert_eq!(
             store.get_filter(f.id).unwrap().hits,
             10,
             "the failed write's +1 was rolled back"
         );
+    }
+
+    #[test]
+    fn queued_writes_that_all_succeed_commit_as_one_transaction() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
+        let before = store.write_batches();
+        let (gate, release) = hold_writer(&store);
+        let answers: Vec<_> = (0..3)
+            .map(|_| {
+                let (rows, dumps) = encode_hits(&[hit(f.id)]).unwrap();
+                store.submit(move |conn| insert_hits(conn, &rows, &dumps)).unwrap()
+            })
+            .collect();
+        release.send(()).unwrap();
+        gate.recv().unwrap().unwrap();
+        for a in answers {
+            assert_eq!(a.recv().unwrap().unwrap().len(), 1);
+        }
+        assert_eq!(store.write_batches() - before, 2, "the gate, then the three together");
+        assert_eq!(store.get_filter(f.id).unwrap().hits, 3);
     }
 
     #[test]
@@ -1720,7 +1796,11 @@ mod tests {
         release.send(()).unwrap();
         gate.recv().unwrap().unwrap();
         let results: Vec<_> = answers.into_iter().map(|a| a.recv().unwrap()).collect();
-        assert_eq!(store.write_batches() - before, 2, "gate, then the three together");
+        assert_eq!(
+            store.write_batches() - before,
+            5,
+            "gate, the three together (rolled back), then each alone"
+        );
         assert_eq!(results[0].as_ref().unwrap().len(), 1);
         assert!(matches!(
             results[1],

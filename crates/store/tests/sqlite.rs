@@ -410,6 +410,31 @@ mod recent {
         );
     }
 
+    #[test]
+    fn a_batch_is_kept_in_order_and_trimmed_as_a_whole() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        store.record_recent_action(&action(0), 4).unwrap();
+        let batch: Vec<_> = (1..=5).map(action).collect();
+        let ids = store.record_recent_actions(&batch, 4).unwrap();
+        assert_eq!(ids.len(), 5);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let kept = store.recent_actions(100).unwrap();
+        assert_eq!(
+            kept.iter().map(|a| a.action.time).collect::<Vec<_>>(),
+            [5, 4, 3, 2],
+            "the newest four of all six, newest first"
+        );
+        // A batch larger than `keep` keeps its own newest.
+        let ids = store
+            .record_recent_actions(&(6..=9).map(action).collect::<Vec<_>>(), 2)
+            .unwrap();
+        assert_eq!(ids.len(), 4);
+        let kept = store.recent_actions(100).unwrap();
+        assert_eq!(kept.iter().map(|a| a.id).collect::<Vec<_>>(), [ids[3], ids[2]]);
+        assert!(store.record_recent_actions(&[], 2).unwrap().is_empty());
+    }
+
     /// A page text long enough to be kept apart (`k` tells them apart).
     fn text(k: u64) -> String {
         format!("== Revision {k} ==\n{}", "Some article text. ".repeat(900))
@@ -467,6 +492,20 @@ mod recent {
         assert_eq!(kept[1].action, short);
         // Kept: edits 5, 6 and 7, which need texts 5, 6 and 99.
         assert_eq!(stored_texts(&dir), 3);
+    }
+
+    #[test]
+    fn a_text_twice_in_one_batch_is_kept_once() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        // Two edits of one page in one batch: the second one's old text is the first one's
+        // new text, written earlier in the same transaction.
+        let batch = [edit(0, Some(&text(1)), &text(2)), edit(1, Some(&text(2)), &text(3))];
+        store.record_recent_actions(&batch, 10).unwrap();
+        assert_eq!(stored_texts(&dir), 3);
+        let kept = store.recent_actions(10).unwrap();
+        assert_eq!(kept[0].action, batch[1]);
+        assert_eq!(kept[1].action, batch[0]);
     }
 
     proptest! {
