@@ -16,6 +16,7 @@ mod gate_redis;
 mod gate_upstream;
 mod metrics;
 mod passkeys_api;
+mod recent;
 mod serve;
 mod server;
 

@@ -92,6 +92,7 @@ struct Inner {
     filter_evals: BTreeMap<i64, (u64, f64)>,
     filter_errors: BTreeMap<(i64, String), u64>,
     condition_limit_reached: u64,
+    recent_dropped: u64,
     filters_loaded: u64,
     filters_broken: u64,
 }
@@ -185,6 +186,12 @@ impl Metrics {
         });
     }
 
+    /// How many recent actions the log has left out so far: its queue was full, or the
+    /// store failed.
+    pub fn set_recent_dropped(&self, total: u64) {
+        self.with(|m| m.recent_dropped = total);
+    }
+
     /// The filter set was (re)loaded: how many run, how many failed to compile.
     pub fn filters_loaded(&self, loaded: usize, broken: usize) {
         self.with(|m| {
@@ -240,6 +247,9 @@ impl Metrics {
                 "wikiguard_condition_limit_reached_total {}",
                 m.condition_limit_reached
             );
+            out += "# HELP wikiguard_recent_actions_dropped_total Checked actions left out of the recent-actions log (its queue full, or the store failing).\n";
+            out += "# TYPE wikiguard_recent_actions_dropped_total counter\n";
+            let _ = writeln!(out, "wikiguard_recent_actions_dropped_total {}", m.recent_dropped);
             out += "# HELP wikiguard_filter_hits_total Matches per filter.\n";
             out += "# TYPE wikiguard_filter_hits_total counter\n";
             for (id, n) in &m.filter_hits {

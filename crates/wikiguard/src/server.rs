@@ -22,7 +22,7 @@ use serde_json::{json, Value as Json_};
 use subtle::ConstantTimeEq;
 use wikiguard_check::{Action, ActionKind, ActionVars, Matched};
 use wikiguard_filter::{Engine, Evaluator};
-use wikiguard_store::{Counters, FilterSpec, HitQuery, NewHit, NewRecentAction, Store, StoreError};
+use wikiguard_store::{Counters, FilterSpec, HitQuery, NewHit, Store, StoreError};
 
 use crate::config::Settings;
 use crate::filters::{self, FilterSet};
@@ -43,6 +43,8 @@ struct Inner {
     metrics: Metrics,
     links: wikiguard_check::LinkCache,
     accounts: Option<Arc<crate::accounts_api::Accounts>>,
+    /// The recent-actions log's recorder; none when the log is off (`recent_actions = 0`).
+    recent: Option<crate::recent::RecentLog>,
 }
 
 impl AppState {
@@ -56,6 +58,13 @@ impl AppState {
     ) -> Result<AppState, StoreError> {
         let engine = Arc::new(engine);
         let set = FilterSet::load(store.as_ref(), &engine, None)?;
+        let recent = match settings.recent_actions {
+            0 => None,
+            keep => Some(
+                crate::recent::RecentLog::start(store.clone(), keep)
+                    .map_err(|e| StoreError::Backend(format!("cannot start the recent-actions recorder: {e}")))?,
+            ),
+        };
         let state = AppState {
             inner: Arc::new(Inner {
                 settings,
@@ -66,6 +75,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 links: wikiguard_check::LinkCache::new(4096),
                 accounts,
+                recent,
             }),
         };
         state.install(set);
@@ -331,23 +341,10 @@ async fn check(
     let st = state.clone();
     let now = unix_now();
     let (out, action) = blocking(move || run_check(&st, &action, now).map(|out| (out, action))).await?;
-    // The recent-actions log is test data, not a verdict's record: the action is encoded and
-    // written after the answer, lazily (no fsync of its own), so it never delays a save.
-    let keep = state.inner.settings.recent_actions;
-    if keep > 0 {
-        let store = state.inner.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let recent = NewRecentAction {
-                time: now,
-                action: action.kind().as_str().to_string(),
-                user_name: action.user_name().to_string(),
-                page: action.page_title(),
-                body: action.stored_body(),
-            };
-            if let Err(e) = store.record_recent_action(&recent, keep) {
-                tracing::warn!(error = %e, "could not keep a recent action");
-            }
-        });
+    // The recent-actions log is test data, not a verdict's record: the action is recorded
+    // after the answer, by a thread of its own, lazily (no fsync), so it never delays a save.
+    if let Some(log) = &state.inner.recent {
+        log.offer(now, action);
     }
     Ok(Json(out).into_response())
 }
@@ -793,6 +790,9 @@ async fn list_hits(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(log) = &state.inner.recent {
+        state.inner.metrics.set_recent_dropped(log.dropped());
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.inner.metrics.render(),

@@ -90,6 +90,10 @@ fn filters_check_and_the_hit_log() {
     );
     assert!(metrics.contains(&format!("wikiguard_filter_hits_total{{filter=\"{id}\"}} 2")));
     assert!(metrics.contains("wikiguard_http_request_duration_seconds_bucket{route=\"/v1/check\""));
+    assert!(
+        metrics.contains("wikiguard_recent_actions_dropped_total 0"),
+        "the recent-actions log kept up: {metrics}"
+    );
     assert_eq!(s.call("GET", "/healthz", None, None).0, 200);
     assert_eq!(s.call("GET", "/readyz", None, None).0, 200);
 }
