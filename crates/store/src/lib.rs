@@ -194,6 +194,9 @@ pub struct RecentAction {
     pub action: NewRecentAction,
 }
 
+/// Where [`Store::record_hits_then`] sends the hits' ids once they are committed.
+pub type HitsCommitted = Box<dyn FnOnce(Result<Vec<i64>, StoreError>) + Send>;
+
 /// The service's persistent state. Every method is blocking; async callers run them on a
 /// blocking thread. A write returns only after it is committed.
 pub trait Store: Send + Sync + 'static {
@@ -223,6 +226,12 @@ pub trait Store: Send + Sync + 'static {
     /// Writes hits in one transaction, adds them to their filters' hit counts, and returns
     /// their ids once committed.
     fn record_hits(&self, hits: &[NewHit]) -> Result<Vec<i64>, StoreError>;
+    /// [`Self::record_hits`] without waiting for the commit: `done` hears what `record_hits`
+    /// would answer, once, when it is known. A store may call it on a thread of its own, so
+    /// it should only hand the answer on (to a channel). This default waits for the commit.
+    fn record_hits_then(&self, hits: &[NewHit], done: HitsCommitted) {
+        done(self.record_hits(hits));
+    }
     /// Lists hits, newest first.
     fn hits(&self, query: &HitQuery) -> Result<Vec<Hit>, StoreError>;
     /// Appends actions to the recent-actions log, oldest first, in one transaction, and drops

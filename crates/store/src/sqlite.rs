@@ -23,8 +23,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use sha2::Digest;
 
 use crate::{
-    AuditEvent, Change, Filter, FilterSpec, FilterVersion, Hit, HitQuery, NewAuditEvent, NewHit, NewRecentAction,
-    RecentAction, Store, StoreError, Versioned,
+    AuditEvent, Change, Filter, FilterSpec, FilterVersion, Hit, HitQuery, HitsCommitted, NewAuditEvent, NewHit,
+    NewRecentAction, RecentAction, Store, StoreError, Versioned,
 };
 
 /// The schema, one script per version: script `i` takes the database from version `i` to
@@ -304,15 +304,37 @@ impl SqliteStore {
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = mpsc::channel();
+        self.submit_then(work, durable, move |result| {
+            // The caller may have gone away; its rows are committed regardless.
+            let _ = reply.send(result);
+        })?;
+        Ok(answer)
+    }
+
+    /// Queues a write whose answer goes to `reply`, called once: on the writer thread when the
+    /// write's batch has committed or failed, or here, with the `Err` returned, when the
+    /// writer has stopped.
+    fn submit_then<T, F, R>(&self, work: F, durable: bool, reply: R) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+        R: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
         let job: Box<dyn WriteJob> = Box::new(Job {
             work,
             result: None,
             reply,
             durable,
         });
-        let sender = self.sender.as_ref().ok_or_else(writer_gone)?;
-        sender.send(job).map_err(|_| writer_gone())?;
-        Ok(answer)
+        let refused = match &self.sender {
+            Some(sender) => match sender.send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        refused.finish(Err(WRITER_GONE));
+        Err(writer_gone())
     }
 
     /// Runs a write on the writer thread and waits until it is committed.
@@ -407,8 +429,10 @@ fn start_checkpointer(path: &Path) -> Result<(mpsc::Sender<()>, JoinHandle<()>),
     Ok((stop, thread))
 }
 
+const WRITER_GONE: &str = "the store's writer thread has stopped";
+
 fn writer_gone() -> StoreError {
-    StoreError::Backend("the store's writer thread has stopped".into())
+    StoreError::Backend(WRITER_GONE.into())
 }
 
 fn sql_error(context: &str, e: rusqlite::Error) -> StoreError {
@@ -506,17 +530,18 @@ trait WriteJob: Send {
     fn durable(&self) -> bool;
 }
 
-struct Job<T, F> {
+struct Job<T, F, R> {
     work: F,
     result: Option<Result<T, StoreError>>,
-    reply: mpsc::Sender<Result<T, StoreError>>,
+    reply: R,
     durable: bool,
 }
 
-impl<T, F> WriteJob for Job<T, F>
+impl<T, F, R> WriteJob for Job<T, F, R>
 where
     T: Send,
     F: FnMut(&Connection) -> Result<T, StoreError> + Send,
+    R: FnOnce(Result<T, StoreError>) + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let result = (self.work)(conn);
@@ -526,14 +551,13 @@ where
     }
 
     fn finish(self: Box<Self>, commit: Result<(), &str>) {
-        let answer = match (self.result, commit) {
+        let Job { result, reply, .. } = *self;
+        reply(match (result, commit) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
             (Some(Ok(_)), Err(message)) | (None, Err(message)) => Err(StoreError::Backend(message.to_string())),
             (None, Ok(())) => Err(StoreError::Backend("the write was never run".into())),
-        };
-        // The caller may have gone away; its rows are committed regardless.
-        let _ = self.reply.send(answer);
+        });
     }
 
     fn durable(&self) -> bool {
@@ -1159,6 +1183,18 @@ impl Store for SqliteStore {
         }
         let (rows, dumps) = encode_hits(hits)?;
         self.write(move |conn| insert_hits(conn, &rows, &dumps))
+    }
+
+    fn record_hits_then(&self, hits: &[NewHit], done: HitsCommitted) {
+        if hits.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        let (rows, dumps) = match encode_hits(hits) {
+            Ok(encoded) => encoded,
+            Err(e) => return done(Err(e)),
+        };
+        // A refusal (the writer stopped) reaches `done` too.
+        let _ = self.submit_then(move |conn| insert_hits(conn, &rows, &dumps), true, done);
     }
 
     fn hits(&self, query: &HitQuery) -> Result<Vec<Hit>, StoreError> {
@@ -1812,6 +1848,41 @@ mod tests {
         assert_eq!(results[2].as_ref().unwrap().len(), 2);
         assert_eq!(store.get_filter(f.id).unwrap().hits, 3);
         assert_eq!(store.hits(&HitQuery::default()).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn hits_sent_without_waiting_are_answered_once_committed_or_refused() {
+        let mut store = SqliteStore::open_in_memory().unwrap();
+        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
+        let (done, answer) = mpsc::channel();
+        let sent = done.clone();
+        store.record_hits_then(&[hit(f.id), hit(f.id)], Box::new(move |ids| sent.send(ids).unwrap()));
+        let ids = answer.recv().unwrap().unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(
+            store.hits(&HitQuery::default()).unwrap().len(),
+            2,
+            "committed when answered"
+        );
+        // A failing write is answered with its error, and leaves nothing.
+        let sent = done.clone();
+        store.record_hits_then(&[hit(404)], Box::new(move |ids| sent.send(ids).unwrap()));
+        assert!(matches!(
+            answer.recv().unwrap(),
+            Err(StoreError::NotFound {
+                what: "filter",
+                id: 404
+            })
+        ));
+        // No hits: answered at once.
+        let sent = done.clone();
+        store.record_hits_then(&[], Box::new(move |ids| sent.send(ids).unwrap()));
+        assert_eq!(answer.recv().unwrap().unwrap(), Vec::<i64>::new());
+        // With the writer gone the answer is a refusal, not silence.
+        store.sender = None;
+        store.record_hits_then(&[hit(f.id)], Box::new(move |ids| done.send(ids).unwrap()));
+        assert!(matches!(answer.recv().unwrap(), Err(StoreError::Backend(_))));
+        assert_eq!(store.get_filter(f.id).unwrap().hits, 2);
     }
 
     #[test]

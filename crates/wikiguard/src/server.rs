@@ -340,7 +340,21 @@ async fn check(
         .map_err(|e| ApiError::bad("invalid_action", e.to_string()).with("field", json!(e.field)))?;
     let st = state.clone();
     let now = unix_now();
-    let (out, action) = blocking(move || run_check(&st, &action, now).map(|out| (out, action))).await?;
+    let (checked, action) = blocking(move || run_check(&st, &action, now).map(|c| (c, action))).await?;
+    // The hits are committed on the store's writer thread; the answer waits for that here,
+    // holding no thread.
+    let mut out = checked.answer;
+    if let Some(committed) = checked.hits {
+        let ids = committed
+            .await
+            .map_err(|e| internal("the store dropped a write", e))?
+            .map_err(ApiError::from)?;
+        tracing::debug!(
+            hits_us = checked.logging.elapsed().as_micros() as u64,
+            "check hits committed"
+        );
+        out["hits"] = json!(ids);
+    }
     // The recent-actions log is test data, not a verdict's record: the action is recorded
     // after the answer, by a thread of its own, lazily (no fsync), so it never delays a save.
     if let Some(log) = &state.inner.recent {
@@ -349,8 +363,19 @@ async fn check(
     Ok(Json(out).into_response())
 }
 
-/// Evaluates every enabled filter against one action, decides, logs the hits, and answers.
-pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<Json_, ApiError> {
+/// A check's answer, and the commit of its hits when it has any.
+pub(crate) struct Checked {
+    /// The answer; its `hits` (the ids) are filled in once they are committed.
+    answer: Json_,
+    /// The hits' ids, once committed.
+    hits: Option<tokio::sync::oneshot::Receiver<Result<Vec<i64>, StoreError>>>,
+    /// When the hits went to the store.
+    logging: Instant,
+}
+
+/// Evaluates every enabled filter against one action, decides, sends the hits to the store,
+/// and answers.
+pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<Checked, ApiError> {
     let inner = &state.inner;
     let started = Instant::now();
     let set = state.filters();
@@ -442,17 +467,21 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
         });
     }
     let dumped = started.elapsed();
-    let hit_ids = if hits.is_empty() {
-        Vec::new()
-    } else {
-        inner.store.record_hits(&hits)?
-    };
-    let logged = started.elapsed();
+    let logging = Instant::now();
+    let committed = (!hits.is_empty()).then(|| {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        inner.store.record_hits_then(
+            &hits,
+            Box::new(move |ids| {
+                // The check may have gone away (its client left); the hits stay committed.
+                let _ = done.send(ids);
+            }),
+        );
+        committed
+    });
     tracing::debug!(
         eval_us = evaluated.as_micros() as u64,
         dump_us = (dumped - evaluated).as_micros() as u64,
-        hits_us = (logged - dumped).as_micros() as u64,
-        rest_us = (started.elapsed() - logged).as_micros() as u64,
         "check timings"
     );
     inner.metrics.check(&sample);
@@ -473,10 +502,14 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<J
         "conditions": conditions,
         "condition_limit_reached": sample.limit_reached,
         "errors": errors,
-        "hits": hit_ids,
+        "hits": [],
         "taken": verdict.taken.iter().map(|(filter, actions)| json!({"filter": filter, "actions": actions})).collect::<Vec<_>>(),
     });
-    Ok(answer)
+    Ok(Checked {
+        answer,
+        hits: committed,
+        logging,
+    })
 }
 
 #[derive(Deserialize)]
