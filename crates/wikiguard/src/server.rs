@@ -335,9 +335,11 @@ async fn check(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_check(&state, &headers)?;
+    let received = Instant::now();
     let value = json_body(body)?;
     let action = Action::from_json_value(value)
         .map_err(|e| ApiError::bad("invalid_action", e.to_string()).with("field", json!(e.field)))?;
+    let parsed = received.elapsed();
     let st = state.clone();
     let now = unix_now();
     let (checked, action) = blocking(move || run_check(&st, &action, now).map(|c| (c, action))).await?;
@@ -355,6 +357,11 @@ async fn check(
         );
         out["hits"] = json!(ids);
     }
+    tracing::debug!(
+        parse_us = parsed.as_micros() as u64,
+        handler_us = received.elapsed().as_micros() as u64,
+        "check handled"
+    );
     // The recent-actions log is test data, not a verdict's record: the action is recorded
     // after the answer, by a thread of its own, lazily (no fsync), so it never delays a save.
     if let Some(log) = &state.inner.recent {
