@@ -1509,6 +1509,43 @@ mod tests {
         (gate, release_tx)
     }
 
+    /// A store with one filter, whose writer is kept busy by a first write until [`Held::go`]:
+    /// the writes queued meanwhile make the next batch.
+    struct Held {
+        store: SqliteStore,
+        filter: Filter,
+        before: u64,
+        gate: mpsc::Receiver<Result<(), StoreError>>,
+        release: mpsc::Sender<()>,
+    }
+
+    impl Held {
+        fn new() -> Held {
+            let store = SqliteStore::open_in_memory().unwrap();
+            let filter = store.create_filter(&spec("f"), "A", 1).unwrap();
+            let before = store.write_batches();
+            let (gate, release) = hold_writer(&store);
+            Held {
+                store,
+                filter,
+                before,
+                gate,
+                release,
+            }
+        }
+
+        /// Lets the writer go on, and waits for the first write to commit.
+        fn go(&self) {
+            self.release.send(()).unwrap();
+            self.gate.recv().unwrap().unwrap();
+        }
+
+        /// The transactions run since the filter was made, the first write's included.
+        fn batches(&self) -> u64 {
+            self.store.write_batches() - self.before
+        }
+    }
+
     #[test]
     fn account_state_is_a_compare_and_swap() {
         let store = SqliteStore::open_in_memory().unwrap();
@@ -1705,10 +1742,8 @@ mod tests {
 
     #[test]
     fn queued_writes_commit_as_one_batch_and_a_failure_stays_alone() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
-        let before = store.write_batches();
-        let (gate, release) = hold_writer(&store);
+        let held = Held::new();
+        let (store, f) = (&held.store, held.filter.clone());
 
         let ok1 = store.submit(move |conn| {
             save_filter(
@@ -1737,9 +1772,7 @@ mod tests {
                 .map_err(|e| sql_error("y", e))
         });
         let (ok1, failing, not_found, ok2) = (ok1.unwrap(), failing.unwrap(), not_found.unwrap(), ok2.unwrap());
-        release.send(()).unwrap();
-
-        gate.recv().unwrap().unwrap();
+        held.go();
         ok1.recv().unwrap().unwrap();
         let err = failing.recv().unwrap().unwrap_err();
         assert!(err.to_string().contains("on purpose"), "{err}");
@@ -1754,7 +1787,7 @@ mod tests {
 
         // The gate was one transaction and the four queued writes the next one, which the
         // failure rolled back; then each of the four ran alone.
-        assert_eq!(store.write_batches() - before, 6);
+        assert_eq!(held.batches(), 6);
         assert_eq!(store.get_filter(50).unwrap().spec.description, "a");
         assert_eq!(
             store.get_filter(f.id).unwrap().hits,
@@ -1765,22 +1798,19 @@ mod tests {
 
     #[test]
     fn queued_writes_that_all_succeed_commit_as_one_transaction() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
-        let before = store.write_batches();
-        let (gate, release) = hold_writer(&store);
+        let held = Held::new();
+        let (store, f) = (&held.store, held.filter.clone());
         let answers: Vec<_> = (0..3)
             .map(|_| {
                 let (rows, dumps) = encode_hits(&[hit(f.id)]).unwrap();
                 store.submit(move |conn| insert_hits(conn, &rows, &dumps)).unwrap()
             })
             .collect();
-        release.send(()).unwrap();
-        gate.recv().unwrap().unwrap();
+        held.go();
         for a in answers {
             assert_eq!(a.recv().unwrap().unwrap().len(), 1);
         }
-        assert_eq!(store.write_batches() - before, 2, "the gate, then the three together");
+        assert_eq!(held.batches(), 2, "the gate, then the three together");
         assert_eq!(store.get_filter(f.id).unwrap().hits, 3);
     }
 
@@ -1818,10 +1848,8 @@ mod tests {
 
     #[test]
     fn failing_record_hits_in_a_batch_leaves_no_rows() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let f = store.create_filter(&spec("f"), "A", 1).unwrap();
-        let before = store.write_batches();
-        let (gate, release) = hold_writer(&store);
+        let held = Held::new();
+        let (store, f) = (&held.store, held.filter.clone());
         let answers: Vec<_> = [vec![hit(f.id)], vec![hit(f.id), hit(404)], vec![hit(f.id), hit(f.id)]]
             .into_iter()
             .map(|hits| {
@@ -1829,11 +1857,10 @@ mod tests {
                 store.submit(move |conn| insert_hits(conn, &rows, &dumps)).unwrap()
             })
             .collect();
-        release.send(()).unwrap();
-        gate.recv().unwrap().unwrap();
+        held.go();
         let results: Vec<_> = answers.into_iter().map(|a| a.recv().unwrap()).collect();
         assert_eq!(
-            store.write_batches() - before,
+            held.batches(),
             5,
             "gate, the three together (rolled back), then each alone"
         );
