@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+. "$here/steal.sh"
 command -v wrk >/dev/null || { echo "check-http.sh: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
 target=${CARGO_TARGET_DIR:-$root/target}
 if [ "$build" = 1 ]; then
@@ -96,3 +97,4 @@ PY
 done
 hits=$(python3 -c "import json,urllib.request as u; r=u.Request('$base/v1/filters',headers={'Authorization':'Bearer $admin'}); print(sum(f['hits'] for f in json.load(u.urlopen(r))['filters']))")
 echo "hits logged: $hits (every check commits its hits before answering; its recent-action row follows, written lazily: no fsync of its own)"
+steal_report

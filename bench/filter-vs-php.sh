@@ -16,6 +16,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/steal.sh"
 root=$(dirname "$here")
 build=1
 iterations=100      # wikiguard: evaluations of all filters per size
@@ -174,4 +175,5 @@ print("PHP: %d iterations, wikiguard: %s iterations; ms = mean time to evaluate 
 print("medians: of the iterations' times, which a burst of the host's noise hardly moves.")
 sys.exit(0 if ok else 1)
 PY
+steal_report
 exit $status

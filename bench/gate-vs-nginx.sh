@@ -14,6 +14,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/steal.sh"
 root=$(dirname "$here")
 build=1
 duration=10
@@ -132,3 +133,4 @@ g_pp50=$(median "${gate_pp50[@]}"); g_pp99=$(median "${gate_pp99[@]}")
 awk -v r="$p_rps" -v n50="$n_pp50" -v n99="$n_pp99" -v g50="$g_pp50" -v g99="$g_pp99" -v ms="$pace_ms" 'BEGIN{
   printf "paced (%d ms between requests, ~%.0f requests/s): p50 nginx %.0f us, gate %.0f us; p99 nginx %.0f us, gate %.0f us\n", ms, r, n50, g50, n99, g99
   printf "latency added by the gate below saturation: p50 %.0f us, p99 %.0f us\n", g50-n50, g99-n99 }'
+steal_report
