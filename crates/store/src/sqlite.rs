@@ -524,6 +524,8 @@ trait WriteJob: Send {
     /// A job may be run again after its transaction was rolled back, and the last run's
     /// outcome is the one its caller hears: so a job only writes through `conn`.
     fn run(&mut self, conn: &Connection) -> bool;
+    /// Forgets the outcome of an earlier run, whose transaction was rolled back.
+    fn reset(&mut self);
     /// Answers the caller once the batch has committed (`Ok`) or failed (`Err`).
     fn finish(self: Box<Self>, commit: Result<(), &str>);
     /// Whether the caller must not hear "committed" before the rows are on disk.
@@ -548,6 +550,10 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn reset(&mut self) {
+        self.result = None;
     }
 
     fn finish(self: Box<Self>, commit: Result<(), &str>) {
@@ -585,36 +591,51 @@ fn writer_loop(
         }
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         let durable = batch.iter().any(|job| job.durable());
-        let outcome = level.prepare(durable, |l| conn.pragma_update(None, "synchronous", l));
-        let outcome = match outcome {
-            Err(e) => Err(e),
-            Ok(()) => {
-                batches.fetch_add(1, Ordering::Relaxed);
-                match run_batch(&conn, &mut batch) {
-                    Batch::Committed => Ok(()),
-                    Batch::Failed(e) => Err(e),
-                    // One job failed, so the others were rolled back with it: each runs
-                    // again alone, and each caller hears how its own write went.
-                    Batch::JobFailed => {
-                        for mut job in batch {
-                            batches.fetch_add(1, Ordering::Relaxed);
-                            let alone = run_batch(&conn, std::slice::from_mut(&mut job));
-                            job.finish(match &alone {
-                                Batch::Committed => Ok(()),
-                                Batch::Failed(e) => Err(e),
-                                Batch::JobFailed => Err("the write failed"),
-                            });
-                        }
-                        continue;
-                    }
-                }
-            }
+        let answers = match level.prepare(durable, |l| conn.pragma_update(None, "synchronous", l)) {
+            Ok(()) => run_jobs(&conn, batch, batches),
+            Err(e) => batch.into_iter().map(|job| (job, Err(e.clone()))).collect(),
         };
+        // The callers hear their answers with the connection free again.
         drop(conn);
-        for job in batch {
-            job.finish(outcome.as_ref().copied().map_err(String::as_str));
+        for (job, answer) in answers {
+            job.finish(answer.as_ref().map(|_| ()).map_err(String::as_str));
         }
     }
+}
+
+/// Runs a batch's jobs, in their order, in as few transactions as their failures allow, and
+/// returns each job with how its transaction ended.
+///
+/// All of them share one transaction at first. When job `i` fails, that transaction is rolled
+/// back; the jobs before it, which succeeded, run again together, job `i` runs alone (and
+/// its caller hears its own error), and the jobs after it are a batch of their own. One
+/// failure so costs two more transactions, not one for every job of the batch.
+fn run_jobs(
+    conn: &Connection,
+    batch: Vec<Box<dyn WriteJob>>,
+    batches: &AtomicU64,
+) -> Vec<(Box<dyn WriteJob>, Result<(), String>)> {
+    let mut answers = Vec::with_capacity(batch.len());
+    // Segments still to run, the next one last.
+    let mut todo = vec![batch];
+    while let Some(mut jobs) = todo.pop() {
+        if jobs.is_empty() {
+            continue;
+        }
+        batches.fetch_add(1, Ordering::Relaxed);
+        match run_batch(conn, &mut jobs) {
+            Batch::Committed => answers.extend(jobs.into_iter().map(|job| (job, Ok(())))),
+            Batch::Failed(e) => answers.extend(jobs.into_iter().map(|job| (job, Err(e.clone())))),
+            Batch::JobFailed(i) => {
+                let mut after = jobs.split_off(i);
+                let failed = after.remove(0);
+                todo.push(after);
+                todo.push(vec![failed]);
+                todo.push(jobs);
+            }
+        }
+    }
+    answers
 }
 
 /// The writer connection's `synchronous` level across batches. With [`Durability::Full`], a
@@ -658,10 +679,10 @@ enum Batch {
     Committed,
     /// The transaction could not begin or commit; nothing of it was kept.
     Failed(String),
-    /// A job of a batch of several failed and the whole transaction was rolled back; the
-    /// jobs have to run again, each alone. (A job alone that fails is `Failed`: its own
-    /// error is what its caller hears.)
-    JobFailed,
+    /// The job at this index, of a batch of several, failed and the whole transaction was
+    /// rolled back; the jobs have to run again (see [`run_jobs`]). (A job alone that fails is
+    /// `Failed`: its own error is what its caller hears.)
+    JobFailed(usize),
 }
 
 /// Runs every job of a batch in one transaction and commits; nothing of the batch is kept
@@ -670,19 +691,23 @@ enum Batch {
 /// The jobs share the transaction with no savepoint between them: a savepoint makes SQLite
 /// copy every page a job changes into a journal of its own, which cost a check's hit rows
 /// a fifth of the writer's time under load. A job that fails is rare (most are inserts),
-/// so instead the whole batch is rolled back and its jobs run again one at a time.
+/// so instead the whole batch is rolled back and its jobs run again (see [`run_jobs`]).
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Batch {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return Batch::Failed(format!("cannot begin a write transaction: {e}"));
     }
     let alone = batch.len() == 1;
-    let mut outcome = Batch::Committed;
+    // What an earlier, rolled-back run of a job left is not its answer.
     for job in batch.iter_mut() {
+        job.reset();
+    }
+    let mut outcome = Batch::Committed;
+    for (i, job) in batch.iter_mut().enumerate() {
         if !job.run(conn) {
             outcome = match alone {
                 // The job keeps its own error, which its caller hears.
                 true => Batch::Failed("the write failed".to_string()),
-                false => Batch::JobFailed,
+                false => Batch::JobFailed(i),
             };
             break;
         }
@@ -1741,7 +1766,7 @@ mod tests {
     }
 
     #[test]
-    fn queued_writes_commit_as_one_batch_and_a_failure_stays_alone() {
+    fn queued_writes_share_a_transaction_and_a_failed_one_is_answered_alone() {
         let held = Held::new();
         let (store, f) = (&held.store, held.filter.clone());
 
@@ -1785,9 +1810,10 @@ mod tests {
         ));
         assert_eq!(ok2.recv().unwrap().unwrap(), 1);
 
-        // The gate was one transaction and the four queued writes the next one, which the
-        // failure rolled back; then each of the four ran alone.
-        assert_eq!(held.batches(), 6);
+        // The gate, then the four queued writes together, which the failure of the second
+        // rolled back; then the first again, the second alone, and the last two together,
+        // which the third's failure rolled back; then the third alone and the fourth.
+        assert_eq!(held.batches(), 7);
         assert_eq!(store.get_filter(50).unwrap().spec.description, "a");
         assert_eq!(
             store.get_filter(f.id).unwrap().hits,
@@ -1862,7 +1888,7 @@ mod tests {
         assert_eq!(
             held.batches(),
             5,
-            "gate, the three together (rolled back), then each alone"
+            "gate, the three together (rolled back), the first again, the second alone, the third"
         );
         assert_eq!(results[0].as_ref().unwrap().len(), 1);
         assert!(matches!(
