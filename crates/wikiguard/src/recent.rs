@@ -6,8 +6,9 @@
 //! load the actions of many checks share a commit, where one commit each cost the writer
 //! thread as much as a check's hits. The log is test data, so when the queue is full (the
 //! store is slower than the checks) an action is left out and counted, never waited for.
+//! The queue is bounded by count and by the size of the texts it holds.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,15 +18,29 @@ use wikiguard_store::{NewRecentAction, Store};
 
 /// How many checked actions may wait for the recorder.
 const QUEUE: usize = 1024;
+/// And how many bytes of wikitext they may hold between them (an action may carry up to
+/// `max_body_bytes` of it).
+const QUEUE_BYTES: usize = 64 << 20;
 /// At most this many in one transaction, so that a long batch never holds the writer (and
 /// the durable hit writes queued behind it) for long.
 const MAX_BATCH: usize = 64;
 
 /// The recorder; dropping it writes what is queued and stops its thread.
 pub(crate) struct RecentLog {
-    queue: Option<SyncSender<(i64, Action)>>,
+    queue: Option<SyncSender<Queued>>,
     thread: Option<JoinHandle<()>>,
     dropped: Arc<AtomicU64>,
+    /// The [`size`] of the queued actions.
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// A queued action: when it was checked (Unix seconds), the action, its [`size`].
+type Queued = (i64, Action, usize);
+
+/// What an action weighs in the queue: its texts, and a little for the rest.
+fn size(action: &Action) -> usize {
+    let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+    1024 + text(&action.old_wikitext) + text(&action.new_wikitext)
 }
 
 impl RecentLog {
@@ -33,25 +48,32 @@ impl RecentLog {
     pub(crate) fn start(store: Arc<dyn Store>, keep: usize) -> std::io::Result<RecentLog> {
         let (queue, actions) = mpsc::sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let counted = dropped.clone();
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let (counted, weighed) = (dropped.clone(), queued_bytes.clone());
         let thread = std::thread::Builder::new()
             .name("wikiguard-recent".into())
-            .spawn(move || record(store.as_ref(), keep, &actions, &counted))?;
+            .spawn(move || record(store.as_ref(), keep, &actions, &counted, &weighed))?;
         Ok(RecentLog {
             queue: Some(queue),
             thread: Some(thread),
             dropped,
+            queued_bytes,
         })
     }
 
     /// Queues an action checked at `time` (Unix seconds); never blocks.
     pub(crate) fn offer(&self, time: i64, action: Action) {
         let Some(queue) = &self.queue else { return };
-        match queue.try_send((time, action)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let size = size(&action);
+        let before = self.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        let refused = before + size > QUEUE_BYTES
+            || matches!(
+                queue.try_send((time, action, size)),
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_))
+            );
+        if refused {
+            self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -71,13 +93,17 @@ impl Drop for RecentLog {
     }
 }
 
-fn record(store: &dyn Store, keep: usize, actions: &Receiver<(i64, Action)>, dropped: &AtomicU64) {
+fn record(store: &dyn Store, keep: usize, actions: &Receiver<Queued>, dropped: &AtomicU64, queued_bytes: &AtomicUsize) {
     let mut batch: Vec<NewRecentAction> = Vec::with_capacity(MAX_BATCH);
+    let take = |(time, action, size): Queued| {
+        queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        encode(time, action)
+    };
     while let Ok(first) = actions.recv() {
-        batch.push(encode(first));
+        batch.push(take(first));
         while batch.len() < MAX_BATCH {
             match actions.try_recv() {
-                Ok(next) => batch.push(encode(next)),
+                Ok(next) => batch.push(take(next)),
                 Err(_) => break,
             }
         }
@@ -89,7 +115,7 @@ fn record(store: &dyn Store, keep: usize, actions: &Receiver<(i64, Action)>, dro
     }
 }
 
-fn encode((time, action): (i64, Action)) -> NewRecentAction {
+fn encode(time: i64, action: Action) -> NewRecentAction {
     NewRecentAction {
         time,
         action: action.kind().as_str().to_string(),
@@ -138,10 +164,31 @@ mod tests {
             queue: Some(queue),
             thread: None,
             dropped: Arc::new(AtomicU64::new(0)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
         };
         for n in 0..5 {
             log.offer(n, edit("A"));
         }
         assert_eq!(log.dropped(), 3);
+        assert_eq!(log.queued_bytes.load(Ordering::Relaxed), 2 * size(&edit("A")));
+    }
+
+    #[test]
+    fn texts_beyond_the_queue_s_byte_budget_are_left_out() {
+        let (queue, _actions) = mpsc::sync_channel(QUEUE);
+        let log = RecentLog {
+            queue: Some(queue),
+            thread: None,
+            dropped: Arc::new(AtomicU64::new(0)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+        };
+        let mut big = edit("A");
+        big.new_wikitext = Some("x".repeat(QUEUE_BYTES / 3));
+        for n in 0..4 {
+            log.offer(n, big.clone());
+        }
+        assert_eq!(log.dropped(), 2, "two fit in the budget, the rest do not");
+        log.offer(9, edit("B"));
+        assert_eq!(log.dropped(), 2, "a small one still fits");
     }
 }

@@ -357,13 +357,14 @@ async fn check(
         );
         out["hits"] = json!(ids);
     }
+    state.inner.metrics.check(&checked.sample);
     tracing::debug!(
         parse_us = parsed.as_micros() as u64,
         handler_us = received.elapsed().as_micros() as u64,
         "check handled"
     );
     // The recent-actions log is test data, not a verdict's record: the action is recorded
-    // after the answer, by a thread of its own, lazily (no fsync), so it never delays a save.
+    // after the answer, by a thread of its own, lazily (no fsync): a save never waits for it.
     if let Some(log) = &state.inner.recent {
         log.offer(now, action);
     }
@@ -378,6 +379,9 @@ pub(crate) struct Checked {
     hits: Option<tokio::sync::oneshot::Receiver<Result<Vec<i64>, StoreError>>>,
     /// When the hits went to the store.
     logging: Instant,
+    /// The check's metrics, counted once its hits are committed (a check that fails there
+    /// answers an error and is not counted as checked).
+    sample: CheckSample,
 }
 
 /// Evaluates every enabled filter against one action, decides, sends the hits to the store,
@@ -491,7 +495,6 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<C
         dump_us = (dumped - evaluated).as_micros() as u64,
         "check timings"
     );
-    inner.metrics.check(&sample);
     if !verdict.matches.is_empty() {
         tracing::info!(
             action = action.kind().as_str(),
@@ -516,6 +519,7 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<C
         answer,
         hits: committed,
         logging,
+        sample,
     })
 }
 
