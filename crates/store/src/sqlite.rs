@@ -598,7 +598,7 @@ fn writer_loop(
         // The callers hear their answers with the connection free again.
         drop(conn);
         for (job, answer) in answers {
-            job.finish(answer.as_ref().map(|_| ()).map_err(String::as_str));
+            job.finish(answer.as_ref().copied().map_err(String::as_str));
         }
     }
 }
@@ -626,6 +626,10 @@ fn run_jobs(
         match run_batch(conn, &mut jobs) {
             Batch::Committed => answers.extend(jobs.into_iter().map(|job| (job, Ok(())))),
             Batch::Failed(e) => answers.extend(jobs.into_iter().map(|job| (job, Err(e.clone())))),
+            // A job alone keeps its own error, which its caller hears.
+            Batch::JobFailed(_) if jobs.len() == 1 => {
+                answers.extend(jobs.into_iter().map(|job| (job, Err("the write failed".to_string()))));
+            }
             Batch::JobFailed(i) => {
                 let mut after = jobs.split_off(i);
                 let failed = after.remove(0);
@@ -679,9 +683,8 @@ enum Batch {
     Committed,
     /// The transaction could not begin or commit; nothing of it was kept.
     Failed(String),
-    /// The job at this index, of a batch of several, failed and the whole transaction was
-    /// rolled back; the jobs have to run again (see [`run_jobs`]). (A job alone that fails is
-    /// `Failed`: its own error is what its caller hears.)
+    /// The job at this index failed and the whole transaction was rolled back; the jobs have
+    /// to run again (see [`run_jobs`]).
     JobFailed(usize),
 }
 
@@ -696,7 +699,6 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Batch {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return Batch::Failed(format!("cannot begin a write transaction: {e}"));
     }
-    let alone = batch.len() == 1;
     // What an earlier, rolled-back run of a job left is not its answer.
     for job in batch.iter_mut() {
         job.reset();
@@ -704,11 +706,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Batch {
     let mut outcome = Batch::Committed;
     for (i, job) in batch.iter_mut().enumerate() {
         if !job.run(conn) {
-            outcome = match alone {
-                // The job keeps its own error, which its caller hears.
-                true => Batch::Failed("the write failed".to_string()),
-                false => Batch::JobFailed(i),
-            };
+            outcome = Batch::JobFailed(i);
             break;
         }
         // SQLite rolls the whole transaction back on some errors (a full disk, say); then
