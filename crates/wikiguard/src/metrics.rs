@@ -92,7 +92,6 @@ struct Inner {
     filter_evals: BTreeMap<i64, (u64, f64)>,
     filter_errors: BTreeMap<(i64, String), u64>,
     condition_limit_reached: u64,
-    recent_dropped: u64,
     filters_loaded: u64,
     filters_broken: u64,
 }
@@ -186,12 +185,6 @@ impl Metrics {
         });
     }
 
-    /// How many recent actions the log has left out so far: its queue was full, or the
-    /// store failed.
-    pub fn set_recent_dropped(&self, total: u64) {
-        self.with(|m| m.recent_dropped = total);
-    }
-
     /// The filter set was (re)loaded: how many run, how many failed to compile.
     pub fn filters_loaded(&self, loaded: usize, broken: usize) {
         self.with(|m| {
@@ -200,8 +193,9 @@ impl Metrics {
         });
     }
 
-    /// The exposition text.
-    pub fn render(&self) -> String {
+    /// The exposition text, with the count of checked actions the recent-actions log left out
+    /// (kept by the log itself, [`crate::recent::RecentLog::dropped`]).
+    pub fn render(&self, recent_dropped: u64) -> String {
         self.with(|m| {
             let mut out = String::with_capacity(4096);
             out += "# HELP wikiguard_http_requests_total HTTP requests by route and status.\n";
@@ -249,7 +243,7 @@ impl Metrics {
             );
             out += "# HELP wikiguard_recent_actions_dropped_total Checked actions left out of the recent-actions log (its queue full, or the store failing).\n";
             out += "# TYPE wikiguard_recent_actions_dropped_total counter\n";
-            let _ = writeln!(out, "wikiguard_recent_actions_dropped_total {}", m.recent_dropped);
+            let _ = writeln!(out, "wikiguard_recent_actions_dropped_total {}", recent_dropped);
             out += "# HELP wikiguard_filter_hits_total Matches per filter.\n";
             out += "# TYPE wikiguard_filter_hits_total counter\n";
             for (id, n) in &m.filter_hits {
@@ -297,7 +291,7 @@ mod tests {
             errors: vec![(4, "regexfailure")],
             limit_reached: false,
         });
-        let text = m.render();
+        let text = m.render(0);
         assert!(
             text.contains("wikiguard_http_requests_total{route=\"/v1/check\",status=\"200\"} 1"),
             "{text}"

@@ -34,8 +34,8 @@ pub(crate) struct RecentLog {
     queued_bytes: Arc<AtomicUsize>,
 }
 
-/// A queued action: when it was checked (Unix seconds), the action, its [`size`].
-type Queued = (i64, Action, usize);
+/// A queued action, with when it was checked (Unix seconds).
+type Queued = (i64, Action);
 
 /// What an action weighs in the queue: its texts, and a little for the rest.
 fn size(action: &Action) -> usize {
@@ -68,7 +68,7 @@ impl RecentLog {
         let before = self.queued_bytes.fetch_add(size, Ordering::Relaxed);
         let refused = before + size > QUEUE_BYTES
             || matches!(
-                queue.try_send((time, action, size)),
+                queue.try_send((time, action)),
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_))
             );
         if refused {
@@ -95,8 +95,8 @@ impl Drop for RecentLog {
 
 fn record(store: &dyn Store, keep: usize, actions: &Receiver<Queued>, dropped: &AtomicU64, queued_bytes: &AtomicUsize) {
     let mut batch: Vec<NewRecentAction> = Vec::with_capacity(MAX_BATCH);
-    let take = |(time, action, size): Queued| {
-        queued_bytes.fetch_sub(size, Ordering::Relaxed);
+    let take = |(time, action): Queued| {
+        queued_bytes.fetch_sub(size(&action), Ordering::Relaxed);
         encode(time, action)
     };
     while let Ok(first) = actions.recv() {
@@ -156,16 +156,22 @@ mod tests {
         assert_eq!(kept[0].action.body["new_wikitext"], "text by U4");
     }
 
-    #[test]
-    fn a_full_queue_leaves_actions_out_and_counts_them() {
-        // A recorder whose thread is not running: nothing drains the queue.
-        let (queue, _actions) = mpsc::sync_channel(2);
+    /// A recorder whose thread is not running, with room for `capacity` actions: nothing
+    /// drains its queue (the receiver is kept so that the queue stays open).
+    fn stalled(capacity: usize) -> (RecentLog, Receiver<Queued>) {
+        let (queue, actions) = mpsc::sync_channel(capacity);
         let log = RecentLog {
             queue: Some(queue),
             thread: None,
             dropped: Arc::new(AtomicU64::new(0)),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
         };
+        (log, actions)
+    }
+
+    #[test]
+    fn a_full_queue_leaves_actions_out_and_counts_them() {
+        let (log, _actions) = stalled(2);
         for n in 0..5 {
             log.offer(n, edit("A"));
         }
@@ -175,13 +181,7 @@ mod tests {
 
     #[test]
     fn texts_beyond_the_queue_s_byte_budget_are_left_out() {
-        let (queue, _actions) = mpsc::sync_channel(QUEUE);
-        let log = RecentLog {
-            queue: Some(queue),
-            thread: None,
-            dropped: Arc::new(AtomicU64::new(0)),
-            queued_bytes: Arc::new(AtomicUsize::new(0)),
-        };
+        let (log, _actions) = stalled(QUEUE);
         let mut big = edit("A");
         big.new_wikitext = Some("x".repeat(QUEUE_BYTES / 3));
         for n in 0..4 {

@@ -346,20 +346,18 @@ async fn check(
     // The hits are committed on the store's writer thread; the answer waits for that here,
     // holding no thread.
     let mut out = checked.answer;
+    let waiting = Instant::now();
     if let Some(committed) = checked.hits {
         let ids = committed
             .await
             .map_err(|e| internal("the store dropped a write", e))?
             .map_err(ApiError::from)?;
-        tracing::debug!(
-            hits_us = checked.logging.elapsed().as_micros() as u64,
-            "check hits committed"
-        );
         out["hits"] = json!(ids);
     }
     state.inner.metrics.check(&checked.sample);
     tracing::debug!(
         parse_us = parsed.as_micros() as u64,
+        commit_wait_us = waiting.elapsed().as_micros() as u64,
         handler_us = received.elapsed().as_micros() as u64,
         "check handled"
     );
@@ -377,8 +375,6 @@ pub(crate) struct Checked {
     answer: Json_,
     /// The hits' ids, once committed.
     hits: Option<tokio::sync::oneshot::Receiver<Result<Vec<i64>, StoreError>>>,
-    /// When the hits went to the store.
-    logging: Instant,
     /// The check's metrics, counted once its hits are committed (a check that fails there
     /// answers an error and is not counted as checked).
     sample: CheckSample,
@@ -478,7 +474,6 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<C
         });
     }
     let dumped = started.elapsed();
-    let logging = Instant::now();
     let committed = (!hits.is_empty()).then(|| {
         let (done, committed) = tokio::sync::oneshot::channel();
         inner.store.record_hits_then(
@@ -518,7 +513,6 @@ pub(crate) fn run_check(state: &AppState, action: &Action, now: i64) -> Result<C
     Ok(Checked {
         answer,
         hits: committed,
-        logging,
         sample,
     })
 }
@@ -834,12 +828,10 @@ async fn list_hits(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    if let Some(log) = &state.inner.recent {
-        state.inner.metrics.set_recent_dropped(log.dropped());
-    }
+    let recent_dropped = state.inner.recent.as_ref().map_or(0, crate::recent::RecentLog::dropped);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.inner.metrics.render(),
+        state.inner.metrics.render(recent_dropped),
     )
         .into_response()
 }
