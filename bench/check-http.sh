@@ -68,7 +68,6 @@ PY
 # The service's CPU time (user + system, all its threads) per check during the N-connection
 # run: less moved than checks/s by time the host takes from the machine (see steal.sh).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
-hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 printf '%-8s %10s %10s %12s %14s %12s\n' edit "p50 ms" "p99 ms" "checks/s" "(c=$connections)" "CPU ms/check"
 for size in 5k 50k 100k; do
   export BODY_FILE="$work/actions/action-$size.json"
@@ -97,7 +96,8 @@ PY
   many=$(RUN=many-$size wrk -t2 -c"$connections" -d"${duration}s" -s "$here/check/post.lua" "$base/v1/check" 2>&1)
   cpu1=$(cpu_ticks)
   rps=$(awk '/^Requests\/sec/{print $2}' <<<"$many")
-  cpu=$(awk -v t="$((cpu1 - cpu0))" -v hz="$hz" -v r="$rps" -v d="$duration" 'BEGIN { n = r * d; if (n > 0) printf "%.2f", t / hz * 1000 / n; else print "-" }')
+  checks=$(awk '/ requests in /{print $1}' <<<"$many")
+  cpu=$(awk -v t="$((cpu1 - cpu0))" -v hz="$ticks_per_second" -v n="${checks:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1000 / n; else print "-" }')
   if grep -q "non-200" <<<"$one$many"; then echo "$one$many" >&2; exit 1; fi
   to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else printf "%.3f", v*1000 }'; }
   printf '%-8s %10s %10s %12s %14s %12s\n' "$size" "$(to_ms "$p50")" "$(to_ms "$p99")" "$rps" "" "$cpu"

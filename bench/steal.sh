@@ -3,11 +3,12 @@
 # quarter. Each benchmark prints how much was taken, so that a noisy run can be told from a
 # quiet one and set aside.
 steal_ticks() { awk '$1 == "cpu" { print $9; found = 1; exit } END { if (!found) print 0 }' /proc/stat 2>/dev/null || echo 0; }
+# Clock ticks a second, the unit of /proc's CPU times (check-http.sh uses it too).
+ticks_per_second=$(getconf CLK_TCK 2>/dev/null || echo 100)
 steal_begin=$(steal_ticks)
 steal_report() {
-  local now hz
+  local now
   now=$(steal_ticks)
-  hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-  awk -v t="$((now - steal_begin))" -v hz="$hz" \
+  awk -v t="$((now - steal_begin))" -v hz="$ticks_per_second" \
     'BEGIN { printf "CPU time the host took from this machine during the run (steal): %.1f s\n", t / hz }'
 }
