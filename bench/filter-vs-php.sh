@@ -3,6 +3,7 @@
 # and edits. See bench/README.md.
 #
 # Usage: bench/filter-vs-php.sh [--no-build] [--iterations N] [--php-iterations N] [--profile N]
+#                               [--cpu N|none]
 #
 # Environment:
 #   CARGO_TARGET_DIR   where cargo puts the build (default: <repo>/target)
@@ -10,6 +11,9 @@
 #                      throwaway wiki is installed (once) under BENCH_WIKI_DIR
 #   BENCH_WIKI_DIR     where that wiki lives (default: ${TMPDIR:-/tmp}/wikiguard-bench-wiki)
 #   MW_INSTALL_PATH    MediaWiki's code (default: /usr/share/mediawiki, Debian's package)
+#
+# Both engines run pinned to the same CPU (--cpu, default the first one this process may use;
+# `none` lets the scheduler choose), because the cores of a shared VM need not be equally fast.
 #
 # Exit status: 0 when both engines ran and matched the same filters, 1 when they disagree or
 # wikiguard could not run, 2 on a setup error.
@@ -19,16 +23,18 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/steal.sh"
 root=$(dirname "$here")
 build=1
-iterations=100      # wikiguard: evaluations of all filters per size
-php_iterations=20   # PHP is slower; 20 keeps the whole PHP side around 2 s
+iterations=1000     # wikiguard: evaluations of all filters per size (fewer leave a 5 KB run too short to settle)
+php_iterations=50   # PHP is slower; 50 keeps the whole PHP side around 3 s
 profile=0
+cpu=auto
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) build=0 ;;
     --iterations) iterations=${2:?}; shift ;;
     --php-iterations) php_iterations=${2:?}; shift ;;
     --profile) profile=${2:?}; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cpu) cpu=${2:?}; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "filter-vs-php.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -39,6 +45,18 @@ command -v php >/dev/null || die "php is not installed (apt-get install php-cli 
 command -v python3 >/dev/null || die "python3 is needed to generate the edits"
 export MW_INSTALL_PATH=${MW_INSTALL_PATH:-/usr/share/mediawiki}
 [ -d "$MW_INSTALL_PATH/extensions/AbuseFilter" ] || die "no AbuseFilter under $MW_INSTALL_PATH (apt-get install mediawiki)"
+
+# One CPU for both engines (see the header).
+pin=()
+if [ "$cpu" != none ]; then
+  command -v taskset >/dev/null || die "taskset is missing (apt-get install util-linux), or pass --cpu none"
+  if [ "$cpu" = auto ]; then
+    # The first CPU of this process's affinity list ("0-1", "2,5"...).
+    cpu=$(taskset -cp $$ | sed 's/.*: *//; s/[-,].*//')
+  fi
+  case $cpu in ''|*[!0-9]*) die "--cpu takes a CPU number or none, not '$cpu'" ;; esac
+  pin=(taskset -c "$cpu")
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/filter-vs-php.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -101,11 +119,11 @@ status=0
 run_php() {  # size
   local args=(--filters "$filters" --vars "$tmp/edits/edit-$1.json" --iterations "$php_iterations")
   [ "$profile" = 0 ] || args+=(--profile "$profile")
-  php -d opcache.enable_cli=1 "$here/php/run.php" "${args[@]}" > "$tmp/php-$1.json" \
+  "${pin[@]}" php -d opcache.enable_cli=1 "$here/php/run.php" "${args[@]}" > "$tmp/php-$1.json" \
     || die "the PHP runner failed on edit-$1 (see above)"
 }
 run_wikiguard() {  # size filters-dir out-name
-  if ! "$wikiguard" filter bench --filters "$2" --vars "$tmp/edits/edit-$1.json" --iterations "$iterations" \
+  if ! "${pin[@]}" "$wikiguard" filter bench --filters "$2" --vars "$tmp/edits/edit-$1.json" --iterations "$iterations" \
       > "$tmp/$3.json" 2> "$tmp/$3.err"; then
     echo "warning: wikiguard filter bench failed on edit-$1 ($(basename "$2")):" >&2
     head -n 20 "$tmp/$3.err" | sed 's/^/  /' >&2
@@ -123,7 +141,7 @@ echo "edit-50k, 2000 filters: wikiguard..." >&2
 run_wikiguard 50k "$tmp/filters-2000" wg-2000
 
 # --- report ----------------------------------------------------------------------------
-python3 - "$tmp" <<'PY' || status=1
+BENCH_PIN=${pin:+"both engines on CPU $cpu"} python3 - "$tmp" <<'PY' || status=1
 import json, os, sys
 tmp = sys.argv[1]
 
@@ -173,6 +191,7 @@ print()
 print("PHP: %d iterations, wikiguard: %s iterations; ms = mean time to evaluate every filter once;"
       % (rows[0][1]["iterations"], rows[0][2]["iterations"] if rows[0][2] else "n/a"))
 print("medians: of the iterations' times, which a burst of the host's noise hardly moves.")
+print("CPU: %s" % (os.environ.get("BENCH_PIN") or "any (not pinned)"))
 sys.exit(0 if ok else 1)
 PY
 steal_report
