@@ -52,12 +52,21 @@ pub struct Engine {
     /// string (a rule's literals are the same strings on every evaluation): found without
     /// building the text key.
     needles_by_address: Mutex<FxMap<u64, NeedlesByAddress>>,
+    /// Compiled `rlike`/`irlike` patterns by the address of their string and the caseless
+    /// flag, when the pattern is a shared string (a rule's literal): found without hashing
+    /// and comparing the pattern's text, as [`RegexCache`] must. The string is held, so its
+    /// address is not reused while the entry lives.
+    regexes_by_address: Mutex<FxMap<(usize, bool), (Arc<str>, Arc<pcre::Regex>)>>,
     condition_limit: Option<usize>,
     known: KnownVariables,
 }
 
 /// Needle lists kept by an engine at most; past this the cache starts again empty.
 const NEEDLES_LIMIT: usize = 4096;
+
+/// Patterns kept by address at most (the regex cache's own capacity); past this that map
+/// starts again empty.
+const REGEXES_BY_ADDRESS_LIMIT: usize = 4096;
 
 /// A needle list found by its strings' addresses: the strings (held, so no address is reused
 /// while the entry lives), whether they are normalised, and the list.
@@ -90,6 +99,7 @@ impl Engine {
             regexes: RegexCache::new(4096),
             needles: Mutex::new(FxMap::default()),
             needles_by_address: Mutex::new(FxMap::default()),
+            regexes_by_address: Mutex::new(FxMap::default()),
             condition_limit: None,
             known: KnownVariables::default(),
         }
@@ -692,6 +702,34 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             .map_err(|err| regex_err(run, span, pattern, &err))
     }
 
+    /// [`Self::regex`] for a pattern value, found by its string's address when it is a
+    /// shared string.
+    fn regex_of(
+        &self,
+        run: &Run<'_>,
+        span: Span,
+        pattern: &Value,
+        caseless: bool,
+    ) -> Result<Arc<pcre::Regex>, EvalError> {
+        let Value::Str(text) = pattern else {
+            return self.regex(run, span, &pattern.as_php_str(), caseless);
+        };
+        let key = (Arc::as_ptr(text).cast::<u8>() as usize, caseless);
+        let by_address = || self.engine.regexes_by_address.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((kept, re)) = by_address().get(&key) {
+            if Arc::ptr_eq(kept, text) {
+                return Ok(Arc::clone(re));
+            }
+        }
+        let re = self.regex(run, span, text, caseless)?;
+        let mut map = by_address();
+        if map.len() >= REGEXES_BY_ADDRESS_LIMIT {
+            map.clear();
+        }
+        map.insert(key, (Arc::clone(text), Arc::clone(&re)));
+        Ok(re)
+    }
+
     fn empty_match_warning(run: &mut Run<'_>, span: Span, re: &pcre::Regex) {
         if re.matches_empty() {
             run.warnings.push(Warning {
@@ -833,15 +871,14 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             KeywordOp::Rlike | KeywordOp::Irlike => {
-                let pattern = y.as_php_str();
-                let re = self.regex(run, span, &pattern, op == KeywordOp::Irlike)?;
+                let re = self.regex_of(run, span, y, op == KeywordOp::Irlike)?;
                 if !undefined_pattern || !y.is_undefined() {
                     Self::empty_match_warning(run, span, &re);
                 }
                 let hay = self.php_str(x);
                 let facts = self.facts_for(&hay);
                 re.is_match_in(&hay, facts.as_deref())
-                    .map_err(|err| regex_err(run, span, &pattern, &err))?
+                    .map_err(|err| regex_err(run, span, &y.as_php_str(), &err))?
             }
         }))
     }
@@ -1272,6 +1309,30 @@ mod tests {
             ],
         );
         assert_eq!(got, [false, false].map(Value::Bool));
+    }
+
+    #[test]
+    fn a_pattern_found_by_address_keeps_its_case_rule() {
+        // One literal string, shared by both operators: the caseless and the case-sensitive
+        // compiled forms are kept apart, on this action and the next.
+        let engine = Engine::new();
+        let rule =
+            crate::Program::parse(r#"p := "ab+c"; [summary rlike p, summary irlike p, summary rlike ("x|" + p)]"#)
+                .unwrap();
+        for _ in 0..2 {
+            let vars: HashMap<String, Value> = [("summary".to_string(), Value::from("ABBC"))].into();
+            let got = Evaluator::new(&engine, vars).eval(&rule).unwrap().value;
+            assert_eq!(
+                got,
+                Value::from(vec![Value::Bool(false), Value::Bool(true), Value::Bool(false)])
+            );
+        }
+        let bad = crate::Program::parse(r#"summary rlike "(""#).unwrap();
+        let vars: HashMap<String, Value> = [("summary".to_string(), Value::from("x"))].into();
+        assert_eq!(
+            Evaluator::new(&engine, vars).eval(&bad).unwrap_err().code,
+            "regexfailure"
+        );
     }
 
     #[test]
