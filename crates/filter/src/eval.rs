@@ -56,7 +56,7 @@ pub struct Engine {
     /// flag, when the pattern is a shared string (a rule's literal): found without hashing
     /// and comparing the pattern's text, as [`RegexCache`] must. The string is held, so its
     /// address is not reused while the entry lives.
-    regexes_by_address: Mutex<FxMap<(usize, bool), (Arc<str>, Arc<pcre::Regex>)>>,
+    regexes_by_address: Mutex<FxMap<(usize, bool), RegexByAddress>>,
     condition_limit: Option<usize>,
     known: KnownVariables,
 }
@@ -67,6 +67,10 @@ const NEEDLES_LIMIT: usize = 4096;
 /// Patterns kept by address at most (the regex cache's own capacity); past this that map
 /// starts again empty.
 const REGEXES_BY_ADDRESS_LIMIT: usize = 4096;
+
+/// A compiled pattern found by its string's address: the string (held, so the address is
+/// not reused while the entry lives) and the regex.
+type RegexByAddress = (Arc<str>, Arc<pcre::Regex>);
 
 /// A needle list found by its strings' addresses: the strings (held, so no address is reused
 /// while the entry lives), whether they are normalised, and the list.
