@@ -48,36 +48,89 @@ pub struct Engine {
     regexes: RegexCache,
     /// Prepared needle lists of `contains_any` & co, by [`needles_key`].
     needles: Mutex<FxMap<Box<[u8]>, Arc<normalize::Needles>>>,
-    /// The same lists by the addresses of their strings, when every needle is a shared
-    /// string (a rule's literals are the same strings on every evaluation): found without
-    /// building the text key.
-    needles_by_address: Mutex<FxMap<u64, NeedlesByAddress>>,
-    /// Compiled `rlike`/`irlike` patterns by the address of their string and the caseless
-    /// flag, when the pattern is a shared string (a rule's literal): found without hashing
-    /// and comparing the pattern's text, as [`RegexCache`] must. The string is held, so its
-    /// address is not reused while the entry lives.
-    regexes_by_address: Mutex<FxMap<(usize, bool), RegexByAddress>>,
+    /// The same lists by the addresses of their strings (and whether they are normalised).
+    needles_by_address: ByAddresses<Arc<normalize::Needles>>,
+    /// Compiled regex patterns by the address of their string (and whether caseless).
+    regexes_by_address: ByAddresses<Arc<pcre::Regex>>,
     condition_limit: Option<usize>,
     known: KnownVariables,
 }
 
-/// Needle lists kept by an engine at most; past this the cache starts again empty.
+/// Needle lists (and patterns found by address) kept by an engine at most; past this the
+/// cache starts again empty.
 const NEEDLES_LIMIT: usize = 4096;
 
-/// Patterns kept by address at most (the regex cache's own capacity); past this that map
-/// starts again empty.
-const REGEXES_BY_ADDRESS_LIMIT: usize = 4096;
+/// Something the engine prepared from strings (a needle list, a compiled pattern), found
+/// again by the strings' addresses and a flag when they are the same shared strings: a rule's
+/// literals are the same `Arc`s on every evaluation, so a lookup needs no hashing or
+/// comparing of their text. The strings are held, so no address is reused while an entry
+/// lives; past [`NEEDLES_LIMIT`] entries the map starts again empty.
+struct ByAddresses<T>(Mutex<FxMap<u64, AddressEntry<T>>>);
 
-/// A compiled pattern found by its string's address: the string (held, so the address is
-/// not reused while the entry lives) and the regex.
-type RegexByAddress = (Arc<str>, Arc<pcre::Regex>);
-
-/// A needle list found by its strings' addresses: the strings (held, so no address is reused
-/// while the entry lives), whether they are normalised, and the list.
-struct NeedlesByAddress {
+struct AddressEntry<T> {
     strings: Box<[Arc<str>]>,
-    norm: bool,
-    needles: Arc<normalize::Needles>,
+    flag: bool,
+    value: T,
+}
+
+impl<T: Clone> ByAddresses<T> {
+    fn new() -> Self {
+        ByAddresses(Mutex::new(FxMap::default()))
+    }
+
+    fn key(strings: &[&Arc<str>], flag: bool) -> u64 {
+        let mut h = crate::fasthash::FxHasher::default();
+        h.write_u8(u8::from(flag));
+        for s in strings {
+            h.write_usize(Arc::as_ptr(s).cast::<u8>() as usize);
+        }
+        h.finish()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FxMap<u64, AddressEntry<T>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value kept for exactly these strings and `flag`, or `make()`'s, then kept (an
+    /// error is returned and not kept).
+    fn get_or_try_insert<E>(
+        &self,
+        strings: &[&Arc<str>],
+        flag: bool,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let key = Self::key(strings, flag);
+        if let Some(kept) = self.lock().get(&key) {
+            let same = kept.flag == flag
+                && kept.strings.len() == strings.len()
+                && kept.strings.iter().zip(strings).all(|(k, s)| Arc::ptr_eq(k, s));
+            if same {
+                return Ok(kept.value.clone());
+            }
+        }
+        let value = make()?;
+        let mut map = self.lock();
+        if map.len() >= NEEDLES_LIMIT {
+            map.clear();
+        }
+        map.insert(
+            key,
+            AddressEntry {
+                strings: strings.iter().map(|s| Arc::clone(s)).collect(),
+                flag,
+                value: value.clone(),
+            },
+        );
+        Ok(value)
+    }
+
+    /// [`Self::get_or_try_insert`] for a `make` that cannot fail.
+    fn get_or_insert(&self, strings: &[&Arc<str>], flag: bool, make: impl FnOnce() -> T) -> T {
+        match self.get_or_try_insert(strings, flag, || Ok::<T, std::convert::Infallible>(make())) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -102,8 +155,8 @@ impl Engine {
             equivset: None,
             regexes: RegexCache::new(4096),
             needles: Mutex::new(FxMap::default()),
-            needles_by_address: Mutex::new(FxMap::default()),
-            regexes_by_address: Mutex::new(FxMap::default()),
+            needles_by_address: ByAddresses::new(),
+            regexes_by_address: ByAddresses::new(),
             condition_limit: None,
             known: KnownVariables::default(),
         }
@@ -699,39 +752,24 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         })
     }
 
-    fn regex(&self, run: &Run<'_>, span: Span, pattern: &str, caseless: bool) -> Result<Arc<pcre::Regex>, EvalError> {
-        self.engine
-            .regexes
-            .get_or_compile(pattern, caseless)
-            .map_err(|err| regex_err(run, span, pattern, &err))
-    }
-
-    /// [`Self::regex`] for a pattern value, found by its string's address when it is a
-    /// shared string.
-    fn regex_of(
+    /// The compiled form of a pattern, found by its string's address when it is one seen
+    /// before (a rule's literal), else from the regex cache, which hashes and compares the
+    /// pattern's text.
+    fn regex(
         &self,
         run: &Run<'_>,
         span: Span,
-        pattern: &Value,
+        pattern: &Arc<str>,
         caseless: bool,
     ) -> Result<Arc<pcre::Regex>, EvalError> {
-        let Value::Str(text) = pattern else {
-            return self.regex(run, span, &pattern.as_php_str(), caseless);
-        };
-        let key = (Arc::as_ptr(text).cast::<u8>() as usize, caseless);
-        let by_address = || self.engine.regexes_by_address.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((kept, re)) = by_address().get(&key) {
-            if Arc::ptr_eq(kept, text) {
-                return Ok(Arc::clone(re));
-            }
-        }
-        let re = self.regex(run, span, text, caseless)?;
-        let mut map = by_address();
-        if map.len() >= REGEXES_BY_ADDRESS_LIMIT {
-            map.clear();
-        }
-        map.insert(key, (Arc::clone(text), Arc::clone(&re)));
-        Ok(re)
+        self.engine
+            .regexes_by_address
+            .get_or_try_insert(&[pattern], caseless, || {
+                self.engine
+                    .regexes
+                    .get_or_compile(pattern, caseless)
+                    .map_err(|err| regex_err(run, span, pattern, &err))
+            })
     }
 
     fn empty_match_warning(run: &mut Run<'_>, span: Span, re: &pcre::Regex) {
@@ -785,42 +823,13 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 _ => None,
             }
         }
-        if !list.iter().all(|v| shared(v).is_some()) {
+        let strings: Option<Vec<&Arc<str>>> = list.iter().map(shared).collect();
+        let Some(strings) = strings else {
             return self.needles_by_text(list, eq);
-        }
-        let mut h = crate::fasthash::FxHasher::default();
-        h.write_u8(u8::from(norm));
-        for s in list.iter().filter_map(shared) {
-            h.write_usize(Arc::as_ptr(s).cast::<u8>() as usize);
-        }
-        let key = h.finish();
-        let by_address = || self.engine.needles_by_address.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(kept) = by_address().get(&key) {
-            let same = kept.norm == norm
-                && kept.strings.len() == list.len()
-                && kept
-                    .strings
-                    .iter()
-                    .zip(list.iter().filter_map(shared))
-                    .all(|(k, s)| Arc::ptr_eq(k, s));
-            if same {
-                return Arc::clone(&kept.needles);
-            }
-        }
-        let needles = self.needles_by_text(list, eq);
-        let mut map = by_address();
-        if map.len() >= NEEDLES_LIMIT {
-            map.clear();
-        }
-        map.insert(
-            key,
-            NeedlesByAddress {
-                strings: list.iter().filter_map(shared).cloned().collect(),
-                norm,
-                needles: Arc::clone(&needles),
-            },
-        );
-        needles
+        };
+        self.engine
+            .needles_by_address
+            .get_or_insert(&strings, norm, || self.needles_by_text(list, eq))
     }
 
     /// [`Self::needles`] by the needles' text.
@@ -875,14 +884,15 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             KeywordOp::Rlike | KeywordOp::Irlike => {
-                let re = self.regex_of(run, span, y, op == KeywordOp::Irlike)?;
+                let pattern = self.php_str(y);
+                let re = self.regex(run, span, &pattern, op == KeywordOp::Irlike)?;
                 if !undefined_pattern || !y.is_undefined() {
                     Self::empty_match_warning(run, span, &re);
                 }
                 let hay = self.php_str(x);
                 let facts = self.facts_for(&hay);
                 re.is_match_in(&hay, facts.as_deref())
-                    .map_err(|err| regex_err(run, span, &y.as_php_str(), &err))?
+                    .map_err(|err| regex_err(run, span, &pattern, &err))?
             }
         }))
     }
@@ -1027,7 +1037,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 if a.len() == 1 {
                     Value::Int(s(0).split(',').count() as i64)
                 } else {
-                    let pattern = s(0);
+                    let pattern = self.arg_str(a, 0);
                     let re = self.regex(run, span, &pattern, false)?;
                     if !a.first().is_some_and(Value::is_undefined) {
                         Self::empty_match_warning(run, span, &re);
@@ -1041,7 +1051,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             Builtin::GetMatches => {
-                let pattern = s(0);
+                let pattern = self.arg_str(a, 0);
                 let groups = group_count_heuristic(&pattern);
                 let re = self.regex(run, span, &pattern, false)?;
                 Self::empty_match_warning(run, span, &re);
@@ -1130,7 +1140,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
                 }
             }
             Builtin::StrReplaceRegexp => {
-                let pattern = s(1);
+                let pattern = self.arg_str(a, 1);
                 let re = self.regex(run, span, &pattern, false)?;
                 let hay = self.arg_str(a, 0);
                 let facts = self.facts_for(&hay);
