@@ -1201,11 +1201,14 @@ impl Store for SqliteStore {
     }
 
     fn record_hits(&self, hits: &[NewHit]) -> Result<Vec<i64>, StoreError> {
-        if hits.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (rows, dumps) = encode_hits(hits)?;
-        self.write(move |conn| insert_hits(conn, &rows, &dumps))
+        let (reply, answer) = mpsc::channel();
+        self.record_hits_then(
+            hits,
+            Box::new(move |ids| {
+                let _ = reply.send(ids);
+            }),
+        );
+        answer.recv().map_err(|_| writer_gone())?
     }
 
     fn record_hits_then(&self, hits: &[NewHit], done: HitsCommitted) {
