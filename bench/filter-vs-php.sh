@@ -141,7 +141,7 @@ echo "edit-50k, 2000 filters: wikiguard..." >&2
 run_wikiguard 50k "$tmp/filters-2000" wg-2000
 
 # --- report ----------------------------------------------------------------------------
-BENCH_PIN=${pin:+"both engines on CPU $cpu"} python3 - "$tmp" <<'PY' || status=1
+python3 - "$tmp" <<'PY' || status=1
 import json, os, sys
 tmp = sys.argv[1]
 
@@ -191,8 +191,8 @@ print()
 print("PHP: %d iterations, wikiguard: %s iterations; ms = mean time to evaluate every filter once;"
       % (rows[0][1]["iterations"], rows[0][2]["iterations"] if rows[0][2] else "n/a"))
 print("medians: of the iterations' times, which a burst of the host's noise hardly moves.")
-print("CPU: %s" % (os.environ.get("BENCH_PIN") or "any (not pinned)"))
 sys.exit(0 if ok else 1)
 PY
+if [ ${#pin[@]} -gt 0 ]; then echo "CPU: both engines on CPU $cpu"; else echo "CPU: any (not pinned)"; fi
 steal_report
 exit $status
