@@ -366,6 +366,14 @@ impl Value {
         match (self, other) {
             // Same type, and equal decimal strings exactly when equal.
             (Value::Int(a), Value::Int(b)) => Ok(a == b),
+            // Numbers far apart have different strings (equal strings are equal numbers), so
+            // neither needs formatting; near ones take the string path below.
+            (Value::Float(_) | Value::Int(_), Value::Float(_) | Value::Int(_))
+                if !strict && distinct_numbers(self, other).is_some() =>
+            {
+                Ok(false)
+            }
+            (Value::Float(_), Value::Float(_)) if strict && distinct_numbers(self, other).is_some() => Ok(false),
             (Value::Array(a), Value::Array(b)) => {
                 if a.len() != b.len() {
                     return Ok(false);
@@ -412,6 +420,10 @@ impl Value {
             if *a != i64::MIN && *b != i64::MIN {
                 return Ok(a.cmp(b));
             }
+        }
+        // A float and a number far from it: their strings' numeric order is theirs.
+        if let Some(order) = distinct_numbers(self, other) {
+            return Ok(order);
         }
         if self.has_undefined() || other.has_undefined() {
             return Err(ArithError::Undefined);
@@ -822,6 +834,32 @@ enum StrKey<'a> {
     Float(f64),
 }
 
+/// The order of two numbers, at least one a float, when it is certainly the order (and the
+/// inequality) of their PHP strings read back as numbers; `None` when they are close enough
+/// that formatting could matter, or a side is not a finite float or an integer that `f64`
+/// holds exactly.
+///
+/// A float's string (`precision=14`) read back is the float rounded to 14 significant digits:
+/// within `5e-14` of it, relatively, for a normal float, and the float itself for a subnormal
+/// one (the decimal lies far closer to it than to any other double). Rounding is monotone, so
+/// the order can only change into equality, which a gap of `1e-12` of the larger magnitude
+/// rules out. Integers up to 2^53 read back exactly, as their strings do.
+fn distinct_numbers(a: &Value, b: &Value) -> Option<Ordering> {
+    const EXACT: i64 = 1 << 53;
+    let num = |v: &Value| match *v {
+        Value::Float(f) if f.is_finite() => Some(f),
+        Value::Int(i) if (-EXACT..=EXACT).contains(&i) => Some(i as f64),
+        _ => None,
+    };
+    if matches!((a, b), (Value::Int(_), Value::Int(_))) {
+        return None;
+    }
+    let (x, y) = (num(a)?, num(b)?);
+    // The sign of the rounded difference is the sign of the exact one.
+    let d = x - y;
+    (d.abs() > x.abs().max(y.abs()) * 1e-12).then_some(if d > 0.0 { Ordering::Greater } else { Ordering::Less })
+}
+
 /// `ZEND_THREEWAY_COMPARE`: NaN compares greater.
 fn three_way(a: f64, b: f64) -> Ordering {
     if a == b {
@@ -930,6 +968,82 @@ pub fn php_float_to_string(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
+
+    /// `compare` and `equals` of two numbers as they are without the shortcut: through their
+    /// PHP strings.
+    fn by_strings(a: &Value, b: &Value) -> (Ordering, bool, bool) {
+        let order = match (a.string_key(), b.string_key()) {
+            (StrKey::Str(x), StrKey::Str(y)) => smart_str_compare(&x, &y),
+            _ => unreachable!("plain numbers have string keys"),
+        };
+        let loose = a.string_key() == b.string_key();
+        let strict = a.type_of() == b.type_of() && loose;
+        (order, loose, strict)
+    }
+
+    fn number() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            (-1_000_000i64..1_000_000).prop_map(|i| i as f64 / 8.0),
+            (-300i32..300, 1u32..1000).prop_map(|(e, m)| f64::from(m) * 10f64.powi(e)),
+            (0u64..64).prop_map(f64::from_bits),
+            Just(1e15),
+            Just(9007199254740993.0),
+        ]
+    }
+
+    /// A number near `x`: a few ulps away, or a relative 1e-15..1e-11 away, or an integer next
+    /// to it, where rounding to 14 digits decides.
+    fn near(x: f64) -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (-4i64..=4).prop_map(move |k| f64::from_bits((x.to_bits() as i64).wrapping_add(k) as u64)),
+            (-12i32..=-2, -9i32..=9).prop_map(move |(e, k)| x * (1.0 + f64::from(k) * 10f64.powi(e - 3))),
+            (-1i32..=1).prop_map(move |k| x.round() + f64::from(k)),
+        ]
+        .prop_filter("finite", |f| f.is_finite())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        #[test]
+        fn number_comparison_shortcut_agrees_with_strings(
+            (a, b) in number().prop_flat_map(|a| (proptest::strategy::Just(a), proptest::prop_oneof![number(), near(a)])),
+            as_int in 0u8..3,
+        ) {
+            let to_int = |f: f64| (f.fract() == 0.0 && f.abs() < 9.3e18).then_some(Value::Int(f as i64));
+            let (x, y) = match as_int {
+                1 => (to_int(a).unwrap_or(Value::Float(a)), Value::Float(b)),
+                2 => (Value::Float(a), to_int(b).unwrap_or(Value::Float(b))),
+                _ => (Value::Float(a), Value::Float(b)),
+            };
+            let (order, loose, strict) = by_strings(&x, &y);
+            proptest::prop_assert_eq!(x.compare(&y).unwrap(), order, "{:?} {:?}", x, y);
+            proptest::prop_assert_eq!(y.compare(&x).unwrap(), order.reverse(), "{:?} {:?}", y, x);
+            proptest::prop_assert_eq!(x.equals(&y, false).unwrap(), loose, "{:?} == {:?}", x, y);
+            proptest::prop_assert_eq!(x.equals(&y, true).unwrap(), strict, "{:?} === {:?}", x, y);
+        }
+    }
+
+    #[test]
+    fn number_comparison_near_equal_goes_through_strings() {
+        // Equal once rounded to 14 digits, so equal to AbuseFilter although not as floats.
+        let (a, b) = (Value::Float(0.1 + 0.2), Value::Float(0.3));
+        assert_eq!(a.compare(&b).unwrap(), Ordering::Equal);
+        assert!(a.equals(&b, false).unwrap());
+        let (a, b) = (Value::Float(2.000000000000001), Value::Int(2));
+        assert_eq!(a.compare(&b).unwrap(), Ordering::Equal);
+        assert!(a.equals(&b, false).unwrap());
+        assert!(!a.equals(&b, true).unwrap());
+        // Far apart: decided without formatting, the same answers.
+        assert_eq!(
+            Value::Float(7.0 / 3.0).compare(&Value::Int(1)).unwrap(),
+            Ordering::Greater
+        );
+        assert!(!Value::Float(2.5).equals(&Value::Int(1), false).unwrap());
+    }
 
     #[test]
     fn float_to_string_matches_php_precision_14() {
