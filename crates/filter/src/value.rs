@@ -367,13 +367,13 @@ impl Value {
             // Same type, and equal decimal strings exactly when equal.
             (Value::Int(a), Value::Int(b)) => Ok(a == b),
             // Numbers far apart have different strings (equal strings are equal numbers), so
-            // neither needs formatting; near ones take the string path below.
+            // they differ for `==` and `===` alike without formatting either; near ones take
+            // the string path below.
             (Value::Float(_) | Value::Int(_), Value::Float(_) | Value::Int(_))
-                if !strict && distinct_numbers(self, other).is_some() =>
+                if distinct_numbers(self, other).is_some() =>
             {
                 Ok(false)
             }
-            (Value::Float(_), Value::Float(_)) if strict && distinct_numbers(self, other).is_some() => Ok(false),
             (Value::Array(a), Value::Array(b)) => {
                 if a.len() != b.len() {
                     return Ok(false);
@@ -834,10 +834,10 @@ enum StrKey<'a> {
     Float(f64),
 }
 
-/// The order of two numbers, at least one a float, when it is certainly the order (and the
-/// inequality) of their PHP strings read back as numbers; `None` when they are close enough
-/// that formatting could matter, or a side is not a finite float or an integer that `f64`
-/// holds exactly.
+/// The order of two numbers when it is certainly the order (and the inequality) of their PHP
+/// strings read back as numbers; `None` when they are close enough that formatting could
+/// matter, or a side is not a finite float or an integer that `f64` holds exactly. Callers
+/// settle two integers before asking; the answer would be right for them too.
 ///
 /// A float's string (`precision=14`) read back is the float rounded to 14 significant digits:
 /// within `5e-14` of it, relatively, for a normal float, and the float itself for a subnormal
@@ -851,9 +851,6 @@ fn distinct_numbers(a: &Value, b: &Value) -> Option<Ordering> {
         Value::Int(i) if (-EXACT..=EXACT).contains(&i) => Some(i as f64),
         _ => None,
     };
-    if matches!((a, b), (Value::Int(_), Value::Int(_))) {
-        return None;
-    }
     let (x, y) = (num(a)?, num(b)?);
     // The sign of the rounded difference is the sign of the exact one.
     let d = x - y;
