@@ -51,7 +51,9 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  for f in nginx upstream; do
+    [ -f "$work/$f.pid" ] && kill "$(cat "$work/$f.pid")" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,6 +63,22 @@ mkdir -p "$work/html/wiki" "$work/logs"
 # nginx workers run as an unprivileged user: let them read the page.
 chmod 755 "$work"
 python3 -c "print('<!DOCTYPE html><html><body>' + 'Lorem ipsum dolor sit amet. ' * 70 + '</body></html>')" > "$work/html/wiki/Main_Page"
+# The upstream and the nginx proxy are two nginx instances, so each one's CPU time can be read
+# apart (see cpu_us below).
+tmp_paths="client_body_temp_path $work/tmp_body; proxy_temp_path $work/tmp_proxy; fastcgi_temp_path $work/tmp_fcgi;
+  uwsgi_temp_path $work/tmp_uwsgi; scgi_temp_path $work/tmp_scgi;"
+cat > "$work/upstream.conf" <<CONF
+worker_processes 1;
+pid $work/upstream.pid;
+error_log $work/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  $tmp_paths
+  server { listen 127.0.0.1:$up; root $work/html; }
+}
+CONF
 cat > "$work/nginx.conf" <<CONF
 worker_processes 2;
 pid $work/nginx.pid;
@@ -69,16 +87,15 @@ events { worker_connections 4096; }
 http {
   access_log off;
   default_type text/html;
-  client_body_temp_path $work/tmp_body; proxy_temp_path $work/tmp_proxy; fastcgi_temp_path $work/tmp_fcgi;
-  uwsgi_temp_path $work/tmp_uwsgi; scgi_temp_path $work/tmp_scgi;
+  $tmp_paths
   upstream wiki { server 127.0.0.1:$up; keepalive 64; }
-  server { listen 127.0.0.1:$up; root $work/html; }
   server {
     listen 127.0.0.1:$np;
     location / { proxy_pass http://wiki; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Forwarded-For \$remote_addr; }
   }
 }
 CONF
+"$nginx_bin" -c "$work/upstream.conf" -p "$work" 2>/dev/null
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" 2>/dev/null
 # Loopback is the trusted "load balancer" whose X-Forwarded-For (set by the wrk script) names
 # the client, so the default policy sees many readers, not one address hammering the wiki.
@@ -86,36 +103,55 @@ WIKIGUARD_LOG_LEVEL=warn "$wg" gate --listen 127.0.0.1:$gp --upstream http://127
 pids+=($!)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$gp/wiki/Main_Page" 2>/dev/null && break; sleep 0.1; done
 
-run() {
+gate_pid=${pids[0]}
+# CPU time (user + system, clock ticks) of processes: a proxy's cost per request, which the
+# time the host takes from the machine (steal) moves far less than requests/s.
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
+workers_of() { pgrep -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
+nginx_workers=$(workers_of nginx)
+upstream_workers=$(workers_of upstream)
+run() {  # URL [PROXY-PIDS...]: wrk's report, then "cpu_us PROXY UPSTREAM" per request
+  local url=$1 out p0 u0 p1 u1 n
+  shift
+  p0=$(ticks "$@"); u0=$(ticks $upstream_workers)
   # The page view that dominates wiki traffic, from many readers' browsers.
   # wrk needs at least one connection per thread.
-  wrk -t"$(( connections < 2 ? connections : 2 ))" -c"$connections" -d"${duration}s" --latency -s "$here/gate-clients.lua" "$1" 2>&1
+  out=$(wrk -t"$(( connections < 2 ? connections : 2 ))" -c"$connections" -d"${duration}s" --latency -s "$here/gate-clients.lua" "$url" 2>&1)
+  p1=$(ticks "$@"); u1=$(ticks $upstream_workers)
+  n=$(awk '/ requests in /{ print $1 }' <<<"$out")
+  printf '%s\ncpu_us %s\n' "$out" "$(awk -v p="$((p1 - p0))" -v u="$((u1 - u0))" -v hz="$ticks_per_second" -v n="${n:-0}" -v procs=$# \
+    'BEGIN { if (n > 0 && procs > 0) printf "%.1f ", p / hz * 1e6 / n; else printf "- "; if (n > 0) printf "%.1f", u / hz * 1e6 / n; else printf "-" }')"
 }
-paced() { WRK_PACE_MS=$pace_ms run "$1"; }
+paced() { WRK_PACE_MS=$pace_ms run "$@"; }
+nginx_run() { "$1" "http://127.0.0.1:$np/wiki/Main_Page" $nginx_workers; }
+gate_run() { "$1" "http://127.0.0.1:$gp/wiki/Main_Page" "$gate_pid"; }
+cpu() { awk -v f="$2" '$1=="cpu_us"{ print $(f) }' <<<"$1"; }  # OUTPUT FIELD: 2 the proxy's, 3 the upstream's
 p50() { awk '$1=="50%"{print $2}' <<<"$1"; }
 rps() { awk '/^Requests\/sec/{print $2}' <<<"$1"; }
 p99() { awk '$1=="99%"{print $2}' <<<"$1"; }
 non2xx() { awk '/Non-2xx/{n=$NF} END{print n+0}' <<<"$1"; }
 # wrk prints 404.00us, 2.85ms or 1.02s; in microseconds:
 us() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v+0} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else {sub(/s$/,"",v); print v*1000000}}' <<<"$1"; }
-# One result line: a label, then the run's requests/s, p99 and non-2xx count, then any note.
-row() { printf '%-22s %12s %10s %10s%s\n' "$1" "$(rps "$2")" "$(p99 "$2")" "$(non2xx "$2")" "${3:-}"; }
+# One result line: a label, then the run's requests/s, p99, non-2xx count and CPU time per
+# request (us) of the proxy and of the upstream, then any note.
+row() { printf '%-22s %12s %10s %10s %9s %9s%s\n' "$1" "$(rps "$2")" "$(p99 "$2")" "$(non2xx "$2")" "$(cpu "$2" 2)" "$(cpu "$2" 3)" "${3:-}"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 
 direct=$(run "http://127.0.0.1:$up/wiki/Main_Page")
-printf '%-22s %12s %10s %10s\n' "" "requests/s" "p99" "non-2xx"
+printf '%-22s %12s %10s %10s %9s %9s\n' "" "requests/s" "p99" "non-2xx" "proxy us" "wiki us"
 row "upstream directly" "$direct"
-nginx_rps=(); nginx_p99=(); gate_rps=(); gate_p99=()
+nginx_rps=(); nginx_p99=(); gate_rps=(); gate_p99=(); nginx_cpu=(); gate_cpu=()
 paced_rps=(); nginx_pp50=(); nginx_pp99=(); gate_pp50=(); gate_pp99=()
 for round in $(seq "$rounds"); do
-  nginx=$(run "http://127.0.0.1:$np/wiki/Main_Page")
-  gate=$(run "http://127.0.0.1:$gp/wiki/Main_Page")
+  nginx=$(nginx_run run)
+  gate=$(gate_run run)
   row "nginx proxy ($round)" "$nginx"
   row "wikiguard gate ($round)" "$gate"
   nginx_rps+=("$(rps "$nginx")"); nginx_p99+=("$(us "$(p99 "$nginx")")")
   gate_rps+=("$(rps "$gate")"); gate_p99+=("$(us "$(p99 "$gate")")")
-  nginx=$(paced "http://127.0.0.1:$np/wiki/Main_Page")
-  gate=$(paced "http://127.0.0.1:$gp/wiki/Main_Page")
+  nginx_cpu+=("$(cpu "$nginx" 2)"); gate_cpu+=("$(cpu "$gate" 2)")
+  nginx=$(nginx_run paced)
+  gate=$(gate_run paced)
   row "nginx proxy ($round)" "$nginx" "   (paced, p50 $(p50 "$nginx"))"
   row "wikiguard gate ($round)" "$gate" "   (paced, p50 $(p50 "$gate"))"
   paced_rps+=("$(rps "$nginx")")
@@ -127,6 +163,8 @@ n_p99=$(median "${nginx_p99[@]}"); g_p99=$(median "${gate_p99[@]}")
 printf '%-22s %12.0f %8.0fus\n' "nginx proxy (median)" "$n_rps" "$n_p99"
 printf '%-22s %12.0f %8.0fus\n' "wikiguard gate (median)" "$g_rps" "$g_p99"
 awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN{ printf "gate/nginx throughput: %.0f%%   p99 added by the gate at saturation: %.0f us\n", 100*g/n, gp-np }'
+n_cpu=$(median "${nginx_cpu[@]}"); g_cpu=$(median "${gate_cpu[@]}")
+awk -v g="$g_cpu" -v n="$n_cpu" 'BEGIN{ printf "CPU per request flat out (median): nginx %.1f us, gate %.1f us (%.0f%% of nginx)\n", n, g, 100*g/n }'
 p_rps=$(median "${paced_rps[@]}")
 n_pp50=$(median "${nginx_pp50[@]}"); n_pp99=$(median "${nginx_pp99[@]}")
 g_pp50=$(median "${gate_pp50[@]}"); g_pp99=$(median "${gate_pp99[@]}")
