@@ -68,7 +68,7 @@ python3 -c "print('<!DOCTYPE html><html><body>' + 'Lorem ipsum dolor sit amet. '
 tmp_paths="client_body_temp_path $work/tmp_body; proxy_temp_path $work/tmp_proxy; fastcgi_temp_path $work/tmp_fcgi;
   uwsgi_temp_path $work/tmp_uwsgi; scgi_temp_path $work/tmp_scgi;"
 cat > "$work/upstream.conf" <<CONF
-worker_processes 1;
+worker_processes 2;
 pid $work/upstream.pid;
 error_log $work/logs/error.log warn;
 events { worker_connections 4096; }
