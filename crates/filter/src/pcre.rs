@@ -1701,6 +1701,18 @@ impl Parser {
         };
         let node = std::mem::replace(slot, Node::Empty);
         let node = match node {
+            // A lookahead's quantifier, and a fixed count on any assertion, leave the
+            // assertion once or, with a minimum of 0, not at all: it is zero-width, so an
+            // assertion the match may skip never stops it. (PCRE2 too ignores a quantifier
+            // after a lookahead when it measures a lookbehind holding it.) Kept as written
+            // when groups inside would show, by their captures, whether it ran.
+            Node::Look { ahead, .. } if (ahead || Some(min) == max) && !has_capture(&node) => {
+                if min == 0 {
+                    Node::Empty
+                } else {
+                    node
+                }
+            }
             // PCRE2: a quantified assertion is optional at most once. A varying quantifier
             // keeps `max` above `min` (two zero-width matches are one) so that a lookbehind
             // holding it is still "not fixed length", as PCRE2 says.
@@ -2544,12 +2556,26 @@ fn fixed_len(node: &Node) -> Option<usize> {
             let first = lens.next().flatten()?;
             lens.all(|l| l == Some(first)).then_some(first)
         }
+        // PCRE2 skips any quantifier after a lookahead when it measures a lookbehind.
+        Node::Repeat { node, .. } if matches!(**node, Node::Look { ahead: true, .. }) => Some(0),
         Node::Repeat { node, min, max, .. } => {
             if Some(*min) != *max {
                 return None;
             }
             fixed_len(node).map(|l| l.saturating_mul(*min as usize))
         }
+    }
+}
+
+/// Whether `node` holds a capturing group.
+fn has_capture(node: &Node) -> bool {
+    match node {
+        Node::Group { capture: true, .. } => true,
+        Node::Group { node, .. } | Node::Atomic(node) | Node::Look { node, .. } | Node::Repeat { node, .. } => {
+            has_capture(node)
+        }
+        Node::Concat(items) | Node::Alt(items) => items.iter().any(has_capture),
+        _ => false,
     }
 }
 
@@ -4613,6 +4639,27 @@ mod tests {
         (r#"(?<=(?:ab|c))e"#, false, "abe", None),
         // quantified lookahead
         (r#"(?=(a))?\w"#, false, "ab", Some(&[("0", "a"), ("1", "a")])),
+        // a lookahead's quantifier leaves a lookbehind holding it fixed-length
+        (r#"(?<=i(?=a)+)a"#, false, "ia", Some(&[("0", "a")])),
+        (r#"(?<=i(?=a)*)a"#, false, "ia", Some(&[("0", "a")])),
+        (r#"(?<=i(?=b){2,})b"#, false, "ib", Some(&[("0", "b")])),
+        (r#"(?<=i(?!b)+)b"#, false, "ib", Some(&[])),
+        (r#"(?<=i(?=(b))+)b"#, false, "ib", Some(&[("0", "b"), ("1", "b")])),
+        (
+            r#"\s(?<=İ(?=[a-z])++)??"#,
+            true,
+            "Å\u{3000}x",
+            Some(&[("0", "\u{3000}")]),
+        ),
+        // ... a nested lookbehind's varying quantifier does not; a fixed count does
+        (r#"(?<=i(?<!x)*)b"#, false, "ib", None),
+        (r#"(?<=(?<=i)?)b"#, false, "ib", None),
+        (r#"(?<=i(?<=i){0})b"#, false, "ib", Some(&[("0", "b")])),
+        (r#"(?<=i(?<=i){2})b"#, false, "ib", Some(&[("0", "b")])),
+        // ... nor does a quantified group holding only a lookahead
+        (r#"(?<=i(?:(?=b))+)b"#, false, "ib", None),
+        // an assertion repeated {0} is never tried; its groups stay unset
+        (r#"a(?=(b)){0}b"#, false, "ab", Some(&[("0", "ab")])),
         // backreference
         (r#"(\w)\1"#, false, "abccd", Some(&[("0", "cc"), ("1", "c")])),
         // caseless backreference
