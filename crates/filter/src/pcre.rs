@@ -1701,18 +1701,6 @@ impl Parser {
         };
         let node = std::mem::replace(slot, Node::Empty);
         let node = match node {
-            // A lookahead's quantifier, and a fixed count on any assertion, leave the
-            // assertion once or, with a minimum of 0, not at all: it is zero-width, so an
-            // assertion the match may skip never stops it. (PCRE2 too ignores a quantifier
-            // after a lookahead when it measures a lookbehind holding it.) Kept as written
-            // when groups inside would show, by their captures, whether it ran.
-            Node::Look { ahead, .. } if (ahead || Some(min) == max) && !has_capture(&node) => {
-                if min == 0 {
-                    Node::Empty
-                } else {
-                    node
-                }
-            }
             // PCRE2: a quantified assertion is optional at most once. A varying quantifier
             // keeps `max` above `min` (two zero-width matches are one) so that a lookbehind
             // holding it is still "not fixed length", as PCRE2 says.
@@ -2567,6 +2555,37 @@ fn fixed_len(node: &Node) -> Option<usize> {
     }
 }
 
+/// Takes the quantifier off an assertion where it changes nothing, once the tree has passed
+/// PCRE's checks: a lookahead's quantifier, or a fixed count on any assertion, leaves the
+/// assertion once or, with a minimum of 0, not at all. An assertion is zero-width, so one the
+/// match may skip never stops it. (PCRE2 likewise ignores a quantifier after a lookahead when
+/// it measures a lookbehind, and the backends would take a repeated lookaround inside a
+/// lookbehind for one of variable length.) Kept as written when groups inside would show,
+/// by their captures, whether it ran.
+fn unrepeat_assertions(node: &mut Node) {
+    match node {
+        Node::Repeat {
+            node: inner, min, max, ..
+        } => {
+            unrepeat_assertions(inner);
+            // After parsing, a quantified assertion's `max` equals `min` only for a fixed count.
+            if let Node::Look { ahead, .. } = **inner {
+                if (ahead || Some(*min) == *max) && !has_capture(inner) {
+                    let kept = if *min == 0 {
+                        Node::Empty
+                    } else {
+                        std::mem::replace(&mut **inner, Node::Empty)
+                    };
+                    *node = kept;
+                }
+            }
+        }
+        Node::Group { node, .. } | Node::Atomic(node) | Node::Look { node, .. } => unrepeat_assertions(node),
+        Node::Concat(items) | Node::Alt(items) => items.iter_mut().for_each(unrepeat_assertions),
+        _ => {}
+    }
+}
+
 /// Whether `node` holds a capturing group.
 fn has_capture(node: &Node) -> bool {
     match node {
@@ -3220,10 +3239,11 @@ fn periodic_run_plain<T: Copy>(s: &[T], lo: usize, hi: usize, reps: usize, eq: i
 }
 
 /// PCRE's `\X` follows Unicode's extended grapheme cluster rules (UAX #29). This is their
-/// common core: CR LF, or one character with the combining marks, spacing marks and joiners
-/// that follow it. It differs from PCRE only on Hangul jamo sequences, regional-indicator
+/// common core: CR LF; a lone CR, LF or other control character (a control takes no marks:
+/// a spacing mark after U+206F is a cluster of its own); or one other character with the
+/// combining marks, spacing marks and joiners that follow it. It differs from PCRE only on Hangul jamo sequences, regional-indicator
 /// pairs, prepended marks and emoji ZWJ sequences, which filters do not use `\X` for.
-const GRAPHEME: &str = r"\r\n|(?s:.)[\p{gcb=Extend}\p{gcb=SpacingMark}\x{200D}]*";
+const GRAPHEME: &str = r"\r\n|[\r\n\p{gcb=Control}]|[^\r\n\p{gcb=Control}][\p{gcb=Extend}\p{gcb=SpacingMark}\x{200D}]*";
 
 /// Length range in characters of what `node` can match, when bounded and free of
 /// backreferences.
@@ -4438,6 +4458,7 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
         names: &parser.names,
     };
     resolver.resolve(&mut tree, false, false)?;
+    unrepeat_assertions(&mut tree);
 
     let (nullable, _, empty_last) = empty_info(&tree);
 
@@ -4658,6 +4679,10 @@ mod tests {
         (r#"(?<=i(?<=i){2})b"#, false, "ib", Some(&[("0", "b")])),
         // ... nor does a quantified group holding only a lookahead
         (r#"(?<=i(?:(?=b))+)b"#, false, "ib", None),
+        // ... and what would refuse the assertion still refuses the pattern when the
+        // quantifier lets the match skip it
+        (r#"a(?=b\1)*"#, false, "ab", None),
+        (r#"(?!1*(?<!K\W{2,}))?\pL"#, false, "ς", None),
         // an assertion repeated {0} is never tried; its groups stay unset
         (r#"a(?=(b)){0}b"#, false, "ab", Some(&[("0", "ab")])),
         // backreference
@@ -5430,6 +5455,11 @@ mod tests {
         assert!(re.as_ref().is_some_and(|r| r.is_match("e\u{301}x").ok() == Some(true)));
         assert!(re.as_ref().is_some_and(|r| r.is_match("\r\nx").ok() == Some(true)));
         assert!(re.as_ref().is_some_and(|r| r.is_match("e\u{301}").ok() == Some(false)));
+        // A control character takes no marks (PCRE2: U+206F then a spacing mark is two).
+        assert!(re
+            .as_ref()
+            .is_some_and(|r| r.is_match("\u{206f}\u{93e}").ok() == Some(true)));
+        assert!(re.as_ref().is_some_and(|r| r.is_match("\n\u{301}").ok() == Some(true)));
         // Atomic: the marks cannot be given back to a following `\p{M}`.
         let atomic = Regex::new(r"^\X\p{M}", false).ok();
         assert!(atomic.is_some_and(|r| r.is_match("e\u{301}").ok() == Some(false)));
