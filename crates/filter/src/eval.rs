@@ -1101,6 +1101,12 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Builtin::Strpos => {
                 let (hay, needle) = (self.arg_str(a, 0), self.arg_str(a, 1));
                 let offset = match a.get(2) {
+                    // AbuseFilter compares the offset with the length before `mb_strpos()` sees
+                    // it: an int-typed float past the end (the negation of PHP_INT_MIN) is "not
+                    // found", not the TypeError of passing it on.
+                    Some(Value::Tagged(Type::Int, f)) if *f > hay.chars().count() as f64 => {
+                        return Ok(Value::Int(-1));
+                    }
                     Some(v) => v.to_int().map_err(type_err)?,
                     None => 0,
                 };
@@ -1487,6 +1493,29 @@ mod tests {
         assert_eq!(mb_substr("hello", 1, Some(-1)), "ell");
         assert_eq!(mb_substr("hello", 10, None), "");
         assert_eq!(mb_substr("hello", -10, Some(2)), "he");
+    }
+
+    #[test]
+    fn strpos_takes_an_int_typed_float_past_the_end_for_not_found() {
+        // -(PHP_INT_MIN) is an "int" holding a float; AbuseFilter compares it with the length
+        // before mb_strpos() would refuse it (answers checked against the af-oracle).
+        let engine = Engine::new();
+        let got = action(
+            &engine,
+            &[],
+            &[
+                "strpos('abcabc', 'a', -(-9223372036854775807 - 1))",
+                "strpos('abcabc', '', -(-9223372036854775807 - 1))",
+                "strpos('abcabc', 'b', 1.9)",
+            ],
+        );
+        assert_eq!(got, [Value::Int(-1), Value::Int(-1), Value::Int(1)]);
+        // Passed on, the same value is still the TypeError PHP raises.
+        let p = crate::Program::parse("substr('abcabc', -(-9223372036854775807 - 1))").unwrap();
+        let e = Evaluator::new(&engine, HashMap::<String, Value>::new())
+            .eval(&p)
+            .unwrap_err();
+        assert_eq!(e.code, "typeerror");
     }
 
     #[test]
