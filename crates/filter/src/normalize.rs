@@ -483,8 +483,9 @@ fn push_ascii_undoubled_all(out: &mut Vec<u8>, run: &[u8], last: &mut u32) {
 }
 
 /// PHP's `mb_strtolower` (`upper`: `mb_strtoupper`) as AbuseFilter's `lcase`/`ucase` use it:
-/// each character's full Unicode mapping, no context (Rust's `char::to_lowercase`); runs of
-/// ASCII are converted in place.
+/// each character's full Unicode mapping, no context (Rust's `char::to_lowercase`), except the
+/// case pairs newer than PHP's tables (see [`cased_after_php`]); runs of ASCII are converted in
+/// place.
 pub fn change_case(s: &str, upper: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -503,7 +504,9 @@ pub fn change_case(s: &str, upper: bool) -> String {
         }
         let mut chars = tail.chars();
         if let Some(c) = chars.next() {
-            if upper {
+            if cased_after_php(c) {
+                out.push(c);
+            } else if upper {
                 out.extend(c.to_uppercase());
             } else {
                 out.extend(c.to_lowercase());
@@ -512,6 +515,27 @@ pub fn change_case(s: &str, upper: bool) -> String {
         rest = chars.as_str();
     }
     out
+}
+
+/// The letters whose case pairs came with Unicode 16 and later: Rust's tables map them, PHP
+/// 8.2's mbstring (Unicode 14) leaves them as they are, and so does `lcase`/`ucase` in
+/// AbuseFilter. The list is every code point where the two disagree, found by running both
+/// over all of Unicode.
+fn cased_after_php(c: char) -> bool {
+    const RANGES: [(u32, u32); 10] = [
+        (0x019B, 0x019B),
+        (0x0264, 0x0264),
+        (0x1C89, 0x1C8A),
+        (0xA7CB, 0xA7CF),
+        (0xA7D2, 0xA7D5),
+        (0xA7DA, 0xA7DC),
+        (0x10D50, 0x10D65),
+        (0x10D70, 0x10D85),
+        (0x16EA0, 0x16EB8),
+        (0x16EBB, 0x16ED3),
+    ];
+    let c = u32::from(c);
+    c >= 0x19B && RANGES.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 /// `ccnorm(s)`: `html_entity_decode(s, ENT_QUOTES, 'UTF-8')`, then the confusables table.
@@ -1292,6 +1316,17 @@ mod tests {
 
     // Expected values below were produced by PHP 8.2.36 / PCRE2 10.42 with the code of
     // AbuseFilter's FilterEvaluator, MediaWiki's Sanitizer and wikimedia/equivset.
+
+    #[test]
+    fn case_pairs_newer_than_php_stay_as_they_are() {
+        // ƛ (U+019B) has an upper case (U+A7DC) since Unicode 16; mb_strtoupper keeps it.
+        assert_eq!(change_case("ƛƛ!dℨ", true), "ƛƛ!Dℨ");
+        assert_eq!(change_case("\u{A7CB}\u{10D50}A", false), "\u{A7CB}\u{10D50}a");
+        assert_eq!(change_case("\u{264}ß", true), "\u{264}SS");
+        // Older pairs still map, both ways.
+        assert_eq!(change_case("Σ\u{A7D0}İ", false), "σ\u{A7D1}i\u{307}");
+        assert_eq!(change_case("\u{A7C7}\u{A7C8}", true), "\u{A7C7}\u{A7C7}");
+    }
 
     #[test]
     fn html_entity_decode_and_sanitize_match_php() {
