@@ -67,34 +67,28 @@ python3 -c "print('<!DOCTYPE html><html><body>' + 'Lorem ipsum dolor sit amet. '
 # apart (see cpu_us below).
 tmp_paths="client_body_temp_path $work/tmp_body; proxy_temp_path $work/tmp_proxy; fastcgi_temp_path $work/tmp_fcgi;
   uwsgi_temp_path $work/tmp_uwsgi; scgi_temp_path $work/tmp_scgi;"
-cat > "$work/upstream.conf" <<CONF
+# nginx_conf NAME SERVERS: an nginx of two workers with its pid file NAME.pid and these
+# http-level lines (upstreams and servers).
+nginx_conf() {
+  cat > "$work/$1.conf" <<CONF
 worker_processes 2;
-pid $work/upstream.pid;
+pid $work/$1.pid;
 error_log $work/logs/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
   default_type text/html;
   $tmp_paths
-  server { listen 127.0.0.1:$up; root $work/html; }
+  $2
 }
 CONF
-cat > "$work/nginx.conf" <<CONF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type text/html;
-  $tmp_paths
-  upstream wiki { server 127.0.0.1:$up; keepalive 64; }
+}
+nginx_conf upstream "server { listen 127.0.0.1:$up; root $work/html; }"
+nginx_conf nginx "upstream wiki { server 127.0.0.1:$up; keepalive 64; }
   server {
     listen 127.0.0.1:$np;
-    location / { proxy_pass http://wiki; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Forwarded-For \$remote_addr; }
-  }
-}
-CONF
+    location / { proxy_pass http://wiki; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For \$remote_addr; }
+  }"
 "$nginx_bin" -c "$work/upstream.conf" -p "$work" 2>/dev/null
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" 2>/dev/null
 # Loopback is the trusted "load balancer" whose X-Forwarded-For (set by the wrk script) names
