@@ -2922,11 +2922,12 @@ impl Emitter {
                 }
             }
             Node::Repeat { node, min, max, kind } if fixed_len(node) == Some(0) => {
-                // fancy-regex cannot repeat a zero-width item; repeating one is the same as
-                // making it optional (PCRE2 stops a loop after an empty iteration), which an
-                // alternation with an empty branch expresses.
+                // fancy-regex cannot repeat a zero-width item. Repeating one is the same as
+                // matching it once when it is required (a minimum of 1 or more: `\b{2}` is
+                // one `\b`), and as making it optional otherwise (PCRE2 stops a loop after an
+                // empty iteration), which an alternation with an empty branch expresses.
                 match (min, max, kind) {
-                    (1, _, _) => self.emit(node, out)?,
+                    (1.., _, _) => self.emit(node, out)?,
                     (_, Some(0), _) => {
                         out.push_str(r"(?:[^\x{0}-\x{10FFFF}]");
                         self.emit(node, out)?;
@@ -4679,6 +4680,11 @@ mod tests {
         (r#"(?<=i(?<=i){2})b"#, false, "ib", Some(&[("0", "b")])),
         // ... nor does a quantified group holding only a lookahead
         (r#"(?<=i(?:(?=b))+)b"#, false, "ib", None),
+        // a zero-width item repeated at least twice is still required (the exact engine
+        // runs: ⓑ is a word character for Rust, not for PCRE2)
+        (r#"\h(?:\b){2}"#, false, " ⓑ", Some(&[])),
+        (r#"\h(?>(?>\b){2,}o*+){2,}"#, true, " ⓑ", Some(&[])),
+        (r#"a(?:\b){2}"#, false, "a ⓑ", Some(&[("0", "a")])),
         // ... and what would refuse the assertion still refuses the pattern when the
         // quantifier lets the match skip it
         (r#"a(?=b\1)*"#, false, "ab", None),
