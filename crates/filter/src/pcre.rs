@@ -1682,6 +1682,11 @@ impl Parser {
         let Last::Item(idx) = *last else {
             return err("quantifier does not follow a repeatable item");
         };
+        // In extended mode PCRE2 skips white space and comments before a quantifier's `+` or
+        // `?` too: `(?x)a{2} +` is `a{2}+`.
+        if self.flags.x {
+            self.skip_x_space();
+        }
         let mut kind = if self.eat('+') {
             RepKind::Possessive
         } else if self.eat('?') {
@@ -4685,6 +4690,12 @@ mod tests {
         (r#"\h(?:\b){2}"#, false, " ⓑ", Some(&[])),
         (r#"\h(?>(?>\b){2,}o*+){2,}"#, true, " ⓑ", Some(&[])),
         (r#"a(?:\b){2}"#, false, "a ⓑ", Some(&[("0", "a")])),
+        // extended mode: space between a quantifier and its `+` or `?`
+        (r#"(?x)(?<!a{2} +$)b"#, false, "ab", Some(&[("0", "b")])),
+        (r#"(?x)^a{2} +$"#, false, "aa", Some(&[("0", "aa")])),
+        (r#"(?x)a* +b"#, false, "aab", Some(&[("0", "aab")])),
+        (r#"(?x)^a{2} ?$"#, false, "aaa", Some(&[])),
+        (r#"(?x)^a + $"#, false, "aaa", Some(&[("0", "aaa")])),
         // ... and what would refuse the assertion still refuses the pattern when the
         // quantifier lets the match skip it
         (r#"a(?=b\1)*"#, false, "ab", None),
