@@ -3246,10 +3246,16 @@ fn periodic_run_plain<T: Copy>(s: &[T], lo: usize, hi: usize, reps: usize, eq: i
 
 /// PCRE's `\X` follows Unicode's extended grapheme cluster rules (UAX #29). This is their
 /// common core: CR LF; a lone CR, LF or other control character (a control takes no marks:
-/// a spacing mark after U+206F is a cluster of its own); or one other character with the
-/// combining marks, spacing marks and joiners that follow it. It differs from PCRE only on Hangul jamo sequences, regional-indicator
+/// a spacing mark after U+206F is a cluster of its own); a run of pictographs, each with its
+/// marks (PCRE2 10.42 joins two pictographs even without the joiner Unicode asks for between
+/// them: `😀😀` and `©®` are one cluster each); or one other character with the combining
+/// marks, spacing marks and joiners that follow it. It differs from PCRE only on Hangul jamo sequences, regional-indicator
 /// pairs, prepended marks and emoji ZWJ sequences, which filters do not use `\X` for.
-const GRAPHEME: &str = r"\r\n|[\r\n\p{gcb=Control}]|[^\r\n\p{gcb=Control}][\p{gcb=Extend}\p{gcb=SpacingMark}\x{200D}]*";
+const GRAPHEME: &str = concat!(
+    r"\r\n|[\r\n\p{gcb=Control}]",
+    r"|(?:\p{Extended_Pictographic}[\p{gcb=Extend}\p{gcb=SpacingMark}\x{200D}]*)+",
+    r"|[^\r\n\p{gcb=Control}][\p{gcb=Extend}\p{gcb=SpacingMark}\x{200D}]*"
+);
 
 /// Length range in characters of what `node` can match, when bounded and free of
 /// backreferences.
@@ -5472,6 +5478,22 @@ mod tests {
         assert!(re.as_ref().is_some_and(|r| r.is_match("e\u{301}x").ok() == Some(true)));
         assert!(re.as_ref().is_some_and(|r| r.is_match("\r\nx").ok() == Some(true)));
         assert!(re.as_ref().is_some_and(|r| r.is_match("e\u{301}").ok() == Some(false)));
+        // Pictographs run together in PCRE2 10.42, with or without a joiner between them.
+        let one = Regex::new(r"^\X$", false).ok();
+        for text in [
+            "\u{1F600}\u{1F600}",
+            "\u{a9}\u{ae}",
+            "\u{1F600}\u{301}\u{1F600}",
+            "\u{24C2}\u{24C2}",
+        ] {
+            assert!(
+                one.as_ref().is_some_and(|r| r.is_match(text).ok() == Some(true)),
+                "{text:?}"
+            );
+        }
+        assert!(one
+            .as_ref()
+            .is_some_and(|r| r.is_match("\u{24C2}a").ok() == Some(false)));
         // A control character takes no marks (PCRE2: U+206F then a spacing mark is two).
         assert!(re
             .as_ref()
