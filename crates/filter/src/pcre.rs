@@ -2514,7 +2514,8 @@ impl Resolver<'_> {
                 self.resolve(node, in_look, in_lookbehind)
             }
             Node::Look { ahead, node, .. } => {
-                self.resolve(node, true, in_lookbehind || !*ahead)?;
+                // A lookahead inside a lookbehind is zero-width: PCRE2 does not measure it.
+                self.resolve(node, true, !*ahead)?;
                 if !*ahead {
                     let branches: Vec<&Node> = match &**node {
                         Node::Alt(bs) => bs.iter().collect(),
@@ -4696,6 +4697,12 @@ mod tests {
         (r#"\h(?:\b){2}"#, false, " ⓑ", Some(&[])),
         (r#"\h(?>(?>\b){2,}o*+){2,}"#, true, " ⓑ", Some(&[])),
         (r#"a(?:\b){2}"#, false, "a ⓑ", Some(&[("0", "a")])),
+        // a lookahead inside a lookbehind may hold what has no fixed length; a lookbehind
+        // inside that lookahead may not
+        (r#"(?<=a(?=b\X+))b"#, false, "ab", Some(&[])),
+        (r#"(?<=a(?=\R?b))b"#, false, "ab", Some(&[("0", "b")])),
+        (r#"(?<=a(?=b(?<=\X)))b"#, false, "ab", None),
+        (r#"(?<=a(?=(b)\1))b"#, false, "abb", Some(&[("0", "b"), ("1", "b")])),
         // extended mode: space between a quantifier and its `+` or `?`
         (r#"(?x)(?<!a{2} +$)b"#, false, "ab", Some(&[("0", "b")])),
         (r#"(?x)^a{2} +$"#, false, "aa", Some(&[("0", "aa")])),
