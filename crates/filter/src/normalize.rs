@@ -534,8 +534,9 @@ fn cased_after_php(c: char) -> bool {
         (0x16EA0, 0x16EB8),
         (0x16EBB, 0x16ED3),
     ];
+    // Sorted: most characters are ruled out by the first ranges' starts.
     let c = u32::from(c);
-    c >= 0x19B && RANGES.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+    RANGES.iter().take_while(|&&(lo, _)| lo <= c).any(|&(_, hi)| c <= hi)
 }
 
 /// `ccnorm(s)`: `html_entity_decode(s, ENT_QUOTES, 'UTF-8')`, then the confusables table.

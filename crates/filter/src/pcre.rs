@@ -1708,7 +1708,9 @@ impl Parser {
         let node = match node {
             // PCRE2: a quantified assertion is optional at most once. A varying quantifier
             // keeps `max` above `min` (two zero-width matches are one) so that a lookbehind
-            // holding it is still "not fixed length", as PCRE2 says.
+            // holding a quantified lookbehind is still "not fixed length", as PCRE2 says (a
+            // quantified lookahead measures 0: see `fixed_len`). `unrepeat_assertions` later
+            // takes off the quantifiers that change nothing.
             Node::Look { .. } => Node::Repeat {
                 node: Box::new(node),
                 min: min.min(1),
@@ -3249,9 +3251,10 @@ fn periodic_run_plain<T: Copy>(s: &[T], lo: usize, hi: usize, reps: usize, eq: i
 /// common core: CR LF; a lone CR, LF or other control character (a control takes no marks:
 /// a spacing mark after U+206F is a cluster of its own); a run of pictographs, each with its
 /// marks (PCRE2 10.42 joins two pictographs even without the joiner Unicode asks for between
-/// them: `😀😀` and `©®` are one cluster each); or one other character with the combining
-/// marks, spacing marks and joiners that follow it. It differs from PCRE only on Hangul jamo sequences, regional-indicator
-/// pairs, prepended marks and emoji ZWJ sequences, which filters do not use `\X` for.
+/// them: `😀😀` and `©®` are one cluster each, and so is a ZWJ sequence); or one other
+/// character with the combining marks, spacing marks and joiners that follow it. It differs
+/// from PCRE only on Hangul jamo sequences, regional-indicator pairs and prepended marks,
+/// which filters do not use `\X` for.
 const GRAPHEME: &str = concat!(
     r"\r\n|[\r\n\p{gcb=Control}]",
     r"|(?:\p{Extended_Pictographic}[\p{gcb=Extend}\p{gcb=SpacingMark}\x{200D}]*)+",
