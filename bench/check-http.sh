@@ -67,7 +67,6 @@ PY
 
 # The service's CPU time (user + system, all its threads) per check during the N-connection
 # run: less moved than checks/s by time the host takes from the machine (see steal.sh).
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 printf '%-8s %10s %10s %12s %14s %12s\n' edit "p50 ms" "p99 ms" "checks/s" "(c=$connections)" "CPU ms/check"
 for size in 5k 50k 100k; do
   export BODY_FILE="$work/actions/action-$size.json"
@@ -92,9 +91,9 @@ PY
   one=$(RUN=one-$size wrk -t1 -c1 -d"${duration}s" --latency -s "$here/check/post.lua" "$base/v1/check" 2>&1)
   p50=$(awk '$1=="50%"{print $2}' <<<"$one")
   p99=$(awk '$1=="99%"{print $2}' <<<"$one")
-  cpu0=$(cpu_ticks)
+  cpu0=$(cpu_ticks "$pid")
   many=$(RUN=many-$size wrk -t2 -c"$connections" -d"${duration}s" -s "$here/check/post.lua" "$base/v1/check" 2>&1)
-  cpu1=$(cpu_ticks)
+  cpu1=$(cpu_ticks "$pid")
   rps=$(awk '/^Requests\/sec/{print $2}' <<<"$many")
   checks=$(awk '/ requests in /{print $1}' <<<"$many")
   cpu=$(awk -v t="$((cpu1 - cpu0))" -v hz="$ticks_per_second" -v n="${checks:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1000 / n; else print "-" }')

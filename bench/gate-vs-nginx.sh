@@ -98,20 +98,17 @@ pids+=($!)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$gp/wiki/Main_Page" 2>/dev/null && break; sleep 0.1; done
 
 gate_pid=${pids[0]}
-# CPU time (user + system, clock ticks) of processes: a proxy's cost per request, which the
-# time the host takes from the machine (steal) moves far less than requests/s.
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
 workers_of() { pgrep -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
 nginx_workers=$(workers_of nginx)
 upstream_workers=$(workers_of upstream)
 run() {  # URL [PROXY-PIDS...]: wrk's report, then "cpu_us PROXY UPSTREAM" per request
   local url=$1 out p0 u0 p1 u1 n
   shift
-  p0=$(ticks "$@"); u0=$(ticks $upstream_workers)
+  p0=$(cpu_ticks "$@"); u0=$(cpu_ticks $upstream_workers)
   # The page view that dominates wiki traffic, from many readers' browsers.
   # wrk needs at least one connection per thread.
   out=$(wrk -t"$(( connections < 2 ? connections : 2 ))" -c"$connections" -d"${duration}s" --latency -s "$here/gate-clients.lua" "$url" 2>&1)
-  p1=$(ticks "$@"); u1=$(ticks $upstream_workers)
+  p1=$(cpu_ticks "$@"); u1=$(cpu_ticks $upstream_workers)
   n=$(awk '/ requests in /{ print $1 }' <<<"$out")
   printf '%s\ncpu_us %s\n' "$out" "$(awk -v p="$((p1 - p0))" -v u="$((u1 - u0))" -v hz="$ticks_per_second" -v n="${n:-0}" -v procs=$# \
     'BEGIN { if (n > 0 && procs > 0) printf "%.1f ", p / hz * 1e6 / n; else printf "- "; if (n > 0) printf "%.1f", u / hz * 1e6 / n; else printf "-" }')"

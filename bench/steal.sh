@@ -3,8 +3,11 @@
 # quarter. Each benchmark prints how much was taken, so that a noisy run can be told from a
 # quiet one and set aside.
 steal_ticks() { awk '$1 == "cpu" { print $9; found = 1; exit } END { if (!found) print 0 }' /proc/stat 2>/dev/null || echo 0; }
-# Clock ticks a second, the unit of /proc's CPU times (check-http.sh uses it too).
+# Clock ticks a second, the unit of /proc's CPU times.
 ticks_per_second=$(getconf CLK_TCK 2>/dev/null || echo 100)
+# cpu_ticks PID...: the CPU time (user + system, all threads, in clock ticks) the processes have
+# used so far. A service's cost per request, which steal moves far less than requests/s.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
 steal_begin=$(steal_ticks)
 steal_report() {
   local now
