@@ -5717,6 +5717,33 @@ mod tests {
                 prop_assert_eq!(repeated_word_starts(&h, rw, limit), super::repeated_word_starts_slow(&h, rw, limit));
             }
 
+            /// Longer haystacks, mostly ASCII: the ASCII scan's fast paths, white space
+            /// running far, and words longer than 256 characters.
+            #[test]
+            fn repeated_word_scan_matches_on_long_haystacks(
+                parts in proptest::collection::vec(
+                    prop_oneof![
+                        "[aAbB]{1,3}",
+                        Just(" ".to_string()),
+                        Just("\t \n".to_string()),
+                        Just(",".to_string()),
+                        Just("\u{e9}".to_string()),
+                        "[ab]{60,70}",
+                        "a{250,262}",
+                        " {60,70}",
+                    ],
+                    0..40,
+                ),
+                ci in any::<bool>(),
+                before in any::<bool>(),
+                after in any::<bool>(),
+                limit in 1usize..6,
+            ) {
+                let h = parts.concat();
+                let rw = RepeatedWord { caseless: ci, boundary_before: before, boundary_after: after, leading: true };
+                prop_assert_eq!(repeated_word_starts(&h, rw, limit), super::repeated_word_starts_slow(&h, rw, limit));
+            }
+
             /// The literal prefilter never rules out a haystack the engines would match.
             #[test]
             fn literal_prefilter_is_a_necessary_condition(
