@@ -2,7 +2,8 @@
 // Prints, as one JSON object, the code points PHP's PCRE2 puts in each Unicode property the
 // filter engine knows, read from the tables of crates/filter/src/pcre.rs: for every script
 // name X of SCRIPTS the keys "X" (\p{X}), "sc:X" and "scx:X", and for every name of
-// GENERAL_CATEGORIES and BOOL_PROPS the key of that name; each a list of [first, last] ranges.
+// GENERAL_CATEGORIES and BOOL_PROPS the key of that name, and the escapes (\w…) and POSIX
+// classes ([[:alpha:]]…) under their own text; each a list of [first, last] ranges.
 // The filter crate's ignored test `unicode_properties_match_php` compares them with the
 // engine's translation:
 //
@@ -49,7 +50,14 @@ for ($c = 0; $c <= 0x10FFFF; $c++) {
 }
 $chunks[] = $s;
 
-$keys = $others;
+// The escapes and POSIX classes, by the pattern text that holds them alone.
+$keys = ['\\w', '\\W', '\\d', '\\D', '\\s', '\\S', '\\h', '\\H', '\\v', '\\V'];
+foreach (['alpha', 'lower', 'upper', 'alnum', 'ascii', 'blank', 'cntrl', 'digit', 'graph', 'print',
+          'punct', 'space', 'word', 'xdigit'] as $posix) {
+    $keys[] = "[[:$posix:]]";
+    $keys[] = "[[:^$posix:]]";
+}
+$keys = array_merge($keys, $others);
 foreach ($scripts as $name) {
     foreach (['', 'sc:', 'scx:'] as $kind) {
         $keys[] = $kind . $name;
@@ -57,7 +65,7 @@ foreach ($scripts as $name) {
 }
 $out = [];
 foreach ($keys as $key) {
-    $pattern = '/\p{' . $key . '}/u';
+    $pattern = ($key[0] === '\\' || $key[0] === '[') ? "/$key/u" : '/\p{' . $key . '}/u';
     $hits = [];
     foreach ($chunks as $chunk) {
         if (preg_match_all($pattern, $chunk, $found) === false) {

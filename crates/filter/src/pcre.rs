@@ -42,14 +42,14 @@
 //! rejects is also a compile error.
 //!
 //! Approximations (results may differ from PHP):
-//! * Unicode data is the `regex` crate's (Unicode 16), PCRE2 10.42 has Unicode 14: characters
-//!   assigned since then and six case foldings (U+1FD3/U+0390, U+1FE3/U+03B0, U+FB05/U+FB06)
-//!   differ. On characters of Unicode 14 every class (`\w \d \s \h \v`, POSIX, `\p{…}`),
-//!   caseless or not, and simple caseless literals were checked code point by code point
-//!   against PHP. `\p{…}` itself (general categories, binary properties, scripts and their
-//!   extensions, `\p{Unknown}`, `\p{Cs}`) is PCRE2's on every code point, new characters
-//!   included (see `ASSIGNED_SINCE_14`); `\w \d \s \h \v` and POSIX classes still take in
-//!   the characters assigned since.
+//! * Unicode data is the `regex` crate's (Unicode 16), PCRE2 10.42 has Unicode 14. Every class
+//!   (`\w \d \s \h \v`, POSIX, `\p{…}`: general categories, binary properties, scripts and
+//!   their extensions, `\p{Unknown}`, `\p{Cs}`) is made PCRE2's on every code point, the
+//!   characters assigned since Unicode 14 included (`ASSIGNED_SINCE_14` and the fix tables,
+//!   checked by the ignored test `unicode_properties_match_php`), and classes and simple
+//!   caseless literals were checked caselessly against PHP on characters of Unicode 14. Case
+//!   folding still differs: six pairs (U+1FD3/U+0390, U+1FE3/U+03B0, U+FB05/U+FB06), and the
+//!   pairs newer than Unicode 14 in a caseless literal (`(?i)\x{A7CB}` also matches U+0264).
 //! * Caseless backreferences use `fancy-regex`'s folding: `(k)\1`/`(s)\1` do not accept the
 //!   Kelvin sign or long s as PHP does.
 //! * A capture group inside a repeat whose last iteration matches empty keeps the previous
@@ -1142,7 +1142,18 @@ struct Set {
 }
 
 // PCRE2 10.42 UCP definitions, in `regex` syntax.
-const W_SET: &str = r"[\p{L}\p{N}_]";
+/// The body of `\w`'s class as PCRE2 10.42 has it (UCP: letters, numbers, `_`), in `regex`
+/// syntax.
+fn w_body() -> &'static str {
+    static W: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    W.get_or_init(|| format!("{}{}_", property_as_pcre("L"), property_as_pcre("N")))
+}
+
+/// `\w` as PCRE2 10.42 has it.
+fn w_set() -> &'static str {
+    static W: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    W.get_or_init(|| bracket(w_body(), false))
+}
 const S_BODY: &str = r"\p{Z}\t\n\x0B\x0C\r\x{85}\x{180E}";
 const H_BODY: &str = r"\t\x20\xA0\x{1680}\x{180E}\x{2000}-\x{200A}\x{202F}\x{205F}\x{3000}";
 const V_BODY: &str = r"\n\x0B\x0C\r\x{85}\x{2028}\x{2029}";
@@ -1166,9 +1177,9 @@ fn bracket(body: &str, negated: bool) -> String {
 fn escape_set(letter: char) -> Option<Set> {
     let neg = letter.is_ascii_uppercase();
     let s = match letter.to_ascii_lowercase() {
-        'd' => set(if neg { r"\P{Nd}" } else { r"\p{Nd}" }, true),
+        'd' => set(bracket(&property_as_pcre("Nd"), neg), true),
         's' => set(bracket(S_BODY, neg), true),
-        'w' => set(if neg { r"[^\p{L}\p{N}_]" } else { W_SET }, false),
+        'w' => set(bracket(w_body(), neg), false),
         'h' => set(bracket(H_BODY, neg), true),
         'v' => set(bracket(V_BODY, neg), true),
         _ => return None,
@@ -1177,24 +1188,42 @@ fn escape_set(letter: char) -> Option<Set> {
 }
 
 fn posix_set(name: &str, neg: bool) -> Option<Set> {
+    let p = property_as_pcre;
     let (body, closed) = match name {
-        "alpha" => (r"\p{L}", false),
-        "lower" => (r"\p{Ll}", false),
-        "upper" => (r"\p{Lu}", false),
-        "alnum" => (r"\p{L}\p{N}", false),
-        "ascii" => (r"\x00-\x7F", false),
-        "blank" => (H_BODY, true),
-        "cntrl" => (r"\p{Cc}", true),
-        "digit" => (r"\p{Nd}", true),
-        "graph" => (r"[^\p{Z}\p{C}][\p{Cf}--[\x{61C}\x{180E}\x{2066}-\x{2069}]]", false),
-        "print" => (r"[^\p{Zl}\p{Zp}\p{C}][\p{Cf}--[\x{61C}\x{2066}-\x{2069}]]", false),
-        "punct" => (r"\p{P}[\p{S}&&\x00-\x7F]", true),
-        "space" => (S_BODY, true),
-        "word" => (r"\p{L}\p{N}_", false),
-        "xdigit" => (r"0-9A-Fa-f", true),
+        "alpha" => (p("L"), false),
+        "lower" => (p("Ll"), false),
+        "upper" => (p("Lu"), false),
+        "alnum" => (format!("{}{}", p("L"), p("N")), false),
+        "ascii" => (r"\x00-\x7F".to_string(), false),
+        "blank" => (H_BODY.to_string(), true),
+        "cntrl" => (p("Cc"), true),
+        "digit" => (p("Nd"), true),
+        "graph" => (
+            format!(
+                r"[^{}{}][{}--[\x{{61C}}\x{{180E}}\x{{2066}}-\x{{2069}}]]",
+                p("Z"),
+                p("C"),
+                p("Cf")
+            ),
+            false,
+        ),
+        "print" => (
+            format!(
+                r"[^{}{}{}][{}--[\x{{61C}}\x{{2066}}-\x{{2069}}]]",
+                p("Zl"),
+                p("Zp"),
+                p("C"),
+                p("Cf")
+            ),
+            false,
+        ),
+        "punct" => (format!(r"{}[{}&&\x00-\x7F]", p("P"), p("S")), true),
+        "space" => (S_BODY.to_string(), true),
+        "word" => (w_body().to_string(), false),
+        "xdigit" => ("0-9A-Fa-f".to_string(), true),
         _ => return None,
     };
-    Some(set(bracket(body, neg), closed))
+    Some(set(bracket(&body, neg), closed))
 }
 
 #[rustfmt::skip]
@@ -1597,7 +1626,7 @@ fn property_set(raw: &str) -> Result<Set, RegexError> {
             false,
         )),
         "xps" | "xsp" => Some(set(bracket(S_BODY, false), true)),
-        "xwd" => Some(set(W_SET, false)),
+        "xwd" => Some(set(w_set(), false)),
         "xuc" => Some(set(r"[$@`\xA0-\x{D7FF}\x{E000}-\x{10FFFF}]", false)),
         "ascii" => Some(set(r"[\x00-\x7F]", false)),
         _ => None,
@@ -2984,10 +3013,15 @@ fn collect_groups(node: &Node, out: &mut Vec<Node>) {
     }
 }
 
-const W_LOOK_BEHIND: &str = r"(?<=[\p{L}\p{N}_])";
-const W_NOT_BEHIND: &str = r"(?<![\p{L}\p{N}_])";
-const W_LOOK_AHEAD: &str = r"(?=[\p{L}\p{N}_])";
-const W_NOT_AHEAD: &str = r"(?![\p{L}\p{N}_])";
+/// `\b` for the exact engine, from PCRE2's `\w`: a word character behind (`=`) or not (`!`).
+fn w_behind(op: char) -> String {
+    format!("(?<{op}{})", w_set())
+}
+
+/// A word character ahead (`=`) or not (`!`).
+fn w_ahead(op: char) -> String {
+    format!("(?{op}{})", w_set())
+}
 
 impl Emitter {
     fn new(target: Target) -> Emitter {
@@ -3246,13 +3280,25 @@ impl Emitter {
                 } else {
                     let s = match a {
                         Assert::WordB => {
-                            format!("(?:{W_LOOK_BEHIND}{W_NOT_AHEAD}|{W_NOT_BEHIND}{W_LOOK_AHEAD})")
+                            format!(
+                                "(?:{}{}|{}{})",
+                                w_behind('='),
+                                w_ahead('!'),
+                                w_behind('!'),
+                                w_ahead('=')
+                            )
                         }
                         Assert::NotWordB => {
-                            format!("(?:{W_LOOK_BEHIND}{W_LOOK_AHEAD}|{W_NOT_BEHIND}{W_NOT_AHEAD})")
+                            format!(
+                                "(?:{}{}|{}{})",
+                                w_behind('='),
+                                w_ahead('='),
+                                w_behind('!'),
+                                w_ahead('!')
+                            )
                         }
-                        Assert::WordStart => format!("(?:{W_NOT_BEHIND}{W_LOOK_AHEAD})"),
-                        _ => format!("(?:{W_LOOK_BEHIND}{W_NOT_AHEAD})"),
+                        Assert::WordStart => format!("(?:{}{})", w_behind('!'), w_ahead('=')),
+                        _ => format!("(?:{}{})", w_behind('='), w_ahead('!')),
                     };
                     out.push_str(&s);
                     return Ok(());
@@ -3679,7 +3725,7 @@ fn is_escape_class(node: &Node, word: bool) -> bool {
         }) => match items.as_slice() {
             [Item::Set(set)] => {
                 if word {
-                    set.text == W_SET
+                    set.text == w_set()
                 } else {
                     set.text == bracket(S_BODY, false)
                 }
@@ -3752,7 +3798,7 @@ fn char_kinds() -> Option<&'static (regex::Regex, regex::Regex, [u8; 128])> {
     static KINDS: std::sync::OnceLock<Option<(regex::Regex, regex::Regex, [u8; 128])>> = std::sync::OnceLock::new();
     KINDS
         .get_or_init(|| {
-            let word = regex::Regex::new(&format!(r"\A{W_SET}\z")).ok()?;
+            let word = regex::Regex::new(&format!(r"\A{}\z", w_set())).ok()?;
             let space = regex::Regex::new(&format!(r"\A{}\z", bracket(S_BODY, false))).ok()?;
             let mut ascii = [OTHER; 128];
             for (b, slot) in ascii.iter_mut().enumerate() {
@@ -4644,7 +4690,10 @@ fn searcher(set: &LitSet) -> Option<LitSearcher> {
 
 /// Characters in exactly one of Rust's `\w` and PCRE2's UCP `\w`: where Rust's `\b` would
 /// disagree.
-const WORD_DISAGREEMENT: &str = r"[[\w--[\p{L}\p{N}_]][[\p{L}\p{N}_]--\w]]";
+fn word_disagreement() -> String {
+    let w = w_set();
+    format!(r"[[\w--{w}][{w}--\w]]")
+}
 
 fn compile_fast(pattern: &str) -> Result<regex::Regex, RegexError> {
     regex::RegexBuilder::new(pattern)
@@ -4728,7 +4777,7 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
         None
     };
     let word_disagreement = if fast.is_some() && fast_em.deps.word {
-        Some(compile_fast(WORD_DISAGREEMENT)?)
+        Some(compile_fast(&word_disagreement())?)
     } else {
         None
     };
@@ -4773,6 +4822,16 @@ mod tests {
     );
 
     const MATCH_CASES: &[MatchCase] = &[
+        // \w, \d, \b and POSIX classes as of Unicode 14: U+A7CB (a Unicode 16 letter) and
+        // U+1E4F1 (a Unicode 15 digit) are unassigned for PCRE2 10.42.
+        (r#"\w"#, false, "\u{A7CB}", Some(&[])),
+        (r#"\w"#, true, "\u{A7CB}", Some(&[])),
+        (r#"\d"#, false, "\u{1E4F1}", Some(&[])),
+        (r#"\D"#, false, "\u{1E4F1}", Some(&[("0", "\u{1E4F1}")])),
+        (r#"\bx\b"#, false, "x\u{A7CB}", Some(&[("0", "x")])),
+        (r#"\b\w+\b"#, false, "\u{A7CB}ab", Some(&[("0", "ab")])),
+        (r#"[[:alpha:]]"#, false, "\u{A7CB}", Some(&[])),
+        (r#"[[:graph:]]"#, false, "\u{1FA77}", Some(&[])),
         // Categories as of Unicode 14: U+1FA77 (a Unicode 15 emoji) is unassigned for PCRE2
         // 10.42, so in Cn and not So; U+1DD3 was not Alphabetic then; \p{Cs} matches nothing.
         (r#"\p{So}"#, false, "\u{1FA77}", Some(&[])),
@@ -5367,7 +5426,8 @@ mod tests {
     }
 
     /// Every Unicode property (general categories, binary properties, scripts as `\p{X}`,
-    /// `\p{sc:X}` and `\p{scx:X}`) against PHP's answers for every code point, as
+    /// `\p{sc:X}` and `\p{scx:X}`), escape (`\w`…) and POSIX class against PHP's answers for
+    /// every code point, as
     /// `scripts/pcre-properties.php` prints them into the file named by
     /// `WIKIGUARD_PCRE_PROPERTIES`. On a difference it prints, per property, the code points the
     /// tables ([`ASSIGNED_SINCE_14`], [`PROPERTY_FIXES`], [`SCRIPT_FIXES`]) must add or remove.
@@ -5412,7 +5472,17 @@ mod tests {
         };
         let mut bad = Vec::new();
         for (key, want) in &php {
-            let ours = expand(&ranges_of(&property_set(key).unwrap().text));
+            let set = if let Some(letter) = key.strip_prefix('\\') {
+                escape_set(letter.chars().next().unwrap()).unwrap()
+            } else if let Some(posix) = key.strip_prefix("[[:").and_then(|k| k.strip_suffix(":]]")) {
+                match posix.strip_prefix('^') {
+                    Some(name) => posix_set(name, true).unwrap(),
+                    None => posix_set(posix, false).unwrap(),
+                }
+            } else {
+                property_set(key).unwrap()
+            };
+            let ours = expand(&ranges_of(&set.text));
             let want = expand(want);
             if ours != want {
                 let (w, o): (std::collections::BTreeSet<u32>, std::collections::BTreeSet<u32>) =
