@@ -65,6 +65,7 @@
 //! * `(*LIMIT_MATCH=…)`, `(*LIMIT_DEPTH=…)`, `(*LIMIT_HEAP=…)` are accepted and ignored; a huge
 //!   counted repetition PCRE2 accepts may exceed this module's size limit (compile error).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -1446,24 +1447,61 @@ fn class_body(ranges: &[(u32, u32)]) -> String {
 }
 
 /// `\p{name}` (a general category or binary property, in the `regex` crate's spelling) as
-/// PCRE2 10.42 has it, in `regex` syntax.
+/// PCRE2 10.42 has it, in `regex` syntax: the property with the code points it must lose or
+/// gain, only those (the text stays short: patterns hold it once per `\w`, four times per `\b`
+/// of the exact engine). Worked out once per name.
 fn property_as_pcre(name: &str) -> String {
-    static NEW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let new = NEW.get_or_init(|| class_body(ASSIGNED_SINCE_14));
-    let mut out = if matches!(name, "C" | "Cn") {
-        format!(r"[\p{{{name}}}{new}]")
-    } else {
-        format!(r"[\p{{{name}}}--[{new}]]")
-    };
-    if let Ok(i) = PROPERTY_FIXES.binary_search_by(|(k, _, _)| (*k).cmp(name)) {
-        let (_, add, remove) = PROPERTY_FIXES[i];
-        if !remove.is_empty() {
-            out = format!("[{out}--[{}]]", class_body(remove));
-        }
-        if !add.is_empty() {
-            out = format!("[{out}{}]", class_body(add));
-        }
+    use regex_syntax::hir::{ClassUnicode, ClassUnicodeRange};
+    static CACHE: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(text) = cache.get(name) {
+        return text.clone();
     }
+    let base = format!(r"\p{{{name}}}");
+    let class = |ranges: &[(u32, u32)]| {
+        ClassUnicode::new(
+            ranges
+                .iter()
+                .filter_map(|&(lo, hi)| Some(ClassUnicodeRange::new(char::from_u32(lo)?, char::from_u32(hi)?))),
+        )
+    };
+    let have = match regex_syntax::parse(&format!("[{base}]")).map(|h| h.into_kind()) {
+        Ok(regex_syntax::hir::HirKind::Class(regex_syntax::hir::Class::Unicode(c))) => c,
+        // Not a property the `regex` crate knows as a class: left as it is (it fails to
+        // compile there, with its own message).
+        _ => return base,
+    };
+    let new = class(ASSIGNED_SINCE_14);
+    let (mut add, mut remove) = (ClassUnicode::empty(), ClassUnicode::empty());
+    if matches!(name, "C" | "Cn") {
+        add.union(&new);
+        add.difference(&have);
+    } else {
+        remove.union(&have);
+        remove.intersect(&new);
+    }
+    if let Ok(i) = PROPERTY_FIXES.binary_search_by(|(k, _, _)| (*k).cmp(name)) {
+        let (_, more, fewer) = PROPERTY_FIXES[i];
+        add.union(&class(more));
+        remove.union(&class(fewer));
+    }
+    let body = |c: &ClassUnicode| -> String {
+        let ranges: Vec<(u32, u32)> = c
+            .ranges()
+            .iter()
+            .map(|r| (u32::from(r.start()), u32::from(r.end())))
+            .collect();
+        class_body(&ranges)
+    };
+    let mut out = if remove.ranges().is_empty() {
+        base
+    } else {
+        format!("[{base}--[{}]]", body(&remove))
+    };
+    if !add.ranges().is_empty() {
+        out = format!("[{out}{}]", body(&add));
+    }
+    cache.insert(name.to_string(), out.clone());
     out
 }
 
