@@ -521,7 +521,7 @@ pub fn change_case(s: &str, upper: bool) -> String {
 /// 8.2's mbstring (Unicode 14) leaves them as they are, and so does `lcase`/`ucase` in
 /// AbuseFilter. The list is every code point where the two disagree, found by running both
 /// over all of Unicode.
-fn cased_after_php(c: char) -> bool {
+pub(crate) fn cased_after_php(c: char) -> bool {
     const RANGES: [(u32, u32); 10] = [
         (0x019B, 0x019B),
         (0x0264, 0x0264),

@@ -49,7 +49,8 @@
 //!   checked by the ignored test `unicode_properties_match_php`), and classes and simple
 //!   caseless literals were checked caselessly against PHP on characters of Unicode 14. Case
 //!   folding still differs: six pairs (U+1FD3/U+0390, U+1FE3/U+03B0, U+FB05/U+FB06), and the
-//!   pairs newer than Unicode 14 in a caseless literal (`(?i)\x{A7CB}` also matches U+0264).
+//!   pairs newer than Unicode 14 in a caseless class (`(?i)[\x{264}]` also matches U+A7CB; a
+//!   caseless literal of those characters matches only itself, as in PCRE2).
 //! * Caseless backreferences use `fancy-regex`'s folding: `(k)\1`/`(s)\1` do not accept the
 //!   Kelvin sign or long s as PHP does.
 //! * A capture group inside a repeat whose last iteration matches empty keeps the previous
@@ -3083,7 +3084,8 @@ impl Emitter {
         match node {
             Node::Empty => {}
             Node::Lit { c, caseless } => {
-                if *caseless && !case_invariant(*c) {
+                // A character whose case pair is newer than Unicode 14 has none in PCRE2 10.42.
+                if *caseless && !case_invariant(*c) && !crate::normalize::cased_after_php(*c) {
                     out.push_str("(?i:");
                     push_char(out, *c);
                     out.push(')');
@@ -4860,6 +4862,13 @@ mod tests {
     );
 
     const MATCH_CASES: &[MatchCase] = &[
+        // Case pairs newer than Unicode 14 (U+0264/U+A7CB, U+019B/U+A7DC, U+1C89/U+1C8A) are
+        // none for PCRE2 10.42: a caseless literal matches only itself.
+        ("\u{A7CB}", true, "\u{264}", Some(&[])),
+        ("\u{264}", true, "\u{A7CB}\u{264}", Some(&[("0", "\u{264}")])),
+        ("\u{19B}", true, "\u{A7DC}", Some(&[])),
+        ("\u{1C89}", true, "\u{1C8A}", Some(&[])),
+        ("x\u{264}y", true, "X\u{264}Y", Some(&[("0", "X\u{264}Y")])),
         // \w, \d, \b and POSIX classes as of Unicode 14: U+A7CB (a Unicode 16 letter) and
         // U+1E4F1 (a Unicode 15 digit) are unassigned for PCRE2 10.42.
         (r#"\w"#, false, "\u{A7CB}", Some(&[])),
