@@ -522,22 +522,27 @@ pub fn change_case(s: &str, upper: bool) -> String {
 /// AbuseFilter. The list is every code point where the two disagree, found by running both
 /// over all of Unicode.
 pub(crate) fn cased_after_php(c: char) -> bool {
-    const RANGES: [(u32, u32); 10] = [
-        (0x019B, 0x019B),
-        (0x0264, 0x0264),
-        (0x1C89, 0x1C8A),
-        (0xA7CB, 0xA7CF),
-        (0xA7D2, 0xA7D5),
-        (0xA7DA, 0xA7DC),
-        (0x10D50, 0x10D65),
-        (0x10D70, 0x10D85),
-        (0x16EA0, 0x16EB8),
-        (0x16EBB, 0x16ED3),
-    ];
     // Sorted: most characters are ruled out by the first ranges' starts.
     let c = u32::from(c);
-    RANGES.iter().take_while(|&&(lo, _)| lo <= c).any(|&(_, hi)| c <= hi)
+    CASED_AFTER_PHP
+        .iter()
+        .take_while(|&&(lo, _)| lo <= c)
+        .any(|&(_, hi)| c <= hi)
 }
+
+/// The ranges of [`cased_after_php`], sorted and apart.
+pub(crate) const CASED_AFTER_PHP: [(u32, u32); 10] = [
+    (0x019B, 0x019B),
+    (0x0264, 0x0264),
+    (0x1C89, 0x1C8A),
+    (0xA7CB, 0xA7CF),
+    (0xA7D2, 0xA7D5),
+    (0xA7DA, 0xA7DC),
+    (0x10D50, 0x10D65),
+    (0x10D70, 0x10D85),
+    (0x16EA0, 0x16EB8),
+    (0x16EBB, 0x16ED3),
+];
 
 /// `ccnorm(s)`: `html_entity_decode(s, ENT_QUOTES, 'UTF-8')`, then the confusables table.
 pub fn ccnorm(s: &str, eq: &Equivset) -> String {

@@ -48,9 +48,9 @@
 //!   characters assigned since Unicode 14 included (`ASSIGNED_SINCE_14` and the fix tables,
 //!   checked by the ignored test `unicode_properties_match_php`), and classes and simple
 //!   caseless literals were checked caselessly against PHP on characters of Unicode 14. Case
-//!   folding still differs: six pairs (U+1FD3/U+0390, U+1FE3/U+03B0, U+FB05/U+FB06), and the
-//!   pairs newer than Unicode 14 in a caseless class (`(?i)[\x{264}]` also matches U+A7CB; a
-//!   caseless literal of those characters matches only itself, as in PCRE2).
+//!   folding still differs on six pairs (U+1FD3/U+0390, U+1FE3/U+03B0, U+FB05/U+FB06); the
+//!   pairs newer than Unicode 14 are none, as in PCRE2, for caseless literals and classes
+//!   (`(?i)[\x{264}]` matches U+0264 alone).
 //! * Caseless backreferences use `fancy-regex`'s folding: `(k)\1`/`(s)\1` do not accept the
 //!   Kelvin sign or long s as PHP does.
 //! * A capture group inside a repeat whose last iteration matches empty keeps the previous
@@ -2977,6 +2977,31 @@ fn item_invariant(item: &Item) -> bool {
     }
 }
 
+/// Puts the range `a-b` into `folded` and `exact`: the characters whose case pair is newer than
+/// Unicode 14 (see [`crate::normalize::CASED_AFTER_PHP`]) into `exact`, the rest into `folded`.
+fn split_cased_after_php(a: char, b: char, folded: &mut Vec<Item>, exact: &mut Vec<Item>) {
+    let item = |lo: u32, hi: u32| match (char::from_u32(lo), char::from_u32(hi)) {
+        (Some(l), Some(h)) if l == h => Some(Item::Char(l)),
+        (Some(l), Some(h)) => Some(Item::Range(l, h)),
+        _ => None,
+    };
+    let (mut at, end) = (u32::from(a), u32::from(b));
+    for &(lo, hi) in &crate::normalize::CASED_AFTER_PHP {
+        if hi < at || lo > end {
+            continue;
+        }
+        if lo > at {
+            folded.extend(item(at, lo - 1));
+        }
+        exact.extend(item(lo.max(at), hi.min(end)));
+        at = hi + 1;
+        if at > end {
+            return;
+        }
+    }
+    folded.extend(item(at, end));
+}
+
 fn push_items(out: &mut String, items: &[&Item]) {
     for item in items {
         match item {
@@ -3332,10 +3357,21 @@ impl Emitter {
             out.push_str(&class_text(&all, class.negated));
             return Ok(());
         }
-        let (cs, ci): (Vec<&Item>, Vec<&Item>) = class
-            .items
-            .iter()
-            .partition(|i| matches!(i, Item::Set(s) if !s.fold_closed));
+        // Case-sensitive items: sets not closed under folding, and characters whose case pair
+        // is newer than Unicode 14 (in PCRE2 10.42 they have none; Rust's `(?i)` would pair
+        // them), split out of ranges. The rest are folded.
+        let mut own_cs: Vec<Item> = Vec::new();
+        let mut own_ci: Vec<Item> = Vec::new();
+        for item in &class.items {
+            match item {
+                Item::Set(s) if !s.fold_closed => own_cs.push(item.clone()),
+                Item::Char(c) if crate::normalize::cased_after_php(*c) => own_cs.push(item.clone()),
+                Item::Range(a, b) => split_cased_after_php(*a, *b, &mut own_ci, &mut own_cs),
+                _ => own_ci.push(item.clone()),
+            }
+        }
+        let cs: Vec<&Item> = own_cs.iter().collect();
+        let ci: Vec<&Item> = own_ci.iter().collect();
         if cs.is_empty() {
             out.push_str("(?i:");
             out.push_str(&class_text(&ci, class.negated));
@@ -4844,6 +4880,18 @@ mod tests {
         ("\u{19B}", true, "\u{A7DC}", Some(&[])),
         ("\u{1C89}", true, "\u{1C8A}", Some(&[])),
         ("x\u{264}y", true, "X\u{264}Y", Some(&[("0", "X\u{264}Y")])),
+        // In a caseless class too, as items, in ranges and beside other items (checked with
+        // af-oracle, as were 216 generated cases over every such pair).
+        ("[\u{264}]", true, "\u{A7CB}", Some(&[])),
+        ("[\u{A7CB}]", true, "\u{264}", Some(&[])),
+        ("[\u{264}]", true, "\u{264}", Some(&[("0", "\u{264}")])),
+        ("[\u{250}-\u{2AF}]", true, "\u{A7CB}", Some(&[])),
+        ("[\u{250}-\u{2AF}]", true, "\u{2C6F}", Some(&[("0", "\u{2C6F}")])),
+        ("[^\u{264}]", true, "\u{A7CB}", Some(&[("0", "\u{A7CB}")])),
+        ("[^\u{250}-\u{2AF}]", true, "\u{2C6F}", Some(&[])),
+        ("[\u{19B}x]", true, "\u{A7DC}", Some(&[])),
+        ("[\u{264}\\p{Lu}]", true, "\u{A7CB}", Some(&[])),
+        ("[^\u{264}\\d]", true, "\u{A7CB}", Some(&[("0", "\u{A7CB}")])),
         // \w, \d, \b and POSIX classes as of Unicode 14: U+A7CB (a Unicode 16 letter) and
         // U+1E4F1 (a Unicode 15 digit) are unassigned for PCRE2 10.42.
         (r#"\w"#, false, "\u{A7CB}", Some(&[])),
@@ -6057,6 +6105,38 @@ mod tests {
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(400))]
+
+            /// The split of a caseless class's range gives back every character of the range
+            /// once: those with case pairs newer than Unicode 14 on the exact side, the rest on
+            /// the folded side.
+            #[test]
+            fn a_range_splits_into_folded_and_exact_characters(
+                lo in prop_oneof![0u32..0x300, 0x1C80u32..0x1CA0, 0xA7C0u32..0xA7E0, 0x10D40u32..0x10D90, 0x16E90u32..0x16EE0],
+                len in 0u32..0x60,
+            ) {
+                let (a, b) = (char::from_u32(lo).unwrap(), char::from_u32(lo + len).unwrap());
+                let (mut folded, mut exact) = (Vec::new(), Vec::new());
+                split_cased_after_php(a, b, &mut folded, &mut exact);
+                let chars = |items: &[Item]| -> Vec<u32> {
+                    let mut v: Vec<u32> = items
+                        .iter()
+                        .flat_map(|i| match i {
+                            Item::Char(c) => u32::from(*c)..=u32::from(*c),
+                            Item::Range(x, y) => u32::from(*x)..=u32::from(*y),
+                            Item::Set(_) => panic!("a range splits into characters and ranges"),
+                        })
+                        .collect();
+                    v.sort_unstable();
+                    v
+                };
+                let (f, e) = (chars(&folded), chars(&exact));
+                let after = |c: &u32| crate::normalize::cased_after_php(char::from_u32(*c).unwrap());
+                prop_assert!(f.iter().all(|c| !after(c)));
+                prop_assert!(e.iter().all(after));
+                let mut all = [f, e].concat();
+                all.sort_unstable();
+                prop_assert_eq!(all, (lo..=lo + len).collect::<Vec<u32>>());
+            }
 
             #[test]
             fn never_panics_on_arbitrary_strings(p in ".{0,16}", h in ".{0,24}", ci in any::<bool>()) {
