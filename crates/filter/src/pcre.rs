@@ -48,9 +48,9 @@
 //!   characters assigned since Unicode 14 included (`ASSIGNED_SINCE_14` and the fix tables,
 //!   checked by the ignored test `unicode_properties_match_php`), and classes and simple
 //!   caseless literals were checked caselessly against PHP on characters of Unicode 14. Case
-//!   folding still differs on six pairs (U+1FD3/U+0390, U+1FE3/U+03B0, U+FB05/U+FB06); the
-//!   pairs newer than Unicode 14 are none, as in PCRE2, for caseless literals and classes
-//!   (`(?i)[\x{264}]` matches U+0264 alone).
+//!   folding is PCRE2's too on the pairs Rust has and PCRE2 10.42 has not (newer than
+//!   Unicode 14, and U+1FD3/U+0390, U+1FE3/U+03B0, U+FB05/U+FB06): caseless literals and
+//!   classes of those characters match only themselves (`(?i)[\x{264}]` matches U+0264 alone).
 //! * Caseless backreferences use `fancy-regex`'s folding: `(k)\1`/`(s)\1` do not accept the
 //!   Kelvin sign or long s as PHP does.
 //! * A capture group inside a repeat whose last iteration matches empty keeps the previous
@@ -2977,16 +2977,46 @@ fn item_invariant(item: &Item) -> bool {
     }
 }
 
-/// Puts the range `a-b` into `folded` and `exact`: the characters whose case pair is newer than
-/// Unicode 14 (see [`crate::normalize::CASED_AFTER_PHP`]) into `exact`, the rest into `folded`.
-fn split_cased_after_php(a: char, b: char, folded: &mut Vec<Item>, exact: &mut Vec<Item>) {
+/// The characters PCRE2 10.42 matches caselessly only as themselves while Rust's `(?i)`
+/// (Unicode 16) gives them a pair: those whose case pair is newer than Unicode 14
+/// ([`crate::normalize::CASED_AFTER_PHP`]), and the three pairs added to simple case folding
+/// after Unicode 14 (U+0390/U+1FD3, U+03B0/U+1FE3, U+FB05/U+FB06). Sorted and apart.
+const NO_PCRE_PAIR: [(u32, u32); 15] = [
+    (0x019B, 0x019B),
+    (0x0264, 0x0264),
+    (0x0390, 0x0390),
+    (0x03B0, 0x03B0),
+    (0x1C89, 0x1C8A),
+    (0x1FD3, 0x1FD3),
+    (0x1FE3, 0x1FE3),
+    (0xA7CB, 0xA7CF),
+    (0xA7D2, 0xA7D5),
+    (0xA7DA, 0xA7DC),
+    (0xFB05, 0xFB06),
+    (0x10D50, 0x10D65),
+    (0x10D70, 0x10D85),
+    (0x16EA0, 0x16EB8),
+    (0x16EBB, 0x16ED3),
+];
+
+fn no_pcre_pair(c: char) -> bool {
+    let c = u32::from(c);
+    NO_PCRE_PAIR
+        .iter()
+        .take_while(|&&(lo, _)| lo <= c)
+        .any(|&(_, hi)| c <= hi)
+}
+
+/// Puts the range `a-b` into `folded` and `exact`: the characters of [`NO_PCRE_PAIR`] into
+/// `exact`, the rest into `folded`.
+fn split_no_pcre_pair(a: char, b: char, folded: &mut Vec<Item>, exact: &mut Vec<Item>) {
     let item = |lo: u32, hi: u32| match (char::from_u32(lo), char::from_u32(hi)) {
         (Some(l), Some(h)) if l == h => Some(Item::Char(l)),
         (Some(l), Some(h)) => Some(Item::Range(l, h)),
         _ => None,
     };
     let (mut at, end) = (u32::from(a), u32::from(b));
-    for &(lo, hi) in &crate::normalize::CASED_AFTER_PHP {
+    for &(lo, hi) in &NO_PCRE_PAIR {
         if hi < at || lo > end {
             continue;
         }
@@ -3084,8 +3114,8 @@ impl Emitter {
         match node {
             Node::Empty => {}
             Node::Lit { c, caseless } => {
-                // A character whose case pair is newer than Unicode 14 has none in PCRE2 10.42.
-                if *caseless && !case_invariant(*c) && !crate::normalize::cased_after_php(*c) {
+                // Some characters Rust pairs have no pair in PCRE2 10.42 (see NO_PCRE_PAIR).
+                if *caseless && !case_invariant(*c) && !no_pcre_pair(*c) {
                     out.push_str("(?i:");
                     push_char(out, *c);
                     out.push(')');
@@ -3357,16 +3387,16 @@ impl Emitter {
             out.push_str(&class_text(&all, class.negated));
             return Ok(());
         }
-        // Case-sensitive items: sets not closed under folding, and characters whose case pair
-        // is newer than Unicode 14 (in PCRE2 10.42 they have none; Rust's `(?i)` would pair
-        // them), split out of ranges. The rest are folded.
+        // Case-sensitive items: sets not closed under folding, and the characters PCRE2 10.42
+        // gives no case pair while Rust's `(?i)` would (NO_PCRE_PAIR), split out of ranges.
+        // The rest are folded.
         let mut own_cs: Vec<Item> = Vec::new();
         let mut own_ci: Vec<Item> = Vec::new();
         for item in &class.items {
             match item {
                 Item::Set(s) if !s.fold_closed => own_cs.push(item.clone()),
-                Item::Char(c) if crate::normalize::cased_after_php(*c) => own_cs.push(item.clone()),
-                Item::Range(a, b) => split_cased_after_php(*a, *b, &mut own_ci, &mut own_cs),
+                Item::Char(c) if no_pcre_pair(*c) => own_cs.push(item.clone()),
+                Item::Range(a, b) => split_no_pcre_pair(*a, *b, &mut own_ci, &mut own_cs),
                 _ => own_ci.push(item.clone()),
             }
         }
@@ -4892,6 +4922,11 @@ mod tests {
         ("[\u{19B}x]", true, "\u{A7DC}", Some(&[])),
         ("[\u{264}\\p{Lu}]", true, "\u{A7CB}", Some(&[])),
         ("[^\u{264}\\d]", true, "\u{A7CB}", Some(&[("0", "\u{A7CB}")])),
+        // Pairs added to simple case folding after Unicode 14 are none for PCRE2 10.42 either.
+        ("\u{390}", true, "\u{1FD3}", Some(&[])),
+        ("\u{1FE3}", true, "\u{3B0}", Some(&[])),
+        ("[\u{FB05}]", true, "\u{FB06}", Some(&[])),
+        ("[^\u{1FD3}]", true, "\u{390}", Some(&[("0", "\u{390}")])),
         // \w, \d, \b and POSIX classes as of Unicode 14: U+A7CB (a Unicode 16 letter) and
         // U+1E4F1 (a Unicode 15 digit) are unassigned for PCRE2 10.42.
         (r#"\w"#, false, "\u{A7CB}", Some(&[])),
@@ -6107,16 +6142,16 @@ mod tests {
             #![proptest_config(ProptestConfig::with_cases(400))]
 
             /// The split of a caseless class's range gives back every character of the range
-            /// once: those with case pairs newer than Unicode 14 on the exact side, the rest on
-            /// the folded side.
+            /// once: those PCRE2 gives no case pair on the exact side, the rest on the folded
+            /// side.
             #[test]
             fn a_range_splits_into_folded_and_exact_characters(
-                lo in prop_oneof![0u32..0x300, 0x1C80u32..0x1CA0, 0xA7C0u32..0xA7E0, 0x10D40u32..0x10D90, 0x16E90u32..0x16EE0],
+                lo in prop_oneof![0u32..0x3C0, 0x1C80u32..0x1CA0, 0x1FC0u32..0x1FF0, 0xA7C0u32..0xA7E0, 0xFB00u32..0xFB10, 0x10D40u32..0x10D90, 0x16E90u32..0x16EE0],
                 len in 0u32..0x60,
             ) {
                 let (a, b) = (char::from_u32(lo).unwrap(), char::from_u32(lo + len).unwrap());
                 let (mut folded, mut exact) = (Vec::new(), Vec::new());
-                split_cased_after_php(a, b, &mut folded, &mut exact);
+                split_no_pcre_pair(a, b, &mut folded, &mut exact);
                 let chars = |items: &[Item]| -> Vec<u32> {
                     let mut v: Vec<u32> = items
                         .iter()
@@ -6130,7 +6165,7 @@ mod tests {
                     v
                 };
                 let (f, e) = (chars(&folded), chars(&exact));
-                let after = |c: &u32| crate::normalize::cased_after_php(char::from_u32(*c).unwrap());
+                let after = |c: &u32| no_pcre_pair(char::from_u32(*c).unwrap());
                 prop_assert!(f.iter().all(|c| !after(c)));
                 prop_assert!(e.iter().all(after));
                 let mut all = [f, e].concat();
