@@ -623,7 +623,7 @@ impl Gate {
             path: &path,
             query: &query,
             user_agent,
-            ua_hits: ua_hits.as_ref(),
+            ua_hits: ua_hits.as_deref(),
             headers: req.headers,
             ip: req.client_ip,
             classified: &classified,

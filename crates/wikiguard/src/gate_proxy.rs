@@ -332,26 +332,40 @@ const X_WIKIGUARD_REFERENCE: HeaderName = HeaderName::from_static("x-wikiguard-r
 const X_WIKIGUARD_DECISION: HeaderName = HeaderName::from_static("x-wikiguard-decision");
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one look at each name present, not a removal per listed name.
-    if !headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
+    // Most messages carry none or only `Connection`: one look at each name present says which
+    // of the listed names to remove (a removal of an absent name still hashes it).
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    // Connection's options name more headers to drop. The usual ones ("keep-alive", "close",
-    // "upgrade") are listed anyway or name no header, so they cost no allocation.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|n| !n.eq_ignore_ascii_case("close") && !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_str())))
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
-    for n in listed {
-        headers.remove(n);
+    // Connection (the first listed) names more headers to drop. The usual options
+    // ("keep-alive", "close", "upgrade") are listed anyway or name no header, so they cost no
+    // allocation.
+    if present & 1 != 0 {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| {
+                !n.eq_ignore_ascii_case("close") && !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in listed {
+            headers.remove(n);
+        }
     }
-    for n in &HOP_BY_HOP {
-        headers.remove(n);
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(n);
+        }
     }
 }
 
