@@ -36,8 +36,8 @@
 //! conditionals `(?(…)…)`, branch reset `(?|…)`, callouts `(?C…)`, backtracking verbs other than
 //! `(*FAIL)`/`(*F)` (`(*ACCEPT)`, `(*COMMIT)`, `(*SKIP)`, `(*PRUNE)`, `(*THEN)`, `(*MARK)`),
 //! non-atomic assertions `(?*…)`/`(*napla:…)`, script runs, newline conventions other than LF
-//! (`(*CR)` etc.), `(*NOTEMPTY…)`, `\K` inside an assertion, a backreference inside a
-//! lookbehind or to a duplicated group name, `\N{name}`, `\p{Bidi_Class:…}`, and Unicode
+//! (`(*CR)` etc.), `(*NOTEMPTY…)`, `\K` inside an assertion, a backreference to a duplicated
+//! group name, `\N{name}`, `\p{Bidi_Class:…}`, and Unicode
 //! properties PCRE2 knows but the `regex` crate does not. A construct that `fancy-regex` itself
 //! rejects is also a compile error.
 //!
@@ -2736,6 +2736,8 @@ fn valid_name(s: &str) -> bool {
 struct Resolver<'a> {
     groups: usize,
     names: &'a [(String, usize)],
+    /// Capture groups' sub-patterns by number (index 0 unused), for measuring backreferences.
+    group_nodes: &'a [Node],
 }
 
 impl Resolver<'_> {
@@ -2759,10 +2761,9 @@ impl Resolver<'_> {
                 if n == 0 || n > self.groups {
                     return err("reference to non-existent subpattern");
                 }
+                // Inside a lookbehind PCRE2 10.42 takes a backreference to a group of fixed
+                // length: the lookbehind is measured with it (below).
                 *target = Ref::Num(n);
-                if in_lookbehind {
-                    return unsupported("backreference inside lookbehind");
-                }
                 Ok(())
             }
             Node::Keep if in_look => unsupported("\\K inside an assertion"),
@@ -2778,7 +2779,7 @@ impl Resolver<'_> {
                         Node::Alt(bs) => bs.iter().collect(),
                         other => vec![other],
                     };
-                    if branches.iter().any(|b| fixed_len(b).is_none()) {
+                    if branches.iter().any(|b| self.width(b).is_none()) {
                         return err("lookbehind assertion is not fixed length");
                     }
                 }
@@ -2790,20 +2791,42 @@ impl Resolver<'_> {
             _ => Ok(()),
         }
     }
+
+    /// [`fixed_len_with`] with this pattern's groups and names (references by name are
+    /// resolved when the lookbehind's own contents were).
+    fn width(&self, node: &Node) -> Option<usize> {
+        fixed_len_with(node, self.group_nodes, 0)
+    }
 }
 
-/// Length in characters if every path has the same one (PCRE2 10.42's lookbehind rule).
+/// Length in characters if every path has the same one (PCRE2 10.42's lookbehind rule); a
+/// backreference has none.
 fn fixed_len(node: &Node) -> Option<usize> {
+    fixed_len_with(node, &[], 0)
+}
+
+/// How deep backreferences are followed into the groups they name (a group referring to
+/// itself, or two to each other, is not of fixed length).
+const BACKREF_DEPTH: u32 = 8;
+
+/// [`fixed_len`], where a backreference to group `n` has `groups[n]`'s length when it has
+/// one (PCRE2 takes a backreference inside a lookbehind to a group of fixed length).
+fn fixed_len_with(node: &Node, groups: &[Node], depth: u32) -> Option<usize> {
+    let len = |n: &Node| fixed_len_with(n, groups, depth);
     match node {
         Node::Empty | Node::Assert(_) | Node::Keep | Node::Fail | Node::Look { .. } => Some(0),
         Node::Lit { .. } | Node::Any { .. } | Node::Class(_) => Some(1),
-        Node::Linebreak { .. } | Node::Grapheme | Node::Backref { .. } => None,
-        Node::Group { node, .. } | Node::Atomic(node) => fixed_len(node),
+        Node::Linebreak { .. } | Node::Grapheme => None,
+        Node::Backref {
+            target: Ref::Num(n), ..
+        } if depth < BACKREF_DEPTH => groups.get(*n).and_then(|g| fixed_len_with(g, groups, depth + 1)),
+        Node::Backref { .. } => None,
+        Node::Group { node, .. } | Node::Atomic(node) => len(node),
         Node::Concat(items) => items
             .iter()
-            .try_fold(0usize, |acc, n| fixed_len(n).map(|l| acc.saturating_add(l))),
+            .try_fold(0usize, |acc, n| len(n).map(|l| acc.saturating_add(l))),
         Node::Alt(items) => {
-            let mut lens = items.iter().map(fixed_len);
+            let mut lens = items.iter().map(len);
             let first = lens.next().flatten()?;
             lens.all(|l| l == Some(first)).then_some(first)
         }
@@ -2813,8 +2836,18 @@ fn fixed_len(node: &Node) -> Option<usize> {
             if Some(*min) != *max {
                 return None;
             }
-            fixed_len(node).map(|l| l.saturating_mul(*min as usize))
+            len(node).map(|l| l.saturating_mul(*min as usize))
         }
+    }
+}
+
+/// Whether `node` holds a backreference outside any lookahead or lookbehind of its own.
+fn has_backref(node: &Node) -> bool {
+    match node {
+        Node::Backref { .. } => true,
+        Node::Group { node, .. } | Node::Atomic(node) | Node::Repeat { node, .. } => has_backref(node),
+        Node::Concat(items) | Node::Alt(items) => items.iter().any(has_backref),
+        _ => false,
     }
 }
 
@@ -3056,7 +3089,8 @@ fn class_text(items: &[&Item], negated: bool) -> String {
 struct Emitter {
     target: Target,
     deps: Deps,
-    /// Relaxed target: capture groups' sub-patterns by group number (index 0 unused).
+    /// Relaxed and exact targets: capture groups' sub-patterns by group number (index 0
+    /// unused), for a backreference's expansion and its length.
     groups: Vec<Node>,
     /// Relaxed target: inside a backreference's expansion (no nested expansion).
     in_backref: bool,
@@ -3226,7 +3260,21 @@ impl Emitter {
                             out.push('|');
                         }
                         out.push_str(if *negate { "(?<!" } else { "(?<=" });
-                        self.emit(b, out)?;
+                        // fancy-regex gives a backreference no constant length. The branch has
+                        // one (PCRE2's rule, checked when parsed): it is a lookahead from that
+                        // many characters back, which ends where the lookbehind stands.
+                        let width = has_backref(b).then(|| fixed_len_with(b, &self.groups, 0)).flatten();
+                        match width {
+                            Some(w) => {
+                                out.push_str("(?=");
+                                self.emit(b, out)?;
+                                out.push(')');
+                                if w > 0 {
+                                    let _ = write!(out, "(?s:.){{{w}}}");
+                                }
+                            }
+                            None => self.emit(b, out)?,
+                        }
                         out.push(')');
                     }
                     out.push(')');
@@ -4811,9 +4859,12 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
     };
     parser.parse_start_options()?;
     let mut tree = parser.parse_alt(false)?;
+    let mut group_nodes = vec![Node::Empty];
+    collect_groups(&tree, &mut group_nodes);
     let resolver = Resolver {
         groups: parser.groups,
         names: &parser.names,
+        group_nodes: &group_nodes,
     };
     resolver.resolve(&mut tree, false, false)?;
     unrepeat_assertions(&mut tree);
@@ -4832,7 +4883,12 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
 
     let fast = if fast_ok { Some(compile_fast(&fast_src)?) } else { None };
     let (exact, retry) = if needs_exact {
-        let mut em = Emitter::new(Target::Exact);
+        let mut groups = vec![Node::Empty];
+        collect_groups(&tree, &mut groups);
+        let mut em = Emitter {
+            groups,
+            ..Emitter::new(Target::Exact)
+        };
         let mut src = String::from("(?:");
         if em.emit(&tree, &mut src).is_err() {
             return err("internal: exact emission failed");
@@ -4922,6 +4978,21 @@ mod tests {
         ("[\u{19B}x]", true, "\u{A7DC}", Some(&[])),
         ("[\u{264}\\p{Lu}]", true, "\u{A7CB}", Some(&[])),
         ("[^\u{264}\\d]", true, "\u{A7CB}", Some(&[("0", "\u{A7CB}")])),
+        // A backreference inside a lookbehind, to a group of fixed length (PCRE2 10.42 takes
+        // it; checked with af-oracle): before the group is set it fails, as anywhere.
+        ("(ab)(?<=\\1\\1)", false, "abab", Some(&[("0", "ab"), ("1", "ab")])),
+        ("(a)(?<!\\1)b", false, "ab", Some(&[])),
+        ("(x)(?<!\\1a)b", false, "xb", Some(&[("0", "xb"), ("1", "x")])),
+        ("(?<=\\1(a))b", false, "ab", Some(&[])),
+        ("(a|b)(?<=\\1)a", false, "ba", Some(&[("0", "ba"), ("1", "b")])),
+        ("(?<=(ab)\\1)", false, "abab", Some(&[("0", ""), ("1", "ab")])),
+        (
+            "(\u{E9}1)(?<=\\1)\u{E9}",
+            false,
+            "\u{E9}1\u{E9}",
+            Some(&[("0", "\u{E9}1\u{E9}"), ("1", "\u{E9}1")]),
+        ),
+        ("(a+)(?<=\\1)b", false, "ab", None),
         // Pairs added to simple case folding after Unicode 14 are none for PCRE2 10.42 either.
         ("\u{390}", true, "\u{1FD3}", Some(&[])),
         ("\u{1FE3}", true, "\u{3B0}", Some(&[])),
