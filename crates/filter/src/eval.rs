@@ -290,6 +290,9 @@ fn hash_sampled<H: Hasher>(v: &Value, h: &mut H) {
 
 /// AbuseFilter empties its result cache when it passes 1000 entries.
 const MEMO_LIMIT: usize = 1000;
+/// Arrays this long or longer have [`Value::has_undefined`] remembered (a shorter scan costs
+/// less than the lookup).
+const UNDEFINED_MEMO_LEN: usize = 16;
 
 /// The result of evaluating one rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -318,6 +321,9 @@ pub struct Evaluator<'e, V> {
     joined: ByAddress<Vec<Value>, Arc<str>>,
     /// What regex searches of one long string share (its lowercased copy…).
     facts: ByAddress<str, Arc<pcre::HaystackFacts>>,
+    /// Whether a long array holds an undefined value, asked at every keyword and call that
+    /// takes it (`added_lines` has a line per element).
+    undefined_in: ByAddress<Vec<Value>, bool>,
     /// Strings already passed through the confusables table (`ccnorm`, `ccnorm_contains_*`).
     equiv: ByAddress<str, Arc<str>>,
     conditions: usize,
@@ -373,6 +379,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             memo: FxMap::with_capacity_and_hasher(256, Default::default()),
             joined: ByAddress::default(),
             facts: ByAddress::default(),
+            undefined_in: ByAddress::default(),
             equiv: ByAddress::default(),
             conditions: 0,
         }
@@ -660,7 +667,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             Keyword(op, a, b) => {
                 let (x, y) = (self.operand(run, a)?, self.operand(run, b)?);
                 self.raise(run, e.span)?;
-                let undefined = x.has_undefined() || y.has_undefined();
+                let undefined = self.has_undefined(&x) || self.has_undefined(&y);
                 let (x, y) = if undefined {
                     (x.undefined_to_null(), y.undefined_to_null())
                 } else {
@@ -791,6 +798,16 @@ impl<'e, V: Variables> Evaluator<'e, V> {
         }
     }
 
+    /// [`Value::has_undefined`], remembered for the action's long arrays.
+    fn has_undefined(&mut self, v: &Value) -> bool {
+        match v {
+            Value::Array(a) if a.len() >= UNDEFINED_MEMO_LEN => {
+                self.undefined_in.get_or_insert_with(a, || v.has_undefined())
+            }
+            _ => v.has_undefined(),
+        }
+    }
+
     /// The shared search facts of `hay`, kept for the action when it is long.
     fn facts_for(&mut self, hay: &Arc<str>) -> Option<Arc<pcre::HaystackFacts>> {
         if hay.len() < 256 {
@@ -907,7 +924,7 @@ impl<'e, V: Variables> Evaluator<'e, V> {
             }
         }
         self.raise(run, span)?;
-        let undefined = key.args.iter().any(Value::has_undefined);
+        let undefined = key.args.iter().any(|a| self.has_undefined(a));
         let result = if undefined {
             let nulled: Vec<Value> = key.args.iter().map(Value::undefined_to_null).collect();
             self.builtin(run, span, f, &nulled)?;
