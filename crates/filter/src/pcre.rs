@@ -3010,38 +3010,38 @@ fn item_invariant(item: &Item) -> bool {
     }
 }
 
-/// The characters PCRE2 10.42 matches caselessly only as themselves while Rust's `(?i)`
-/// (Unicode 16) gives them a pair: those whose case pair is newer than Unicode 14
-/// ([`crate::normalize::CASED_AFTER_PHP`]), and the three pairs added to simple case folding
-/// after Unicode 14 (U+0390/U+1FD3, U+03B0/U+1FE3, U+FB05/U+FB06). Sorted and apart.
-const NO_PCRE_PAIR: [(u32, u32); 15] = [
-    (0x019B, 0x019B),
-    (0x0264, 0x0264),
+/// The pairs added to simple case folding after Unicode 14 (U+0390/U+1FD3, U+03B0/U+1FE3,
+/// U+FB05/U+FB06): PCRE2 10.42 does not fold them together, Rust's `(?i)` does.
+const FOLDED_AFTER_14: [(u32, u32); 5] = [
     (0x0390, 0x0390),
     (0x03B0, 0x03B0),
-    (0x1C89, 0x1C8A),
     (0x1FD3, 0x1FD3),
     (0x1FE3, 0x1FE3),
-    (0xA7CB, 0xA7CF),
-    (0xA7D2, 0xA7D5),
-    (0xA7DA, 0xA7DC),
     (0xFB05, 0xFB06),
-    (0x10D50, 0x10D65),
-    (0x10D70, 0x10D85),
-    (0x16EA0, 0x16EB8),
-    (0x16EBB, 0x16ED3),
 ];
+
+/// The characters PCRE2 10.42 matches caselessly only as themselves while Rust's `(?i)`
+/// (Unicode 16) gives them a pair: those whose case pair is newer than Unicode 14
+/// ([`crate::normalize::CASED_AFTER_PHP`]) and [`FOLDED_AFTER_14`]. Sorted and apart.
+fn no_pcre_pair_ranges() -> &'static [(u32, u32)] {
+    static RANGES: std::sync::OnceLock<Vec<(u32, u32)>> = std::sync::OnceLock::new();
+    RANGES.get_or_init(|| {
+        let mut all = [&crate::normalize::CASED_AFTER_PHP[..], &FOLDED_AFTER_14[..]].concat();
+        all.sort_unstable();
+        all
+    })
+}
 
 fn no_pcre_pair(c: char) -> bool {
     let c = u32::from(c);
-    NO_PCRE_PAIR
+    no_pcre_pair_ranges()
         .iter()
         .take_while(|&&(lo, _)| lo <= c)
         .any(|&(_, hi)| c <= hi)
 }
 
-/// Puts the range `a-b` into `folded` and `exact`: the characters of [`NO_PCRE_PAIR`] into
-/// `exact`, the rest into `folded`.
+/// Puts the range `a-b` into `folded` and `exact`: the characters of [`no_pcre_pair_ranges`]
+/// into `exact`, the rest into `folded`.
 fn split_no_pcre_pair(a: char, b: char, folded: &mut Vec<Item>, exact: &mut Vec<Item>) {
     let item = |lo: u32, hi: u32| match (char::from_u32(lo), char::from_u32(hi)) {
         (Some(l), Some(h)) if l == h => Some(Item::Char(l)),
@@ -3049,7 +3049,7 @@ fn split_no_pcre_pair(a: char, b: char, folded: &mut Vec<Item>, exact: &mut Vec<
         _ => None,
     };
     let (mut at, end) = (u32::from(a), u32::from(b));
-    for &(lo, hi) in &NO_PCRE_PAIR {
+    for &(lo, hi) in no_pcre_pair_ranges() {
         if hi < at || lo > end {
             continue;
         }
@@ -3148,7 +3148,7 @@ impl Emitter {
         match node {
             Node::Empty => {}
             Node::Lit { c, caseless } => {
-                // Some characters Rust pairs have no pair in PCRE2 10.42 (see NO_PCRE_PAIR).
+                // Some characters Rust pairs have no pair in PCRE2 10.42 (see no_pcre_pair_ranges).
                 if *caseless && !case_invariant(*c) && !no_pcre_pair(*c) {
                     out.push_str("(?i:");
                     push_char(out, *c);
@@ -3436,20 +3436,20 @@ impl Emitter {
             return Ok(());
         }
         // Case-sensitive items: sets not closed under folding, and the characters PCRE2 10.42
-        // gives no case pair while Rust's `(?i)` would (NO_PCRE_PAIR), split out of ranges.
+        // gives no case pair while Rust's `(?i)` would (`no_pcre_pair`), split out of ranges.
         // The rest are folded.
-        let mut own_cs: Vec<Item> = Vec::new();
-        let mut own_ci: Vec<Item> = Vec::new();
+        let (mut range_ci, mut range_cs) = (Vec::new(), Vec::new());
+        let (mut cs, mut ci): (Vec<&Item>, Vec<&Item>) = (Vec::new(), Vec::new());
         for item in &class.items {
             match item {
-                Item::Set(s) if !s.fold_closed => own_cs.push(item.clone()),
-                Item::Char(c) if no_pcre_pair(*c) => own_cs.push(item.clone()),
-                Item::Range(a, b) => split_no_pcre_pair(*a, *b, &mut own_ci, &mut own_cs),
-                _ => own_ci.push(item.clone()),
+                Item::Set(s) if !s.fold_closed => cs.push(item),
+                Item::Char(c) if no_pcre_pair(*c) => cs.push(item),
+                Item::Range(a, b) => split_no_pcre_pair(*a, *b, &mut range_ci, &mut range_cs),
+                _ => ci.push(item),
             }
         }
-        let cs: Vec<&Item> = own_cs.iter().collect();
-        let ci: Vec<&Item> = own_ci.iter().collect();
+        cs.extend(&range_cs);
+        ci.extend(&range_ci);
         if cs.is_empty() {
             out.push_str("(?i:");
             out.push_str(&class_text(&ci, class.negated));
