@@ -4156,11 +4156,10 @@ fn contains_continue(node: &Node) -> bool {
     }
 }
 
-/// A prefilter for `tree`, unless it would not narrow anything down. `fast_src` is the fast
-/// emission, if any, to avoid a relaxed pattern identical to it.
-fn build_prefilter(tree: &Node, fast_src: &str, with_period: bool) -> Option<Prefilter> {
-    let mut groups = vec![Node::Empty];
-    collect_groups(tree, &mut groups);
+/// A prefilter for `tree`, unless it would not narrow anything down. `groups` are its capture
+/// groups' sub-patterns by number (see [`collect_groups`]); `fast_src` is the fast emission, if
+/// any, to avoid a relaxed pattern identical to it.
+fn build_prefilter(tree: &Node, groups: Vec<Node>, fast_src: &str, with_period: bool) -> Option<Prefilter> {
     let mut em = Emitter {
         groups,
         ..Emitter::new(Target::Relaxed)
@@ -4882,8 +4881,10 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
         !fast_ok || fast_em.deps.final_newline || fast_em.deps.line_start || fast_em.deps.word || needs_retry;
 
     let fast = if fast_ok { Some(compile_fast(&fast_src)?) } else { None };
+    // The capture groups' sub-patterns, for the exact and relaxed emitters (a prefilter is
+    // built only where the exact engine is).
+    let mut groups = vec![Node::Empty];
     let (exact, retry) = if needs_exact {
-        let mut groups = vec![Node::Empty];
         collect_groups(&tree, &mut groups);
         let mut em = Emitter {
             groups,
@@ -4894,6 +4895,7 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
             return err("internal: exact emission failed");
         }
         src.push(')');
+        groups = std::mem::take(&mut em.groups);
         let exact = compile_exact(&src, false)?;
         let retry = if needs_retry {
             // Fails only for a pattern that can never match non-empty: nothing to retry then.
@@ -4906,7 +4908,8 @@ fn build(body: &str, caseless: bool) -> Result<Regex, RegexError> {
         (None, None)
     };
     let prefilter = if !fast_ok || fast_em.deps.final_newline || fast_em.deps.word || needs_retry {
-        build_prefilter(&tree, &fast_src, !fast_ok).map(|mut p| {
+        debug_assert!(needs_exact, "the groups are collected with the exact emission");
+        build_prefilter(&tree, groups, &fast_src, !fast_ok).map(|mut p| {
             p.only_final_newline = fast_ok && !fast_em.deps.word && !needs_retry;
             p
         })
