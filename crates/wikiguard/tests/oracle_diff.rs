@@ -1744,12 +1744,8 @@ fn generated_programs_agree_with_abusefilter() {
         if excluded(&src) {
             continue;
         }
-        match checksums.entry(crc32(src.as_bytes())) {
-            std::collections::hash_map::Entry::Occupied(first) if *first.get() != src => continue,
-            std::collections::hash_map::Entry::Occupied(_) => {}
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(src.clone());
-            }
+        if *checksums.entry(crc32(src.as_bytes())).or_insert_with(|| src.clone()) != src {
+            continue;
         }
         programs.push((src, vars));
     }
