@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use wikiguard_check::Action;
 use wikiguard_store::{NewRecentAction, Store};
@@ -24,6 +25,11 @@ const QUEUE_BYTES: usize = 64 << 20;
 /// At most this many in one transaction, so that a long batch never holds the writer (and
 /// the durable hit writes queued behind it) for long.
 const MAX_BATCH: usize = 64;
+/// After a write the recorder lets this long pass before the next, gathering what arrives
+/// meanwhile into one transaction: under load one write (and one wake-up of the recorder
+/// and of the store's writer) per interval instead of one per check. An action after a quiet
+/// spell is written at once.
+const GATHER: Duration = Duration::from_millis(20);
 
 /// The recorder; dropping it writes what is queued and stops its thread.
 pub(crate) struct RecentLog {
@@ -100,6 +106,7 @@ fn record(store: &dyn Store, keep: usize, actions: &Receiver<Queued>, dropped: &
         encode(time, action)
     };
     while let Ok(first) = actions.recv() {
+        let started = Instant::now();
         batch.push(take(first));
         while batch.len() < MAX_BATCH {
             match actions.try_recv() {
@@ -112,6 +119,9 @@ fn record(store: &dyn Store, keep: usize, actions: &Receiver<Queued>, dropped: &
             tracing::warn!(error = %e, actions = batch.len(), "could not keep recent actions");
         }
         batch.clear();
+        if let Some(rest) = GATHER.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
+        }
     }
 }
 
