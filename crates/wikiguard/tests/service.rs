@@ -181,6 +181,34 @@ fn history_update_delete_and_variables() {
     assert_eq!(s.admin("GET", "/v1/filters/999/history", None).0, 404);
 }
 
+/// A long action is evaluated on the blocking pool, a short one on the thread that received it
+/// (see `INLINE_CHECK_BYTES`): both answer and log alike.
+#[test]
+fn long_and_short_actions_are_checked_alike() {
+    let s = Server::start("long", &[]);
+    let id = s.create(&spam_filter());
+    let old = "Cats purr. ".repeat(20_000);
+    for (user, new) in [
+        ("Short", "Buy cheap pills".to_string()),
+        ("Long", format!("{old}\nBuy cheap pills")),
+    ] {
+        let body = edit(user, "Cats", &old, &new);
+        let v = s.check(&body);
+        assert_eq!(v["verdict"], "disallow", "{user}: {v}");
+        assert_eq!(v["matches"], json!([id]), "{user}");
+        assert_eq!(v["hits"].as_array().map(Vec::len), Some(1), "{user}: {v}");
+    }
+    assert!(edit("Long", "Cats", &old, "").to_string().len() > 128 << 10);
+    let (_, hits) = s.admin("GET", &format!("/v1/hits?filter={id}"), None);
+    let users: Vec<&str> = hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["user_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["Long", "Short"]);
+}
+
 #[test]
 fn test_against_recent_actions() {
     let s = Server::start("recent", &[]);
