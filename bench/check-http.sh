@@ -33,7 +33,7 @@ fi
 wg="$target/release/wikiguard"
 
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'rc=$?; [ $rc = 0 ] || { echo "check-http.sh: the service log:" >&2; tail -20 "$work/serve.log" >&2 2>/dev/null; }; kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 "$root/bench/edits/gen.py" "$work/edits" >/dev/null
 python3 "$here/check/make_actions.py" "$work/edits" "$work/actions"
 
@@ -42,7 +42,9 @@ export CHECK_TOKEN=bench-check-token-0123456789
 # text the one already stored (see check/post.lua). VARY_NEW_TEXT=0 repeats one edit.
 export VARY_NEW_TEXT=${VARY_NEW_TEXT:-1}
 admin=bench-admin-token-0123456789
-port=$((20000 + RANDOM % 20000))
+# A port the kernel has just handed out as free (a random one could be the local end of a
+# connection still open, and the service then fails to listen).
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 WIKIGUARD_LISTEN=127.0.0.1:$port WIKIGUARD_DATA_DIR="$work/data" WIKIGUARD_CHECK_TOKEN=$CHECK_TOKEN \
   WIKIGUARD_ADMIN_TOKEN=$admin WIKIGUARD_LOG_LEVEL=warn "$wg" serve 2>"$work/serve.log" &
 pid=$!
@@ -55,6 +57,8 @@ for _ in range(100):
         urllib.request.urlopen(base + "/healthz", timeout=1); break
     except OSError:
         time.sleep(0.1)
+else:
+    sys.exit("check-http.sh: the service did not answer /healthz within 10 s (its log follows)")
 for name in sorted(os.listdir(folder)):
     if not name.endswith(".af"):
         continue
