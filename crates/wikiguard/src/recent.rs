@@ -28,7 +28,7 @@ const MAX_BATCH: usize = 64;
 /// After a write the recorder lets this long pass before the next, gathering what arrives
 /// meanwhile into one transaction: under load one write (and one wake-up of the recorder
 /// and of the store's writer) per interval instead of one per check. An action after a quiet
-/// spell is written at once.
+/// spell is written at once, and so is the next batch after a full one.
 const GATHER: Duration = Duration::from_millis(20);
 
 /// The recorder; dropping it writes what is queued and stops its thread.
@@ -114,12 +114,14 @@ fn record(store: &dyn Store, keep: usize, actions: &Receiver<Queued>, dropped: &
                 Err(_) => break,
             }
         }
+        // A full batch means more is waiting: the next write follows at once.
+        let full = batch.len() == MAX_BATCH;
         if let Err(e) = store.record_recent_actions(&batch, keep) {
             dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
             tracing::warn!(error = %e, actions = batch.len(), "could not keep recent actions");
         }
         batch.clear();
-        if let Some(rest) = GATHER.checked_sub(started.elapsed()) {
+        if let Some(rest) = GATHER.checked_sub(started.elapsed()).filter(|_| !full) {
             std::thread::sleep(rest);
         }
     }
