@@ -42,9 +42,7 @@ export CHECK_TOKEN=bench-check-token-0123456789
 # text the one already stored (see check/post.lua). VARY_NEW_TEXT=0 repeats one edit.
 export VARY_NEW_TEXT=${VARY_NEW_TEXT:-1}
 admin=bench-admin-token-0123456789
-# A port the kernel has just handed out as free (a random one could be the local end of a
-# connection still open, and the service then fails to listen).
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 WIKIGUARD_LISTEN=127.0.0.1:$port WIKIGUARD_DATA_DIR="$work/data" WIKIGUARD_CHECK_TOKEN=$CHECK_TOKEN \
   WIKIGUARD_ADMIN_TOKEN=$admin WIKIGUARD_LOG_LEVEL=warn "$wg" serve 2>"$work/serve.log" &
 pid=$!

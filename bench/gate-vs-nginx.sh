@@ -57,8 +57,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-up=$(port); np=$(port); gp=$(port)
+up=$(free_port); np=$(free_port); gp=$(free_port)
 mkdir -p "$work/html/wiki" "$work/logs"
 # nginx workers run as an unprivileged user: let them read the page.
 chmod 755 "$work"

@@ -15,3 +15,6 @@ steal_report() {
   awk -v t="$((now - steal_begin))" -v hz="$ticks_per_second" \
     'BEGIN { printf "CPU time the host took from this machine during the run (steal): %.1f s\n", t / hz }'
 }
+# free_port: a loopback port the kernel has just handed out as free, for a server a benchmark
+# starts (a random one could be the local end of a connection still open).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
